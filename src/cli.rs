@@ -1,0 +1,260 @@
+//! The command line: every subcommand and option, with its help text.
+//!
+//! Only what the user typed lives here, validated by clap; [`crate::config`]
+//! turns it into ready-to-use settings. Doc comments are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::progress::ProgressMode;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  all good
+  1  failure (nothing or not everything could be done; see the error)
+  2  usage error (bad option or argument)
+  3  finished, but some input was skipped or some events were dead-lettered
+130  interrupted by Ctrl-C before anything could be finished";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ctindex",
+    version,
+    about = "Load AWS CloudTrail logs into Elasticsearch or OpenSearch",
+    long_about = "Load AWS CloudTrail logs into Elasticsearch or OpenSearch: fast bulk import of \
+                  local mirrors, an index template that survives CloudTrail's schema drift, secrets \
+                  filtered out, and every event classified as console, automation or AWS service.",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace). RUST_LOG-style filters go in CTINDEX_LOG.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only warnings and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import CloudTrail log files into the cluster (one-time or repeated: ids make it idempotent).
+    #[command(after_help = EXIT_CODES)]
+    Import(ImportArgs),
+    /// Install the index template and alias (import does this too, once per run).
+    #[command(after_help = EXIT_CODES)]
+    Setup(SetupArgs),
+}
+
+/// How to reach the cluster.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Elasticsearch or OpenSearch URL, e.g. http://127.0.0.1:9200 (user:password@ in the URL works too).
+    #[arg(long, env = "CTINDEX_URL", value_name = "URL")]
+    pub url: Option<String>,
+
+    /// User name for basic authentication.
+    #[arg(long, env = "CTINDEX_USER", value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Password for basic authentication (prefer the environment variable or --password-file).
+    #[arg(
+        long,
+        env = "CTINDEX_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+
+    /// Read the password from this file (first line).
+    #[arg(long, value_name = "FILE", conflicts_with = "password")]
+    pub password_file: Option<PathBuf>,
+
+    /// API key (the base64 "encoded" form that Kibana and the API return).
+    #[arg(long, env = "CTINDEX_API_KEY", value_name = "KEY", hide_env_values = true, conflicts_with_all = ["user", "bearer_token"])]
+    pub api_key: Option<String>,
+
+    /// Bearer token (e.g. from a service account or an OIDC provider).
+    #[arg(
+        long,
+        env = "CTINDEX_BEARER_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        conflicts_with = "user"
+    )]
+    pub bearer_token: Option<String>,
+
+    /// Trust this CA certificate (PEM) besides the system roots.
+    #[arg(long, env = "CTINDEX_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Do not verify the cluster's TLS certificate (unsafe; for test clusters only).
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Timeout of one request to the cluster, in seconds.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+/// Where documents go.
+#[derive(Debug, Clone, Args)]
+pub struct IndexArgs {
+    /// Prefix of the monthly indices (<PREFIX>-YYYY.MM) and name of the alias over them.
+    #[arg(
+        long,
+        env = "CTINDEX_INDEX_PREFIX",
+        default_value = "cloudtrail",
+        value_name = "PREFIX"
+    )]
+    pub index_prefix: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Local folders (a mirror of the S3 layout at any depth, or any folder) or files.
+    /// Folders are searched for *.json, *.json.gz, *.ndjson and *.jsonl files; digest files are skipped.
+    #[arg(required = true, value_name = "SOURCE")]
+    pub sources: Vec<String>,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    #[command(flatten)]
+    pub index: IndexArgs,
+
+    /// Remove fields matching this dotted path (repeatable). `*` matches one key or part of one,
+    /// `**` any number of keys; arrays are crossed. Example: --drop 'requestParameters.policy*'
+    #[arg(long, value_name = "PATH")]
+    pub drop: Vec<String>,
+
+    /// Keep fields matching this path even if a --drop pattern or a default drop matches them (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub keep: Vec<String>,
+
+    /// Do not apply the default drops (**.accessKeyId, **.sessionToken, **.secretAccessKey).
+    #[arg(long)]
+    pub no_default_drops: bool,
+
+    /// Do not mask access key ids (AKIA…/ASIA…) found inside other strings.
+    #[arg(long)]
+    pub no_redact: bool,
+
+    /// Send a bulk request once it holds this much (e.g. 5MB, 512KiB).
+    #[arg(long, default_value = "5MB", value_name = "SIZE", value_parser = parse_size)]
+    pub batch_bytes: usize,
+
+    /// Bulk requests in flight at once.
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+
+    /// Files read and decoded at once (default: the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
+
+    /// Strings longer than this are truncated (and flagged in ctindex.truncated).
+    #[arg(long, default_value = "16KiB", value_name = "SIZE", value_parser = parse_size)]
+    pub max_value_bytes: usize,
+
+    /// Read, decode, filter, classify and build the bulk requests, but send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not install the index template first (when it is managed elsewhere).
+    #[arg(long)]
+    pub no_setup: bool,
+
+    /// Events the cluster refuses, and values that are not events, are appended here.
+    #[arg(
+        long,
+        default_value = "ctindex-dead-letters.ndjson",
+        value_name = "FILE"
+    )]
+    pub dead_letter: PathBuf,
+
+    /// Give up on a bulk request that keeps failing after this many seconds of retries.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub retry_budget: u64,
+
+    /// Write the summary as JSON to this file ('-' for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+
+    /// How to show progress: bars on a terminal and log lines otherwise (auto), or always one way.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+
+    /// Seconds between progress log lines (when not showing bars).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub progress_interval: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    #[command(flatten)]
+    pub index: IndexArgs,
+
+    /// Print the template that would be installed (for the flavour given) and exit.
+    #[arg(long, value_name = "FLAVOR", value_parser = ["elasticsearch", "opensearch"])]
+    pub print: Option<String>,
+}
+
+/// Parses "5MB", "512KiB", "1.5MiB", "1000" into bytes.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size (try 5MB or 512KiB)"))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "unknown size unit '{other}' in '{text}' (use B, KB, KiB, MB, MiB, GB, GiB)"
+            ));
+        }
+    };
+    let bytes = number * factor;
+    if !(1.0..=4e9).contains(&bytes) {
+        return Err(format!("'{text}' is out of range (1 byte to 4GB)"));
+    }
+    Ok(bytes as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("5MB"), Ok(5_000_000));
+        assert_eq!(parse_size("512KiB"), Ok(524_288));
+        assert_eq!(parse_size("1.5 MiB"), Ok(1_572_864));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("5XB").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("abc").is_err());
+    }
+}

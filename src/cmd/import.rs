@@ -1,0 +1,188 @@
+//! `ctindex import`: read sources, index every event, print the summary.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use super::Outcome;
+use crate::cli::ImportArgs;
+use crate::config;
+use crate::dlq::DeadLetters;
+use crate::filter::{DEFAULT_DROP, FieldFilter};
+use crate::pipeline::{Cancel, Options, Pipeline};
+use crate::progress::{Reporter, Stats, Summary};
+use crate::sink::client::Cluster;
+use crate::sink::{FileNames, Sink, template};
+use crate::source::Source;
+use crate::transform::{Limits, Transformer};
+
+pub async fn run(args: ImportArgs) -> Result<Outcome> {
+    let prefix = config::index_prefix(&args.index.index_prefix)?;
+    let sources = args
+        .sources
+        .iter()
+        .map(|s| Source::parse(s).map_err(|e| config::UsageError(format!("{e:#}")).into()))
+        .collect::<Result<Vec<_>>>()?;
+    let mut drop: Vec<String> = if args.no_default_drops {
+        Vec::new()
+    } else {
+        DEFAULT_DROP.iter().map(|s| s.to_string()).collect()
+    };
+    drop.extend(args.drop.iter().cloned());
+    let filter = FieldFilter::new(&drop, &args.keep, !args.no_redact)
+        .map_err(|e| config::UsageError(e.to_string()))?;
+    let limits = Limits {
+        max_string_bytes: args.max_value_bytes.max(64),
+        ..Limits::default()
+    };
+    let transformer = Arc::new(Transformer::new(filter, prefix.clone(), limits));
+
+    let stats = Arc::new(Stats::default());
+    let dlq = Arc::new(DeadLetters::new(&args.dead_letter));
+    let names = Arc::new(FileNames::default());
+
+    let cluster = if args.dry_run {
+        None
+    } else {
+        let cluster = Cluster::connect(&config::cluster(&args.cluster)?).await?;
+        tracing::info!(
+            "connected to {} {} at {}",
+            cluster.flavor.name(),
+            cluster.version,
+            cluster.url()
+        );
+        if !args.no_setup {
+            template::install(&cluster, &prefix).await?;
+        }
+        Some(cluster)
+    };
+    let sink = cluster.clone().map(|cluster| {
+        Arc::new(Sink {
+            cluster,
+            dlq: dlq.clone(),
+            stats: stats.clone(),
+            names: names.clone(),
+            retry_budget: Duration::from_secs(args.retry_budget.max(1)),
+        })
+    });
+
+    let cancel = Arc::new(Cancel::default());
+    let signals = tokio::spawn(watch_signals(cancel.clone()));
+    let pipeline = Pipeline {
+        transformer,
+        sink,
+        stats: stats.clone(),
+        dlq: dlq.clone(),
+        names,
+        options: Options {
+            batch_bytes: args.batch_bytes,
+            concurrency: usize::from(args.concurrency),
+            workers: args
+                .workers
+                .map(usize::from)
+                .unwrap_or_else(default_workers),
+        },
+        cancel: cancel.clone(),
+    };
+
+    let started = Instant::now();
+    let reporter = Reporter::start(
+        stats.clone(),
+        args.progress,
+        args.dry_run,
+        Duration::from_secs(args.progress_interval.max(1)),
+    );
+    let result = pipeline.run(sources).await;
+    reporter.finish().await;
+    signals.abort();
+    dlq.flush()?;
+    if let (Some(cluster), Ok(())) = (&cluster, &result) {
+        cluster.refresh(&format!("{prefix}-*")).await?;
+    }
+
+    let mut summary = Summary::from_stats(
+        &stats,
+        started.elapsed(),
+        args.dry_run,
+        dlq.count(),
+        Some(dlq.path().display().to_string()),
+    );
+    summary.interrupted = cancel.is_cancelled();
+    if let Some(path) = &args.summary_json {
+        write_summary_json(path, &summary)?;
+    }
+    let line = summary.line();
+    match &result {
+        Err(_) => eprintln!("ctindex: {line}"),
+        Ok(()) if args.summary_json.as_deref() == Some(Path::new("-")) => {
+            eprintln!("ctindex: {line}")
+        }
+        Ok(()) => println!("{line}"),
+    }
+    result?;
+    Ok(if summary.is_partial() {
+        Outcome::Partial
+    } else {
+        Outcome::Clean
+    })
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+fn write_summary_json(path: &Path, summary: &Summary) -> Result<()> {
+    let text = serde_json::to_string_pretty(summary)?;
+    if path == Path::new("-") {
+        println!("{text}");
+        return Ok(());
+    }
+    std::fs::write(path, text + "\n")
+        .with_context(|| format!("cannot write --summary-json {}", path.display()))
+}
+
+/// First Ctrl-C or SIGTERM: stop reading and finish what is in flight.
+/// Second: quit at once.
+async fn watch_signals(cancel: Arc<Cancel>) {
+    let mut count = 0;
+    loop {
+        wait_for_signal().await;
+        count += 1;
+        if count == 1 {
+            tracing::warn!(
+                "stopping: no new files are read, what is in flight is finished (Ctrl-C again to quit at once)"
+            );
+            cancel.cancel();
+        } else {
+            eprintln!("ctindex: interrupted");
+            std::process::exit(130);
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                // Ctrl-C in a terminal.
+                _ = tokio::signal::ctrl_c() => {}
+                // kill, systemd stop, Kubernetes pod termination.
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,25 @@
+//! Commands: one file per subcommand, and the dispatch.
+
+pub mod import;
+pub mod setup;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+
+/// How a command ended when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything was done (exit 0).
+    Clean,
+    /// Done, but some input was skipped or some events dead-lettered (exit 3).
+    Partial,
+}
+
+/// Runs the command the user asked for.
+pub async fn run(cli: Cli) -> Result<Outcome> {
+    match cli.command {
+        Command::Import(args) => import::run(args).await,
+        Command::Setup(args) => setup::run(args).await,
+    }
+}

@@ -1,0 +1,142 @@
+//! Configuration: what the user typed (see [`crate::cli`]) resolved into
+//! ready-to-use settings, with every problem reported as a [`UsageError`]
+//! that names the option to fix.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use elasticsearch::http::Url;
+
+use crate::cli::ClusterArgs;
+use crate::sink::client::{Auth, ClusterConfig};
+
+/// A problem with the command line or the environment: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Shorthand for failing with a usage error.
+pub fn usage<T>(message: impl Into<String>) -> Result<T> {
+    Err(UsageError(message.into()).into())
+}
+
+/// Resolves the cluster options; `--url` must be set.
+pub fn cluster(args: &ClusterArgs) -> Result<ClusterConfig> {
+    let Some(text) = args.url.as_deref() else {
+        return usage("no cluster given: pass --url http://HOST:9200 (or set CTINDEX_URL)");
+    };
+    let url = match Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => url,
+        Ok(_) => {
+            return usage(format!(
+                "--url must start with http:// or https://, got '{}'",
+                redact_url(text)
+            ));
+        }
+        Err(e) => return usage(format!("--url '{}' is not a URL: {e}", redact_url(text))),
+    };
+    let password = match (&args.password, &args.password_file) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(text) => Some(text.lines().next().unwrap_or("").to_string()),
+            Err(e) => return usage(format!("--password-file {}: {e}", path.display())),
+        },
+        (None, None) => None,
+    };
+    let auth = match (&args.user, password, &args.api_key, &args.bearer_token) {
+        (Some(user), Some(password), None, None) => Auth::Basic {
+            user: user.clone(),
+            password,
+        },
+        (Some(_), None, _, _) => {
+            return usage("--user needs a password: set CTINDEX_PASSWORD or --password-file");
+        }
+        (None, Some(_), _, _) => return usage("a password was given without --user"),
+        (None, None, Some(key), None) => Auth::ApiKey(key.clone()),
+        (None, None, None, Some(token)) => Auth::Bearer(token.clone()),
+        (None, None, None, None) => Auth::None,
+        _ => return usage("give only one of --user/--password, --api-key and --bearer-token"),
+    };
+    if args.insecure {
+        tracing::warn!("--insecure: the cluster's TLS certificate is not verified");
+    }
+    Ok(ClusterConfig {
+        url,
+        auth,
+        ca_cert: args.ca_cert.clone(),
+        insecure: args.insecure,
+        timeout: Duration::from_secs(args.timeout.max(1)),
+    })
+}
+
+/// Checks an index prefix against the cluster's index naming rules.
+pub fn index_prefix(prefix: &str) -> Result<String> {
+    let bad = prefix.is_empty()
+        || prefix.len() > 200
+        || prefix.starts_with(['-', '_', '+', '.'])
+        || prefix
+            .chars()
+            .any(|c| c.is_ascii_uppercase() || "\\/*?\"<>| ,#:".contains(c));
+    if bad {
+        return usage(format!(
+            "--index-prefix '{prefix}' is not a valid index name prefix (lowercase, no \\ / * ? \" < > | space , # :, not starting with - _ + .)"
+        ));
+    }
+    Ok(prefix.to_string())
+}
+
+/// The URL with any password replaced, for messages.
+pub fn redact_url(text: &str) -> String {
+    match Url::parse(text) {
+        Ok(url) => crate::sink::client::display_url(&url),
+        Err(_) => match text.rfind('@') {
+            Some(at) => format!("***{}", &text[at..]),
+            None => text.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(url: Option<&str>) -> ClusterArgs {
+        ClusterArgs {
+            url: url.map(String::from),
+            user: None,
+            password: None,
+            password_file: None,
+            api_key: None,
+            bearer_token: None,
+            ca_cert: None,
+            insecure: false,
+            timeout: 30,
+        }
+    }
+
+    #[test]
+    fn cluster_options() {
+        assert!(cluster(&args(None)).is_err());
+        assert!(cluster(&args(Some("ftp://x"))).is_err());
+        let err = cluster(&args(Some("http://u:hunter2@[::1")))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        let ok = cluster(&args(Some("http://127.0.0.1:9200"))).unwrap();
+        assert!(matches!(ok.auth, Auth::None));
+        let mut a = args(Some("https://h"));
+        a.user = Some("elastic".into());
+        assert!(cluster(&a).is_err());
+        a.password = Some("pw".into());
+        assert!(matches!(cluster(&a).unwrap().auth, Auth::Basic { .. }));
+    }
+
+    #[test]
+    fn prefixes() {
+        assert!(index_prefix("cloudtrail").is_ok());
+        assert!(index_prefix("ct-prod.eu").is_ok());
+        for bad in ["", "CloudTrail", "_x", "a b", "a*"] {
+            assert!(index_prefix(bad).is_err(), "{bad}");
+        }
+    }
+}

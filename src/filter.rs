@@ -1,0 +1,418 @@
+//! Field filtering: which parts of an event never reach the index.
+//!
+//! Owns the dotted-path patterns of `--drop` and `--keep` and the default
+//! drop list (access key ids and session tokens), plus the value scrubber that
+//! masks access key ids wherever else they turn up in a string.
+//!
+//! Pure and synchronous. Invariant: a field matched by a drop pattern and by
+//! no keep pattern is gone from the event after [`FieldFilter::apply`].
+//!
+//! Pattern syntax: segments separated by `.`; a segment is a key, a glob with
+//! `*` inside a key (`access*`), `*` for any one key, or `**` for any number of
+//! keys (zero or more). Arrays are transparent: `resources.ARN` matches the
+//! `ARN` of every element of `resources`.
+
+use serde_json::{Map, Value};
+
+/// Dropped unless `--keep` says otherwise: identifiers of credentials.
+/// Access key ids and session tokens are not secret keys, but they identify
+/// live credentials and are what leak scanners look for.
+pub const DEFAULT_DROP: &[&str] = &["**.accessKeyId", "**.sessionToken", "**.secretAccessKey"];
+
+/// What replaces an access key id found inside some other string.
+pub const REDACTED: &str = "[REDACTED-ACCESS-KEY-ID]";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Key(String),
+    Glob(String),
+    AnyKey,
+    AnyDepth,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pattern {
+    text: String,
+    segments: Vec<Segment>,
+}
+
+/// A bad `--drop`/`--keep` pattern.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid field path pattern '{pattern}': {why} (use dotted paths such as userIdentity.accessKeyId, requestParameters.*, **.sessionToken)"
+)]
+pub struct PatternError {
+    pattern: String,
+    why: &'static str,
+}
+
+impl Pattern {
+    fn parse(text: &str) -> Result<Self, PatternError> {
+        let error = |why| PatternError {
+            pattern: text.to_string(),
+            why,
+        };
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(error("it is empty"));
+        }
+        let mut segments = Vec::new();
+        for part in text.split('.') {
+            segments.push(match part {
+                "" => return Err(error("it has an empty segment")),
+                "*" => Segment::AnyKey,
+                "**" => Segment::AnyDepth,
+                p if p.contains("**") => return Err(error("'**' must be a whole segment")),
+                p if p.contains('*') => Segment::Glob(p.to_string()),
+                p => Segment::Key(p.to_string()),
+            });
+        }
+        if segments.iter().all(|s| *s == Segment::AnyDepth) {
+            return Err(error("it would match every field"));
+        }
+        Ok(Pattern {
+            text: text.to_string(),
+            segments,
+        })
+    }
+}
+
+/// A position inside one pattern: (pattern index, segment index).
+type State = (usize, usize);
+
+/// A compiled set of patterns, matched one path segment at a time.
+#[derive(Debug, Clone, Default)]
+struct PatternSet {
+    patterns: Vec<Pattern>,
+}
+
+impl PatternSet {
+    fn new(texts: &[String]) -> Result<Self, PatternError> {
+        let patterns = texts
+            .iter()
+            .map(|t| Pattern::parse(t))
+            .collect::<Result<_, _>>()?;
+        Ok(PatternSet { patterns })
+    }
+
+    fn start(&self) -> Vec<State> {
+        let mut states = Vec::new();
+        for p in 0..self.patterns.len() {
+            self.add_state(&mut states, (p, 0));
+        }
+        states
+    }
+
+    /// Adds a state and, through `**` matching nothing, the states after it.
+    fn add_state(&self, states: &mut Vec<State>, state: State) {
+        if states.contains(&state) {
+            return;
+        }
+        states.push(state);
+        let (p, i) = state;
+        if self.patterns[p].segments.get(i) == Some(&Segment::AnyDepth) {
+            self.add_state(states, (p, i + 1));
+        }
+    }
+
+    /// The states after reading `key`, and whether some pattern ends there.
+    fn step(&self, states: &[State], key: &str) -> (Vec<State>, bool) {
+        let mut next = Vec::new();
+        for &(p, i) in states {
+            let segments = &self.patterns[p].segments;
+            let Some(segment) = segments.get(i) else {
+                continue;
+            };
+            let matched = match segment {
+                Segment::Key(k) => k == key,
+                Segment::Glob(g) => glob_match(g, key),
+                Segment::AnyKey => true,
+                Segment::AnyDepth => {
+                    self.add_state(&mut next, (p, i));
+                    false
+                }
+            };
+            if matched {
+                self.add_state(&mut next, (p, i + 1));
+            }
+        }
+        let complete = next
+            .iter()
+            .any(|&(p, i)| i == self.patterns[p].segments.len());
+        (next, complete)
+    }
+}
+
+/// `*` in a key matches any run of characters.
+fn glob_match(pattern: &str, key: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = key.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (n, part) in parts.iter().enumerate() {
+        if n + 1 == parts.len() {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// The field filter of one run.
+#[derive(Debug, Clone)]
+pub struct FieldFilter {
+    drop: PatternSet,
+    keep: PatternSet,
+    redact_key_ids: bool,
+}
+
+impl FieldFilter {
+    /// `drop` are the patterns to remove (the caller adds [`DEFAULT_DROP`]
+    /// unless told not to); `keep` exempts paths from them.
+    pub fn new(
+        drop: &[String],
+        keep: &[String],
+        redact_key_ids: bool,
+    ) -> Result<Self, PatternError> {
+        Ok(FieldFilter {
+            drop: PatternSet::new(drop)?,
+            keep: PatternSet::new(keep)?,
+            redact_key_ids,
+        })
+    }
+
+    /// The drop patterns as given, for the summary.
+    pub fn drop_patterns(&self) -> impl Iterator<Item = &str> {
+        self.drop.patterns.iter().map(|p| p.text.as_str())
+    }
+
+    /// Removes the matching fields; returns how many were removed.
+    pub fn apply(&self, event: &mut Map<String, Value>) -> usize {
+        let drop = self.drop.start();
+        let keep = self.keep.start();
+        let mut removed = 0;
+        if !drop.is_empty() {
+            self.filter_map(event, &drop, &keep, &mut removed);
+        }
+        if self.redact_key_ids {
+            for value in event.values_mut() {
+                redact_value(value);
+            }
+        }
+        removed
+    }
+
+    fn filter_map(
+        &self,
+        map: &mut Map<String, Value>,
+        drop: &[State],
+        keep: &[State],
+        removed: &mut usize,
+    ) {
+        map.retain(|key, value| {
+            let (drop_next, drop_here) = self.drop.step(drop, key);
+            if drop_next.is_empty() {
+                return true;
+            }
+            let (keep_next, keep_here) = if keep.is_empty() {
+                (Vec::new(), false)
+            } else {
+                self.keep.step(keep, key)
+            };
+            if drop_here && !keep_here {
+                *removed += 1;
+                return false;
+            }
+            self.filter_value(value, &drop_next, &keep_next, removed);
+            true
+        });
+    }
+
+    fn filter_value(&self, value: &mut Value, drop: &[State], keep: &[State], removed: &mut usize) {
+        match value {
+            Value::Object(map) => self.filter_map(map, drop, keep, removed),
+            Value::Array(items) => {
+                for item in items {
+                    self.filter_value(item, drop, keep, removed);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Masks access key ids (`AKIA…`, `ASIA…`) inside any string of the value.
+pub fn redact_value(value: &mut Value) {
+    match value {
+        Value::String(s) => {
+            if let Some(clean) = redact_str(s) {
+                *s = clean;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_value),
+        Value::Object(map) => map.values_mut().for_each(redact_value),
+        _ => {}
+    }
+}
+
+/// The string with every access key id masked, or None when it has none.
+pub fn redact_str(s: &str) -> Option<String> {
+    const ID_LEN: usize = 20;
+    let bytes = s.as_bytes();
+    if bytes.len() < ID_LEN {
+        return None;
+    }
+    let is_id_char = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i + ID_LEN <= bytes.len() {
+        let candidate = &bytes[i..i + ID_LEN];
+        let starts = candidate.starts_with(b"AKIA") || candidate.starts_with(b"ASIA");
+        let bounded_before = i == 0 || !is_id_char(bytes[i - 1]);
+        let bounded_after = bytes.get(i + ID_LEN).is_none_or(|&b| !is_id_char(b));
+        if starts && bounded_before && bounded_after && candidate.iter().all(|&b| is_id_char(b)) {
+            let o = out.get_or_insert_with(|| String::with_capacity(s.len()));
+            o.push_str(&s[copied..i]);
+            o.push_str(REDACTED);
+            i += ID_LEN;
+            copied = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.map(|mut o| {
+        o.push_str(&s[copied..]);
+        o
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn filtered(drop: &[&str], keep: &[&str], event: Value) -> Value {
+        let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let f = FieldFilter::new(&own(drop), &own(keep), false).unwrap();
+        let Value::Object(mut map) = event else {
+            panic!()
+        };
+        f.apply(&mut map);
+        Value::Object(map)
+    }
+
+    #[test]
+    fn patterns() {
+        let event = json!({
+            "userIdentity": {"accessKeyId": "AKIA1", "arn": "a", "sessionContext": {"attributes": {"mfa": "x"}}},
+            "responseElements": {"credentials": {"accessKeyId": "ASIA2", "sessionToken": "t", "expiration": "e"}},
+            "resources": [{"ARN": "r1", "type": "t"}, {"ARN": "r2"}],
+            "requestParameters": {"policyDocument": "p", "policyName": "n", "bucketName": "b"},
+        });
+        let cases: Vec<(&[&str], &[&str], Value)> = vec![
+            (
+                &["userIdentity.accessKeyId"],
+                &[],
+                json!({
+                    "userIdentity": {"arn": "a", "sessionContext": {"attributes": {"mfa": "x"}}},
+                    "responseElements": {"credentials": {"accessKeyId": "ASIA2", "sessionToken": "t", "expiration": "e"}},
+                    "resources": [{"ARN": "r1", "type": "t"}, {"ARN": "r2"}],
+                    "requestParameters": {"policyDocument": "p", "policyName": "n", "bucketName": "b"},
+                }),
+            ),
+            (
+                DEFAULT_DROP,
+                &[],
+                json!({
+                    "userIdentity": {"arn": "a", "sessionContext": {"attributes": {"mfa": "x"}}},
+                    "responseElements": {"credentials": {"expiration": "e"}},
+                    "resources": [{"ARN": "r1", "type": "t"}, {"ARN": "r2"}],
+                    "requestParameters": {"policyDocument": "p", "policyName": "n", "bucketName": "b"},
+                }),
+            ),
+            (
+                DEFAULT_DROP,
+                &["userIdentity.accessKeyId"],
+                json!({
+                    "userIdentity": {"accessKeyId": "AKIA1", "arn": "a", "sessionContext": {"attributes": {"mfa": "x"}}},
+                    "responseElements": {"credentials": {"expiration": "e"}},
+                    "resources": [{"ARN": "r1", "type": "t"}, {"ARN": "r2"}],
+                    "requestParameters": {"policyDocument": "p", "policyName": "n", "bucketName": "b"},
+                }),
+            ),
+            (
+                &[
+                    "requestParameters.policy*",
+                    "resources.ARN",
+                    "userIdentity.*.attributes",
+                ],
+                &[],
+                json!({
+                    "userIdentity": {"accessKeyId": "AKIA1", "arn": "a", "sessionContext": {}},
+                    "responseElements": {"credentials": {"accessKeyId": "ASIA2", "sessionToken": "t", "expiration": "e"}},
+                    "resources": [{"type": "t"}, {}],
+                    "requestParameters": {"bucketName": "b"},
+                }),
+            ),
+            (
+                &["**.attributes.mfa", "responseElements"],
+                &[],
+                json!({
+                    "userIdentity": {"accessKeyId": "AKIA1", "arn": "a", "sessionContext": {"attributes": {}}},
+                    "resources": [{"ARN": "r1", "type": "t"}, {"ARN": "r2"}],
+                    "requestParameters": {"policyDocument": "p", "policyName": "n", "bucketName": "b"},
+                }),
+            ),
+        ];
+        for (drop, keep, want) in cases {
+            assert_eq!(
+                filtered(drop, keep, event.clone()),
+                want,
+                "drop {drop:?} keep {keep:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        for bad in ["", "a..b", "**", "a.b**"] {
+            assert!(Pattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn globs() {
+        for (g, k, want) in [
+            ("access*", "accessKeyId", true),
+            ("*Id", "accessKeyId", true),
+            ("a*K*d", "accessKeyId", true),
+            ("a*x", "accessKeyId", false),
+            ("*Key*", "accessKeyId", true),
+        ] {
+            assert_eq!(glob_match(g, k), want, "{g} {k}");
+        }
+    }
+
+    #[test]
+    fn access_key_ids_are_masked_in_any_string() {
+        for (input, want) in [
+            ("AKIAIOSFODNN7EXAMPLE", Some(REDACTED.to_string())),
+            (
+                "key ASIAIOSFODNN7EXAMPLE used",
+                Some(format!("key {REDACTED} used")),
+            ),
+            ("AKIAIOSFODNN7EXAMPLEX", None),
+            ("XAKIAIOSFODNN7EXAMPLE", None),
+            ("arn:aws:iam::123456789012:user/AKIA", None),
+            ("AIDAIOSFODNN7EXAMPLE", None),
+        ] {
+            assert_eq!(redact_str(input), want, "{input}");
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! ctindex loads AWS CloudTrail logs into Elasticsearch or OpenSearch.
+//!
+//! # Layout
+//! Data flows one way, one module per stage:
+//! - [`source`]: where files come from (local folders; listing and reading);
+//! - [`decode`]: gzip and the container shapes, bytes to events;
+//! - [`transform`]: id, field filter ([`filter`]), classification
+//!   ([`classify`]), monthly index, size limits;
+//! - [`sink`]: bulk encoding, the HTTP client, retries, the index template;
+//! - [`pipeline`]: the stage tasks and the bounded queues between them;
+//! - [`progress`] and [`dlq`]: counters, progress display, summary, dead letters.
+//!
+//! [`cli`] is what the user typed, [`config`] what it resolves to, [`cmd`] one
+//! file per subcommand. `main.rs` only maps the result to an exit code.
+
+pub mod assets;
+pub mod classify;
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod decode;
+pub mod dlq;
+pub mod filter;
+pub mod pipeline;
+pub mod progress;
+pub mod sink;
+pub mod source;
+pub mod transform;

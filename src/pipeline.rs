@@ -1,0 +1,342 @@
+//! The pipeline: sources → read → decode → transform → batch → sink.
+//!
+//! Owns the stages' tasks and the bounded queues between them, which are what
+//! bounds memory whatever the input size:
+//! - listing runs ahead by at most [`LISTING_QUEUE`] entries;
+//! - at most `workers` files are read and decoded at once (decode, transform
+//!   and bulk encoding run on blocking threads, one file per thread);
+//! - at most `concurrency` bulk requests are in flight, plus one being filled.
+//!
+//! It also keeps the ledger of files: a file is done once every one of its
+//! events is acknowledged or dead-lettered.
+//!
+//! Invariant: every event decoded is counted as read and ends up
+//! acknowledged, dead-lettered, or (on a fatal error) reported in the error.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::decode::{self, DecodeError};
+use crate::dlq::{DeadLetters, Letter};
+use crate::progress::Stats;
+use crate::sink::bulk::{Batch, Origin};
+use crate::sink::{FileNames, Sink};
+use crate::source::{Listed, Source, SourceObject};
+use crate::transform::Transformer;
+
+/// How far listing may run ahead of reading (entries, not bytes: they are small).
+pub const LISTING_QUEUE: usize = 4096;
+
+/// At most this many messages per file about values that are not events;
+/// the rest are only counted (all of them are in the dead-letter file).
+const REJECT_MESSAGES_PER_FILE: usize = 5;
+
+/// Tuning of one run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A bulk request is sent once its body reaches this many bytes.
+    pub batch_bytes: usize,
+    /// Bulk requests in flight at once.
+    pub concurrency: usize,
+    /// Files read and decoded at once.
+    pub workers: usize,
+}
+
+/// Set by Ctrl-C / SIGTERM: stop listing, finish what is in flight.
+#[derive(Debug, Default)]
+pub struct Cancel(AtomicBool);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One run's pipeline.
+pub struct Pipeline {
+    pub transformer: Arc<Transformer>,
+    /// None for --dry-run: batches are built and counted, never sent.
+    pub sink: Option<Arc<Sink>>,
+    pub stats: Arc<Stats>,
+    pub dlq: Arc<DeadLetters>,
+    pub names: Arc<FileNames>,
+    pub options: Options,
+    pub cancel: Arc<Cancel>,
+}
+
+/// What one file yielded, encoded.
+struct FileOutput {
+    file: u32,
+    batch: Batch,
+}
+
+/// Events of each file not yet acknowledged.
+#[derive(Default)]
+struct Ledger {
+    remaining: HashMap<u32, usize>,
+    done: u64,
+}
+
+impl Pipeline {
+    /// Runs all sources to the end (or to a cancel, or a fatal error).
+    pub async fn run(&self, sources: Vec<Source>) -> Result<()> {
+        let (listed_tx, listed_rx) = mpsc::channel::<Listed>(LISTING_QUEUE);
+        let stats = self.stats.clone();
+        let cancel = self.cancel.clone();
+        let lister = tokio::spawn(async move {
+            for source in &sources {
+                if cancel.is_cancelled() {
+                    break;
+                }
+                source.list(&listed_tx).await?;
+            }
+            stats.listing_done.store(true, Ordering::Relaxed);
+            anyhow::Ok(())
+        });
+
+        let (batch_tx, batch_rx) = mpsc::channel::<Batch>(1);
+        let ledger = Mutex::new(Ledger::default());
+        let produce = self.produce(listed_rx, batch_tx, &ledger);
+        let consume = self.consume(batch_rx, &ledger);
+        let (produced, consumed) = tokio::join!(produce, consume);
+        lister.abort();
+        consumed?;
+        produced?;
+        if let Ok(Err(e)) = lister.await {
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Reads, decodes and encodes files, and fills batches.
+    async fn produce(
+        &self,
+        listed_rx: mpsc::Receiver<Listed>,
+        batch_tx: mpsc::Sender<Batch>,
+        ledger: &Mutex<Ledger>,
+    ) -> Result<()> {
+        let cancel = self.cancel.clone();
+        let objects = futures::stream::unfold(listed_rx, |mut rx| async move {
+            rx.recv().await.map(|l| (l, rx))
+        })
+        .take_while(move |_| std::future::ready(!cancel.is_cancelled()))
+        .filter_map(|listed| std::future::ready(self.accept(listed)))
+        .enumerate()
+        .map(|(n, object)| self.process_file(n as u32, object))
+        .buffer_unordered(self.options.workers.max(1));
+        futures::pin_mut!(objects);
+
+        let capacity = self.options.batch_bytes + self.options.batch_bytes / 8;
+        let mut current = Batch::with_capacity(capacity);
+        while let Some(output) = objects.next().await {
+            let FileOutput { file, batch } = output;
+            if batch.is_empty() {
+                self.file_done(file, ledger);
+                continue;
+            }
+            lock(ledger).remaining.insert(file, batch.len());
+            for i in 0..batch.len() {
+                current.push_item_from(&batch, i);
+                if current.body.len() >= self.options.batch_bytes {
+                    let full = std::mem::replace(&mut current, Batch::with_capacity(capacity));
+                    if batch_tx.send(full).await.is_err() {
+                        // The sender side failed; its error is what the run reports.
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        if !current.is_empty() {
+            let _ = batch_tx.send(current).await;
+        }
+        Ok(())
+    }
+
+    /// Sends batches, `concurrency` at a time, and settles the ledger.
+    async fn consume(&self, batch_rx: mpsc::Receiver<Batch>, ledger: &Mutex<Ledger>) -> Result<()> {
+        let sends = futures::stream::unfold(batch_rx, |mut rx| async move {
+            rx.recv().await.map(|b| (b, rx))
+        })
+        .map(|batch| async move {
+            let mut counts: HashMap<u32, usize> = HashMap::new();
+            for item in &batch.items {
+                *counts.entry(item.origin.file).or_default() += 1;
+            }
+            match &self.sink {
+                Some(sink) => sink.send(batch).await?,
+                None => {
+                    Stats::add(&self.stats.batches, 1);
+                    Stats::add(&self.stats.bulk_bytes, batch.body.len() as u64);
+                    Stats::add(&self.stats.created, batch.len() as u64);
+                }
+            }
+            anyhow::Ok(counts)
+        })
+        .buffer_unordered(self.options.concurrency.max(1));
+        futures::pin_mut!(sends);
+        while let Some(result) = sends.next().await {
+            for (file, n) in result? {
+                let finished = {
+                    let mut ledger = lock(ledger);
+                    let left = ledger.remaining.get_mut(&file).map(|left| {
+                        *left = left.saturating_sub(n);
+                        *left
+                    });
+                    left == Some(0)
+                };
+                if finished {
+                    self.file_done(file, ledger);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn file_done(&self, file: u32, ledger: &Mutex<Ledger>) {
+        let mut ledger = lock(ledger);
+        ledger.remaining.remove(&file);
+        ledger.done += 1;
+        self.names.remove(file);
+    }
+
+    /// Passes listed objects on; counts and reports the others.
+    fn accept(&self, listed: Listed) -> Option<SourceObject> {
+        match listed {
+            Listed::Object(object) => {
+                Stats::add(&self.stats.files_listed, 1);
+                Stats::add(&self.stats.bytes_listed, object.size);
+                Some(object)
+            }
+            Listed::Digest(name) => {
+                tracing::debug!("{name}: digest file, skipped");
+                Stats::add(&self.stats.files_digest, 1);
+                None
+            }
+            Listed::Unreadable { name, reason } => {
+                tracing::warn!("{name}: skipped: cannot list: {reason}");
+                Stats::add(&self.stats.files_skipped, 1);
+                None
+            }
+        }
+    }
+
+    /// Reads one file and turns it into encoded documents.
+    async fn process_file(&self, file: u32, object: SourceObject) -> FileOutput {
+        self.names.insert(file, object.name.clone());
+        let bytes = match object.read().await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!("skipped: {e:#}");
+                Stats::add(&self.stats.files_skipped, 1);
+                return FileOutput {
+                    file,
+                    batch: Batch::default(),
+                };
+            }
+        };
+        Stats::add(&self.stats.bytes_read, bytes.len() as u64);
+        let transformer = self.transformer.clone();
+        let stats = self.stats.clone();
+        let dlq = self.dlq.clone();
+        let name = object.name.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            encode_file(&bytes, file, &name, &transformer, &stats, &dlq)
+        });
+        match work.await {
+            Ok(batch) => FileOutput { file, batch },
+            Err(e) => {
+                tracing::error!(
+                    "{}: skipped: decoding failed unexpectedly: {e}",
+                    object.name
+                );
+                Stats::add(&self.stats.files_skipped, 1);
+                FileOutput {
+                    file,
+                    batch: Batch::default(),
+                }
+            }
+        }
+    }
+}
+
+fn lock(ledger: &Mutex<Ledger>) -> std::sync::MutexGuard<'_, Ledger> {
+    ledger
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Decodes, transforms and encodes one file (runs on a blocking thread).
+fn encode_file(
+    bytes: &[u8],
+    file: u32,
+    name: &str,
+    transformer: &Transformer,
+    stats: &Stats,
+    dlq: &DeadLetters,
+) -> Batch {
+    let decoded = match decode::decode(bytes) {
+        Ok(decoded) => decoded,
+        Err(DecodeError::Digest) => {
+            tracing::debug!("{name}: digest file, skipped");
+            Stats::add(&stats.files_digest, 1);
+            return Batch::default();
+        }
+        Err(e) => {
+            tracing::warn!("{name}: skipped: {e}");
+            Stats::add(&stats.files_skipped, 1);
+            return Batch::default();
+        }
+    };
+    Stats::add(&stats.files_read, 1);
+    if let Some(why) = &decoded.truncated {
+        tracing::warn!(
+            "{name}: incomplete, {} events before the break kept: {why}",
+            decoded.events.len()
+        );
+        Stats::add(&stats.files_truncated, 1);
+    }
+    for (n, reject) in decoded.rejects.iter().enumerate() {
+        if n < REJECT_MESSAGES_PER_FILE {
+            tracing::warn!("{name}: {}: skipped: {}", reject.position, reject.reason);
+        } else if n == REJECT_MESSAGES_PER_FILE {
+            tracing::warn!(
+                "{name}: {} more values skipped (see the dead-letter file)",
+                decoded.rejects.len() - n
+            );
+        }
+        let position = reject.position.to_string();
+        let letter = Letter {
+            reason: &reject.reason,
+            source: name,
+            position: &position,
+            index: None,
+            id: None,
+        };
+        if let Err(e) = dlq.write_value(&letter, reject.raw.as_ref()) {
+            tracing::error!("{e:#}");
+        }
+        Stats::add(&stats.events_skipped, 1);
+    }
+    let mut batch = Batch::with_capacity(bytes.len() + bytes.len() / 4);
+    let count = decoded.events.len();
+    for (event, position) in decoded.events.into_iter().zip(decoded.positions) {
+        let record = match position {
+            decode::Position::Record(i) => i as u32,
+            decode::Position::Line(n) => n as u32,
+            decode::Position::Whole => 0,
+        };
+        let doc = transformer.apply(event, name);
+        batch.push_doc(&doc, Origin { file, record });
+    }
+    Stats::add(&stats.events_read, count as u64);
+    batch
+}

@@ -1,0 +1,326 @@
+//! The HTTP connection to Elasticsearch or OpenSearch.
+//!
+//! Owns building the transport of the official `elasticsearch` client (auth,
+//! TLS, timeouts), finding out which product and version answers, and raw
+//! requests. Requests are sent as plain `application/json` through the
+//! client's transport, which both Elasticsearch and OpenSearch accept.
+//!
+//! Invariant: no credential ever appears in a `Debug` or `Display` of
+//! anything here; the URL shown to users has its user info removed.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use elasticsearch::auth::Credentials;
+use elasticsearch::cert::{Certificate, CertificateValidation};
+use elasticsearch::http::headers::HeaderMap;
+use elasticsearch::http::transport::{SingleNodeConnectionPool, Transport, TransportBuilder};
+use elasticsearch::http::{Method, Url};
+use serde_json::Value;
+
+/// Credentials for the cluster. `Debug` prints only which kind is set.
+#[derive(Clone, Default)]
+pub enum Auth {
+    #[default]
+    None,
+    Basic {
+        user: String,
+        password: String,
+    },
+    /// An API key, as the base64 `id:key` that Kibana and the API give.
+    ApiKey(String),
+    Bearer(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Auth::None => "None",
+            Auth::Basic { .. } => "Basic(<redacted>)",
+            Auth::ApiKey(_) => "ApiKey(<redacted>)",
+            Auth::Bearer(_) => "Bearer(<redacted>)",
+        })
+    }
+}
+
+/// How to reach the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub url: Url,
+    pub auth: Auth,
+    /// PEM file of a CA to trust besides the system roots.
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Skip TLS verification (only when asked for with --insecure).
+    pub insecure: bool,
+    pub timeout: Duration,
+}
+
+/// Which product answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Elasticsearch,
+    OpenSearch,
+}
+
+impl Flavor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::Elasticsearch => "Elasticsearch",
+            Flavor::OpenSearch => "OpenSearch",
+        }
+    }
+}
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The request did not get an answer (refused, reset, timed out).
+    #[error("no answer from {url}: {message}")]
+    Connection { url: String, message: String },
+    /// The cluster answered with an error status.
+    #[error("{method} {path} answered {status}: {body}")]
+    Status {
+        method: String,
+        path: String,
+        status: u16,
+        body: String,
+    },
+}
+
+/// A connected cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    transport: Transport,
+    url: String,
+    pub flavor: Flavor,
+    pub version: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Cluster({} {} at {})",
+            self.flavor.name(),
+            self.version,
+            self.url
+        )
+    }
+}
+
+/// The URL without user info, for messages.
+pub fn display_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string().trim_end_matches('/').to_string()
+}
+
+impl Cluster {
+    /// Builds the transport and asks the cluster who it is.
+    pub async fn connect(config: &ClusterConfig) -> Result<Cluster> {
+        let shown = display_url(&config.url);
+        let mut url = config.url.clone();
+        let mut auth = config.auth.clone();
+        if !url.username().is_empty() {
+            let user = url.username().to_string();
+            let password = url.password().unwrap_or("").to_string();
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            if matches!(auth, Auth::None) {
+                auth = Auth::Basic {
+                    user: percent_decode(&user),
+                    password: percent_decode(&password),
+                };
+            }
+        }
+        let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url))
+            .enable_meta_header(false)
+            .timeout(config.timeout);
+        builder = match auth {
+            Auth::None => builder,
+            Auth::Basic { user, password } => builder.auth(Credentials::Basic(user, password)),
+            Auth::ApiKey(key) => builder.auth(Credentials::EncodedApiKey(key)),
+            Auth::Bearer(token) => builder.auth(Credentials::Bearer(token)),
+        };
+        if config.insecure {
+            builder = builder.cert_validation(CertificateValidation::None);
+        } else if let Some(path) = &config.ca_cert {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read the CA file {}", path.display()))?;
+            let cert = Certificate::from_pem(&pem)
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+            builder = builder.cert_validation(CertificateValidation::Full(cert));
+        }
+        let transport = builder
+            .build()
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("cannot set up the HTTP client")?;
+        let mut cluster = Cluster {
+            transport,
+            url: shown.clone(),
+            flavor: Flavor::Elasticsearch,
+            version: String::new(),
+            timeout: config.timeout,
+        };
+        let info = cluster
+            .json(Method::Get, "/", None)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot reach the cluster at {shown} (check --url, and the cluster's state)"
+                )
+            })?;
+        let version = &info["version"];
+        cluster.version = version["number"].as_str().unwrap_or("unknown").to_string();
+        if version["distribution"].as_str() == Some("opensearch") {
+            cluster.flavor = Flavor::OpenSearch;
+        } else if info["tagline"].as_str().is_none() {
+            bail!(
+                "{shown} answered, but not like Elasticsearch or OpenSearch: {}",
+                truncate(&info.to_string(), 200)
+            );
+        }
+        Ok(cluster)
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends one request; a non-2xx answer is an error carrying the body.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<Bytes, SendError> {
+        self.send_with_timeout(method, path, body, self.timeout)
+            .await
+    }
+
+    pub async fn send_with_timeout(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        timeout: Duration,
+    ) -> Result<Bytes, SendError> {
+        let connection_error = |e: &dyn std::error::Error| SendError::Connection {
+            url: self.url.clone(),
+            message: error_chain(e),
+        };
+        let response = self
+            .transport
+            .send(
+                method,
+                path,
+                HeaderMap::new(),
+                None::<&()>,
+                body,
+                Some(timeout),
+            )
+            .await
+            .map_err(|e| connection_error(&e))?;
+        let status = response.status_code().as_u16();
+        let bytes = response.bytes().await.map_err(|e| connection_error(&e))?;
+        if (200..300).contains(&status) {
+            Ok(bytes)
+        } else {
+            Err(SendError::Status {
+                method: format!("{method:?}").to_uppercase(),
+                path: path.to_string(),
+                status,
+                body: truncate(&String::from_utf8_lossy(&bytes), 1000),
+            })
+        }
+    }
+
+    /// Sends a request and parses the answer as JSON.
+    pub async fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
+        let body = body.map(|b| Bytes::from(b.to_string()));
+        let bytes = self.send(method, path, body).await?;
+        serde_json::from_slice(&bytes).with_context(|| format!("{path} did not answer JSON"))
+    }
+
+    /// Makes recent writes visible to searches (used at the end of a run).
+    pub async fn refresh(&self, target: &str) -> Result<()> {
+        self.send(Method::Post, &format!("/{target}/_refresh"), None)
+            .await
+            .with_context(|| format!("cannot refresh {target}"))?;
+        Ok(())
+    }
+}
+
+/// The error and its sources, joined: reqwest hides the useful part below.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let part = inner.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = inner.source();
+    }
+    text
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &s[..cut])
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_urls_have_no_credentials() {
+        let url = Url::parse("https://elastic:s3cr%40t@example.com:9243/").unwrap();
+        assert_eq!(display_url(&url), "https://example.com:9243");
+        assert_eq!(percent_decode("s3cr%40t"), "s3cr@t");
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+
+    #[test]
+    fn auth_debug_hides_secrets() {
+        let shown = format!(
+            "{:?}",
+            Auth::Basic {
+                user: "u".into(),
+                password: "hunter2".into()
+            }
+        );
+        assert!(!shown.contains("hunter2"));
+        assert!(!format!("{:?}", Auth::ApiKey("k3y".into())).contains("k3y"));
+    }
+}

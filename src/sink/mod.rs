@@ -1,0 +1,236 @@
+//! The sink: bulk requests to Elasticsearch or OpenSearch, until every item
+//! is either acknowledged or dead-lettered.
+//!
+//! [`client`] holds the connection, [`bulk`] the NDJSON body and the reading
+//! of answers, [`retry`] the policy, [`template`] the index template. This
+//! file is the send loop: one batch in; retries of the items that failed with
+//! 429/5xx, halving on 413, dead letters for permanent item errors.
+//!
+//! Invariant: when [`Sink::send`] returns `Ok`, every item of the batch is
+//! acknowledged by the cluster or written to the dead-letter file; when it
+//! returns `Err` (auth failure, cluster unreachable past the retry budget),
+//! the items not acknowledged are dead-lettered too.
+
+pub mod bulk;
+pub mod client;
+pub mod retry;
+pub mod template;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use bytes::Bytes;
+use elasticsearch::http::Method;
+
+use crate::dlq::{DeadLetters, Letter};
+use crate::progress::Stats;
+use bulk::{Batch, ItemOutcome};
+use client::{Cluster, SendError};
+use retry::{Backoff, RequestVerdict};
+
+/// Bulk path: the answer is cut down to what the item-by-item reading needs.
+const BULK_PATH: &str = "/_bulk?filter_path=errors,items.*.status,items.*.result,items.*.error";
+
+/// Names of the files in flight, by their number in the run, for messages
+/// and dead letters. Entries are removed when a file is done, so memory
+/// follows the files in flight, not the files of the run.
+#[derive(Debug, Default)]
+pub struct FileNames(Mutex<HashMap<u32, Arc<str>>>);
+
+impl FileNames {
+    pub fn insert(&self, file: u32, name: Arc<str>) {
+        self.lock().insert(file, name);
+    }
+
+    pub fn get(&self, file: u32) -> Arc<str> {
+        self.lock()
+            .get(&file)
+            .cloned()
+            .unwrap_or_else(|| Arc::from("?"))
+    }
+
+    pub fn remove(&self, file: u32) {
+        self.lock().remove(&file);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<str>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Sends batches, retrying within a time budget.
+pub struct Sink {
+    pub cluster: Cluster,
+    pub dlq: Arc<DeadLetters>,
+    pub stats: Arc<Stats>,
+    pub names: Arc<FileNames>,
+    /// How long one batch may keep being retried before its items are given up.
+    pub retry_budget: Duration,
+}
+
+impl Sink {
+    /// Sends one batch until every item is acknowledged or dead-lettered.
+    pub async fn send(&self, batch: Batch) -> Result<()> {
+        let deadline = Instant::now() + self.retry_budget;
+        let mut pending = vec![batch];
+        while let Some(batch) = pending.pop() {
+            self.send_one(batch, deadline, &mut pending).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_one(
+        &self,
+        mut batch: Batch,
+        deadline: Instant,
+        pending: &mut Vec<Batch>,
+    ) -> Result<()> {
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+        loop {
+            let body = Bytes::from(std::mem::take(&mut batch.body));
+            Stats::add(&self.stats.bulk_bytes, body.len() as u64);
+            Stats::add(&self.stats.batches, 1);
+            let answer = self
+                .cluster
+                .send(Method::Post, BULK_PATH, Some(body.clone()))
+                .await;
+            batch.body = Vec::from(body);
+
+            let failure = match answer {
+                Ok(response) => match bulk::read_response(&response, batch.len()) {
+                    Ok(outcomes) => {
+                        let retry = self.settle(&batch, outcomes)?;
+                        if retry.is_empty() {
+                            return Ok(());
+                        }
+                        let reason = retry.1;
+                        batch = retry.0;
+                        reason
+                    }
+                    Err(e) => e.to_string(),
+                },
+                Err(SendError::Status { status, body, .. }) => match retry::classify_status(status)
+                {
+                    RequestVerdict::Split if batch.len() > 1 => {
+                        let (left, right) = batch.split();
+                        tracing::debug!(
+                            "bulk request of {} items too large (413): splitting",
+                            left.len() + right.len()
+                        );
+                        pending.push(right);
+                        pending.push(left);
+                        return Ok(());
+                    }
+                    RequestVerdict::Split => {
+                        self.dead_letter_all(
+                            &batch,
+                            "the cluster refused the request as too large (413)",
+                        )?;
+                        return Ok(());
+                    }
+                    RequestVerdict::Retry => format!("status {status}: {body}"),
+                    RequestVerdict::Fatal => {
+                        let reason = format!(
+                            "the cluster refused the bulk request with status {status}: {body}"
+                        );
+                        self.dead_letter_all(&batch, &reason)?;
+                        let hint = match status {
+                            401 => " (check --user/--password or --api-key)",
+                            403 => {
+                                " (the credentials lack the index/write privilege on the target indices)"
+                            }
+                            _ => "",
+                        };
+                        bail!("{reason}{hint}");
+                    }
+                },
+                Err(e @ SendError::Connection { .. }) => e.to_string(),
+            };
+
+            let delay = backoff.next_delay();
+            if Instant::now() + delay > deadline {
+                let reason = format!(
+                    "still failing after {} attempts: {failure}",
+                    backoff.attempts()
+                );
+                self.dead_letter_all(&batch, &reason)?;
+                bail!(
+                    "giving up on a bulk request of {} items after {} attempts ({}s retry budget, see --retry-budget): {failure}",
+                    batch.len(),
+                    backoff.attempts(),
+                    self.retry_budget.as_secs()
+                );
+            }
+            tracing::warn!(
+                "bulk request of {} items failed (attempt {}), retrying in {:.1}s: {failure}",
+                batch.len(),
+                backoff.attempts(),
+                delay.as_secs_f64()
+            );
+            Stats::add(&self.stats.retries, 1);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Counts acknowledged items, dead-letters rejected ones and returns the
+    /// items to retry with the last retry reason.
+    fn settle(&self, batch: &Batch, outcomes: Vec<ItemOutcome>) -> Result<RetryBatch> {
+        let mut retry = RetryBatch(Batch::default(), String::new());
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            match outcome {
+                ItemOutcome::Created => Stats::add(&self.stats.created, 1),
+                ItemOutcome::Updated => Stats::add(&self.stats.updated, 1),
+                ItemOutcome::Retry(reason) => {
+                    retry.0.push_item_from(batch, i);
+                    retry.1 = reason;
+                }
+                ItemOutcome::Reject(reason) => {
+                    let name = self.names.get(batch.items[i].origin.file);
+                    tracing::warn!(
+                        "{name}: record {}: the cluster rejected the event: {reason}",
+                        batch.items[i].origin.record
+                    );
+                    self.dead_letter(batch, i, &reason)?;
+                }
+            }
+        }
+        Ok(retry)
+    }
+
+    fn dead_letter_all(&self, batch: &Batch, reason: &str) -> Result<()> {
+        (0..batch.len()).try_for_each(|i| self.dead_letter(batch, i, reason))
+    }
+
+    fn dead_letter(&self, batch: &Batch, i: usize, reason: &str) -> Result<()> {
+        let item = batch.items[i];
+        let action: serde_json::Value =
+            serde_json::from_slice(batch.action_bytes(i)).unwrap_or_default();
+        let index = action["index"]["_index"].as_str();
+        let id = action["index"]["_id"].as_str();
+        let source = self.names.get(item.origin.file);
+        let position = format!("record {}", item.origin.record);
+        let letter = Letter {
+            reason,
+            source: &source,
+            position: &position,
+            index,
+            id,
+        };
+        self.dlq.write_raw(&letter, batch.doc_bytes(i))?;
+        Stats::add(&self.stats.failed, 1);
+        Ok(())
+    }
+}
+
+/// Items to send again, and why the last attempt failed.
+struct RetryBatch(Batch, String);
+
+impl RetryBatch {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}

@@ -1,0 +1,433 @@
+//! Transform: one decoded event in, one document ready for the index out.
+//!
+//! Owns, in this order: the document id (`eventID`, or a stable hash of the
+//! event where it has none), field filtering, the derived `ctindex.*` fields
+//! (channel, client family, source, flags), the monthly index by `eventTime`,
+//! and the limits that keep a document acceptable to the cluster (strings too
+//! long to index are truncated, nesting too deep is kept as a JSON string; both
+//! are flagged in `ctindex.truncated`).
+//!
+//! Pure and synchronous: no I/O. Invariant: the same event and options always
+//! give the same index, id and document, so re-imports overwrite instead of
+//! duplicating.
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::classify;
+use crate::decode::Event;
+use crate::filter::FieldFilter;
+
+/// Where a document goes and what it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Doc {
+    pub index: String,
+    pub id: String,
+    pub source: Map<String, Value>,
+}
+
+/// Sizes the cluster can take; beyond them a value is cut down and flagged.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest string kept as is, in bytes (Lucene refuses terms over 32766
+    /// bytes, and flattened/flat_object index `path=value` as one term).
+    pub max_string_bytes: usize,
+    /// Deepest nesting kept as objects (the top level is depth 1); deeper
+    /// parts are kept as a JSON string.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_string_bytes: 16 * 1024,
+            max_depth: 15,
+        }
+    }
+}
+
+/// The free-form parts of an event: their contents vary by API and are
+/// indexed as flattened objects. A value that is not an object is wrapped as
+/// `{"_value": …}` so the field's type never changes.
+pub const FREE_FORM: &[&str] = &[
+    "requestParameters",
+    "responseElements",
+    "additionalEventData",
+    "serviceEventDetails",
+    "insightDetails",
+    "addendum",
+    "edgeDeviceDetails",
+];
+
+/// Index name for events whose time cannot be read.
+pub const UNDATED: &str = "undated";
+
+/// Turns events into documents for one run.
+#[derive(Debug, Clone)]
+pub struct Transformer {
+    filter: FieldFilter,
+    index_prefix: String,
+    limits: Limits,
+}
+
+impl Transformer {
+    pub fn new(filter: FieldFilter, index_prefix: impl Into<String>, limits: Limits) -> Self {
+        Transformer {
+            filter,
+            index_prefix: index_prefix.into(),
+            limits,
+        }
+    }
+
+    pub fn index_prefix(&self) -> &str {
+        &self.index_prefix
+    }
+
+    /// Transforms one event found in `origin` (a file path or S3 key).
+    pub fn apply(&self, mut event: Event, origin: &str) -> Doc {
+        let (id, id_generated) = event_id(&event);
+        let class = classify::classify(&event);
+        self.filter.apply(&mut event);
+
+        let month = event_month(&event);
+        let index = match month {
+            Some((year, month)) => format!("{}-{year:04}.{month:02}", self.index_prefix),
+            None => format!("{}-{UNDATED}", self.index_prefix),
+        };
+
+        for key in FREE_FORM {
+            if let Some(value) = event.get_mut(*key) {
+                if !matches!(value, Value::Object(_) | Value::Null) {
+                    let inner = value.take();
+                    let mut wrapped = Map::new();
+                    wrapped.insert("_value".into(), inner);
+                    *value = Value::Object(wrapped);
+                }
+            }
+        }
+        let mut truncated = Vec::new();
+        let mut path = String::new();
+        for (key, value) in event.iter_mut() {
+            path.clear();
+            path.push_str(key);
+            enforce_limits(value, &mut path, 2, &self.limits, &mut truncated);
+        }
+
+        let insight = event.get("eventCategory").and_then(Value::as_str) == Some("Insight")
+            || origin.contains("/CloudTrail-Insight/");
+        let mut meta = Map::new();
+        meta.insert("channel".into(), Value::from(class.channel.as_str()));
+        meta.insert("client".into(), Value::from(class.client));
+        meta.insert("source".into(), Value::from(origin));
+        if insight {
+            meta.insert("insight".into(), Value::Bool(true));
+        }
+        if id_generated {
+            meta.insert("id_generated".into(), Value::Bool(true));
+        }
+        if !truncated.is_empty() {
+            meta.insert("truncated".into(), Value::from(truncated));
+        }
+        event.insert("ctindex".into(), Value::Object(meta));
+        Doc {
+            index,
+            id,
+            source: event,
+        }
+    }
+}
+
+/// The document id: `eventID` where it is usable, else a hash of the event.
+fn event_id(event: &Event) -> (String, bool) {
+    match event.get("eventID").and_then(Value::as_str).map(str::trim) {
+        Some(id) if !id.is_empty() && id.len() <= 512 => (id.to_string(), false),
+        _ => (content_hash(event), true),
+    }
+}
+
+/// A stable hash of the whole event (its keys are serialised in sorted order).
+pub fn content_hash(event: &Event) -> String {
+    let bytes = serde_json::to_vec(event).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    let mut id = String::with_capacity(40);
+    for b in &digest[..20] {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
+}
+
+/// The (year, month) of the event: `eventTime`, else a Logstash `@timestamp`.
+pub fn event_month(event: &Event) -> Option<(u32, u32)> {
+    ["eventTime", "@timestamp"]
+        .iter()
+        .find_map(|k| event.get(*k).and_then(value_month))
+}
+
+fn value_month(value: &Value) -> Option<(u32, u32)> {
+    match value {
+        Value::String(s) => text_month(s),
+        Value::Number(n) => n.as_i64().and_then(epoch_millis_month),
+        _ => None,
+    }
+}
+
+/// `YYYY-MM…` (ISO 8601 and `YYYY-MM-DD HH:MM:SS`), or epoch milliseconds.
+fn text_month(s: &str) -> Option<(u32, u32)> {
+    let b = s.trim().as_bytes();
+    if b.len() >= 10 && b[4] == b'-' && b[7] == b'-' {
+        let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+            b[r].iter().try_fold(0u32, |acc, &c| {
+                c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+            })
+        };
+        let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+        return ((1970..=2999).contains(&year)
+            && (1..=12).contains(&month)
+            && (1..=31).contains(&day))
+        .then_some((year, month));
+    }
+    if !b.is_empty() && b.len() <= 13 && b.iter().all(u8::is_ascii_digit) {
+        return s.trim().parse::<i64>().ok().and_then(epoch_millis_month);
+    }
+    None
+}
+
+fn epoch_millis_month(ms: i64) -> Option<(u32, u32)> {
+    // Numbers below 10^11 are taken as seconds, as Elasticsearch's epoch formats do not; only millis are routed.
+    if !(100_000_000_000..=32_503_680_000_000).contains(&ms) {
+        return None;
+    }
+    let (year, month, _) = civil_from_days(ms.div_euclid(86_400_000));
+    Some((year, month))
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+pub fn civil_from_days(days: i64) -> (u32, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = (yoe + era * 400 + i64::from(month <= 2)) as u32;
+    (year, month, day)
+}
+
+/// Cuts strings over the size limit and stringifies nesting over the depth
+/// limit, recording each path it changed.
+fn enforce_limits(
+    value: &mut Value,
+    path: &mut String,
+    depth: usize,
+    limits: &Limits,
+    changed: &mut Vec<String>,
+) {
+    match value {
+        Value::String(s) if s.len() > limits.max_string_bytes => {
+            truncate_string(s, limits.max_string_bytes);
+            changed.push(path.clone());
+        }
+        Value::Object(map) if depth > limits.max_depth => {
+            let mut text = serde_json::to_string(map).unwrap_or_default();
+            truncate_string(&mut text, limits.max_string_bytes);
+            *value = Value::String(text);
+            changed.push(path.clone());
+        }
+        Value::Array(items) if depth > limits.max_depth => {
+            let mut text = serde_json::to_string(items).unwrap_or_default();
+            truncate_string(&mut text, limits.max_string_bytes);
+            *value = Value::String(text);
+            changed.push(path.clone());
+        }
+        Value::Object(map) => {
+            for (key, inner) in map.iter_mut() {
+                let len = path.len();
+                path.push('.');
+                path.push_str(key);
+                enforce_limits(inner, path, depth + 1, limits, changed);
+                path.truncate(len);
+            }
+        }
+        Value::Array(items) => {
+            // Arrays do not add a level in the index: their elements sit at the same path.
+            for inner in items.iter_mut() {
+                enforce_limits(inner, path, depth, limits, changed);
+            }
+            changed.dedup();
+        }
+        _ => {}
+    }
+}
+
+const TRUNCATION_MARK: &str = "…[truncated by ctindex]";
+
+/// Shortens `s` to at most `max` bytes (on a character boundary), marking the cut.
+fn truncate_string(s: &mut String, max: usize) {
+    if s.len() <= max {
+        return;
+    }
+    let mut cut = max.saturating_sub(TRUNCATION_MARK.len());
+    while cut > 0 && !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
+    s.push_str(TRUNCATION_MARK);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::DEFAULT_DROP;
+    use serde_json::json;
+
+    fn transformer(limits: Limits) -> Transformer {
+        let drop: Vec<String> = DEFAULT_DROP.iter().map(|s| s.to_string()).collect();
+        Transformer::new(
+            FieldFilter::new(&drop, &[], true).unwrap(),
+            "cloudtrail",
+            limits,
+        )
+    }
+
+    fn event(v: Value) -> Event {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn routes_by_month_and_uses_event_id() {
+        let t = transformer(Limits::default());
+        let cases = [
+            (
+                json!({"eventID": "e1", "eventTime": "2024-02-29T23:59:59Z"}),
+                "cloudtrail-2024.02",
+                "e1",
+            ),
+            (
+                json!({"eventID": " e2 ", "eventTime": "2019-01-01 00:00:00"}),
+                "cloudtrail-2019.01",
+                "e2",
+            ),
+            (
+                json!({"eventID": "e3", "eventTime": 1_700_000_000_000_i64}),
+                "cloudtrail-2023.11",
+                "e3",
+            ),
+            (
+                json!({"eventID": "e4", "eventTime": "eventTime"}),
+                "cloudtrail-undated",
+                "e4",
+            ),
+            (
+                json!({"eventID": "e5", "@timestamp": "2020-09-14T01:19:40.000Z"}),
+                "cloudtrail-2020.09",
+                "e5",
+            ),
+            (
+                json!({"eventID": "e6", "eventTime": "2024-13-01T00:00:00Z"}),
+                "cloudtrail-undated",
+                "e6",
+            ),
+        ];
+        for (input, index, id) in cases {
+            let doc = t.apply(event(input.clone()), "f.json");
+            assert_eq!(
+                (doc.index.as_str(), doc.id.as_str()),
+                (index, id),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_event_id_gets_a_stable_hash() {
+        let t = transformer(Limits::default());
+        let a = t.apply(
+            event(json!({"eventTime": "2024-01-01T00:00:00Z", "eventName": "X", "x": 1})),
+            "a",
+        );
+        let b = t.apply(
+            event(json!({"x": 1, "eventName": "X", "eventTime": "2024-01-01T00:00:00Z"})),
+            "b",
+        );
+        let c = t.apply(
+            event(json!({"x": 2, "eventName": "X", "eventTime": "2024-01-01T00:00:00Z"})),
+            "a",
+        );
+        assert_eq!(a.id, b.id);
+        assert_ne!(a.id, c.id);
+        assert_eq!(a.id.len(), 40);
+        assert_eq!(a.source["ctindex"]["id_generated"], json!(true));
+    }
+
+    #[test]
+    fn derived_fields_and_filtering() {
+        let t = transformer(Limits::default());
+        let doc = t.apply(
+            event(json!({
+                "eventID": "e", "eventTime": "2024-01-01T00:00:00Z", "eventName": "RunInstances",
+                "eventSource": "ec2.amazonaws.com", "userAgent": "aws-cli/2.15.0 Python/3.11.6",
+                "userIdentity": {"type": "IAMUser", "accessKeyId": "AKIAIOSFODNN7EXAMPLE"},
+                "requestParameters": "{\"a\":1}",
+                "eventCategory": "Insight",
+            })),
+            "AWSLogs/1/CloudTrail/us-east-1/2024/01/01/x.json.gz",
+        );
+        assert_eq!(doc.source["userIdentity"], json!({"type": "IAMUser"}));
+        assert_eq!(
+            doc.source["requestParameters"],
+            json!({"_value": "{\"a\":1}"})
+        );
+        assert_eq!(doc.source["ctindex"]["channel"], json!("automation"));
+        assert_eq!(doc.source["ctindex"]["client"], json!("aws-cli"));
+        assert_eq!(doc.source["ctindex"]["insight"], json!(true));
+        assert_eq!(
+            doc.source["ctindex"]["source"],
+            json!("AWSLogs/1/CloudTrail/us-east-1/2024/01/01/x.json.gz")
+        );
+    }
+
+    #[test]
+    fn oversized_and_overdeep_parts_are_cut_and_flagged() {
+        let t = transformer(Limits {
+            max_string_bytes: 100,
+            max_depth: 4,
+        });
+        let long = "é".repeat(200);
+        let doc = t.apply(
+            event(json!({
+                "eventID": "e", "eventTime": "2024-01-01T00:00:00Z",
+                "requestParameters": {"policy": long, "a": {"b": {"c": {"d": 1}}}, "list": [{"x": "short"}]},
+            })),
+            "f",
+        );
+        let policy = doc.source["requestParameters"]["policy"].as_str().unwrap();
+        assert!(
+            policy.len() <= 100 && policy.ends_with(TRUNCATION_MARK),
+            "{policy}"
+        );
+        assert_eq!(
+            doc.source["requestParameters"]["a"]["b"]["c"],
+            json!("{\"d\":1}")
+        );
+        assert_eq!(
+            doc.source["requestParameters"]["list"],
+            json!([{"x": "short"}])
+        );
+        assert_eq!(
+            doc.source["ctindex"]["truncated"],
+            json!(["requestParameters.a.b.c", "requestParameters.policy"])
+        );
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+}
