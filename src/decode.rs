@@ -251,14 +251,75 @@ fn decode_lines(text: &[u8]) -> Decoded {
     decoded
 }
 
-/// True for an object that looks like a CloudTrail event.
+/// True for an object that looks like a CloudTrail event: a string
+/// `eventName` and at least one more of the fields every event has.
 pub fn is_event(object: &Event) -> bool {
     matches!(object.get("eventName"), Some(Value::String(_)))
-        && (object.contains_key("eventSource") || object.contains_key("eventVersion"))
+        && ["eventSource", "eventVersion", "eventTime", "eventID"]
+            .iter()
+            .any(|k| object.contains_key(*k))
+}
+
+/// The top-level fields of CloudTrail events, as CloudTrail spells them.
+const TOP_LEVEL_FIELDS: &[&str] = &[
+    "eventVersion",
+    "userIdentity",
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "requestParameters",
+    "responseElements",
+    "additionalEventData",
+    "requestID",
+    "eventID",
+    "eventType",
+    "apiVersion",
+    "managementEvent",
+    "readOnly",
+    "resources",
+    "recipientAccountId",
+    "serviceEventDetails",
+    "sharedEventID",
+    "vpcEndpointId",
+    "vpcEndpointAccountId",
+    "eventCategory",
+    "addendum",
+    "sessionCredentialFromConsole",
+    "edgeDeviceDetails",
+    "tlsDetails",
+    "insightDetails",
+    "errorCode",
+    "errorMessage",
+];
+
+/// Data-lake exports write all-lowercase keys (`eventname`, `awsregion`):
+/// such an object gets CloudTrail's spelling back for its top-level fields.
+fn restore_key_case(object: &mut Event) {
+    if object.contains_key("eventName") || !object.contains_key("eventname") {
+        return;
+    }
+    for canonical in TOP_LEVEL_FIELDS {
+        let lower = canonical.to_ascii_lowercase();
+        if lower != *canonical && !object.contains_key(*canonical) {
+            if let Some(value) = object.remove(&lower) {
+                object.insert((*canonical).to_string(), value);
+            }
+        }
+    }
 }
 
 /// Finds the events in one value, unwrapping the known envelopes.
 fn extract(value: Value, position: Position, out: &mut Decoded) {
+    let value = match value {
+        Value::Object(mut object) => {
+            restore_key_case(&mut object);
+            Value::Object(object)
+        }
+        other => other,
+    };
     match value {
         Value::Object(object) if is_event(&object) => out.push(object, position),
         Value::Object(mut object) => {
@@ -449,6 +510,8 @@ mod tests {
                 vec!["a"],
             ),
             (r#"{"Records":[]}"#.to_string(), vec![]),
+            (r#"{"eventname":"X","eventid":"lc","eventtime":"2024-01-01T00:00:00Z","awsregion":"x"}"#.to_string(), vec!["lc"]),
+            (r#"{"eventName":"X","eventID":"cut"}"#.to_string(), vec!["cut"]),
         ];
         for (input, want) in cases {
             let plain = decode(input.as_bytes()).unwrap_or_else(|e| panic!("{input}: {e}"));

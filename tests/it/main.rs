@@ -1,0 +1,5 @@
+//! Integration tests: the `ctindex` binary against real servers started by
+//! `scripts/stack` (see `support` for how they are found).
+
+mod import;
+mod support;

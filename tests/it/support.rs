@@ -1,0 +1,414 @@
+//! Test support: the clusters to test against, running the binary, HTTP
+//! calls, and an independent oracle of what the corpus holds.
+//!
+//! Clusters come from `ES_URL`, `OPENSEARCH_URL` and `ES9_URL` (what
+//! `scripts/stack env` prints). Without them, live tests say loudly that they
+//! were skipped, unless `CTINDEX_REQUIRE_CLUSTERS=1` (set by `scripts/test`),
+//! which turns a missing cluster into a failure.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::{Value, json};
+
+/// One live cluster under test.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: &'static str,
+    pub url: String,
+}
+
+/// The clusters to run live tests on; empty (with a loud message) when none.
+pub fn clusters(test: &str) -> Vec<Cluster> {
+    let mut found = Vec::new();
+    for (name, var) in [
+        ("elasticsearch", "ES_URL"),
+        ("opensearch", "OPENSEARCH_URL"),
+        ("elasticsearch9", "ES9_URL"),
+    ] {
+        if let Ok(url) = std::env::var(var) {
+            if !url.trim().is_empty() {
+                found.push(Cluster {
+                    name,
+                    url: url.trim_end_matches('/').to_string(),
+                });
+            }
+        }
+    }
+    if found.is_empty() {
+        if std::env::var("CTINDEX_REQUIRE_CLUSTERS").as_deref() == Ok("1") {
+            panic!(
+                "{test}: no cluster configured but CTINDEX_REQUIRE_CLUSTERS=1 (run scripts/stack start; eval \"$(scripts/stack env)\")"
+            );
+        }
+        eprintln!(
+            "SKIPPED {test}: no ES_URL/OPENSEARCH_URL set (scripts/test starts the servers and sets them)"
+        );
+    }
+    found
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixtures() -> PathBuf {
+    root().join("tests/fixtures")
+}
+
+/// The shared corpus beside the checkout, if there.
+pub fn corpus() -> Option<PathBuf> {
+    let path = root().join("../shared/cloudtrail-corpus");
+    if path.is_dir() {
+        Some(path)
+    } else {
+        eprintln!(
+            "NOTE: ../shared/cloudtrail-corpus not found: corpus tests not run, using tests/fixtures only"
+        );
+        None
+    }
+}
+
+/// A fresh index prefix for one test, so tests never see each other's data.
+pub fn prefix(test: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "t-{test}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The result of running the binary.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `ctindex` with the arguments, in `dir`, without inheriting CTINDEX_* settings.
+pub fn ctindex_in(dir: &Path, args: &[&str]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ctindex"));
+    cmd.args(args).current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CTINDEX_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.output().expect("cannot run ctindex").into()
+}
+
+pub fn ctindex(args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    ctindex_in(dir.path(), args)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// An HTTP call to a cluster; returns (status, JSON body or Null).
+pub fn http(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
+    let agent = agent();
+    let result = match (method, body) {
+        ("GET", _) => agent.get(url).call(),
+        ("DELETE", _) => agent.delete(url).call(),
+        ("PUT", Some(b)) => agent
+            .put(url)
+            .header("content-type", "application/json")
+            .send(b.to_string()),
+        ("PUT", None) => agent.put(url).send_empty(),
+        ("POST", Some(b)) => agent
+            .post(url)
+            .header("content-type", "application/json")
+            .send(b.to_string()),
+        ("POST", None) => agent.post(url).send_empty(),
+        _ => panic!("unsupported method {method}"),
+    };
+    let mut response = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+impl Cluster {
+    pub fn get(&self, path: &str) -> Value {
+        let (status, body) = http("GET", &format!("{}{path}", self.url), None);
+        assert!(status < 300, "GET {path} on {}: {status} {body}", self.name);
+        body
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Value {
+        let (status, answer) = http("POST", &format!("{}{path}", self.url), Some(body));
+        assert!(
+            status < 300,
+            "POST {path} on {}: {status} {answer}",
+            self.name
+        );
+        answer
+    }
+
+    pub fn count(&self, target: &str, query: Value) -> u64 {
+        let body = self.post(&format!("/{target}/_count"), &json!({ "query": query }));
+        body["count"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no count in {body}"))
+    }
+
+    pub fn exists(&self, path: &str) -> bool {
+        http("GET", &format!("{}{path}", self.url), None).0 == 200
+    }
+
+    /// Every (index, id, _source) under a target, read with the scroll API.
+    pub fn all_docs(&self, target: &str) -> Vec<(String, String, Value)> {
+        let mut out = Vec::new();
+        let mut page = self.post(
+            &format!("/{target}/_search?scroll=2m"),
+            &json!({"size": 1000, "sort": ["_doc"]}),
+        );
+        loop {
+            let hits = page["hits"]["hits"].as_array().cloned().unwrap_or_default();
+            if hits.is_empty() {
+                break;
+            }
+            for hit in &hits {
+                out.push((
+                    hit["_index"].as_str().unwrap_or("").to_string(),
+                    hit["_id"].as_str().unwrap_or("").to_string(),
+                    hit["_source"].clone(),
+                ));
+            }
+            let scroll_id = page["_scroll_id"].as_str().unwrap_or("").to_string();
+            page = self.post(
+                "/_search/scroll",
+                &json!({"scroll": "2m", "scroll_id": scroll_id}),
+            );
+        }
+        out
+    }
+
+    /// Deletes the test's indices and template.
+    pub fn cleanup(&self, prefix: &str) {
+        // Wildcard deletes may be refused (action.destructive_requires_name): delete by name.
+        let (_, indices) = http(
+            "GET",
+            &format!("{}/_cat/indices/{prefix}-*?format=json&h=index", self.url),
+            None,
+        );
+        for index in indices.as_array().into_iter().flatten() {
+            if let Some(name) = index["index"].as_str() {
+                http("DELETE", &format!("{}/{name}", self.url), None);
+            }
+        }
+        http(
+            "DELETE",
+            &format!("{}/_index_template/ctindex-{prefix}", self.url),
+            None,
+        );
+    }
+}
+
+/// An independent reading of a folder of CloudTrail files: what the test
+/// expects, found without ctindex's own decoder.
+#[derive(Debug, Default)]
+pub struct Oracle {
+    pub events: usize,
+    /// eventID → the months (YYYY-MM, or "undated") it occurs in.
+    pub ids: BTreeMap<String, BTreeSet<String>>,
+    /// Distinct events without an eventID (by content).
+    pub without_id: BTreeSet<String>,
+    /// Candidate files that hold no event and are not digests.
+    pub files_without_events: BTreeSet<String>,
+    /// The raw events, for classification checks.
+    pub all: Vec<serde_json::Map<String, Value>>,
+}
+
+impl Oracle {
+    /// Documents the index must hold: one per (eventID, month) and per distinct id-less event.
+    pub fn expected_docs(&self) -> u64 {
+        (self.ids.values().map(BTreeSet::len).sum::<usize>() + self.without_id.len()) as u64
+    }
+
+    pub fn read(root: &Path) -> Oracle {
+        let mut oracle = Oracle::default();
+        let mut files = Vec::new();
+        collect(root, &mut files);
+        for path in files {
+            let shown = path.display().to_string();
+            if shown.contains("CloudTrail-Digest") {
+                continue;
+            }
+            let name = path.file_name().unwrap().to_string_lossy().to_lowercase();
+            let stem = name.strip_suffix(".gz").unwrap_or(&name);
+            if ![".json", ".ndjson", ".jsonl"]
+                .iter()
+                .any(|e| stem.ends_with(e))
+            {
+                continue;
+            }
+            let mut raw = std::fs::read(&path).unwrap();
+            if raw.starts_with(&[0x1f, 0x8b]) {
+                let mut out = Vec::new();
+                let _ = std::io::Read::read_to_end(
+                    &mut flate2::read::MultiGzDecoder::new(&raw[..]),
+                    &mut out,
+                );
+                raw = out;
+            }
+            let text = String::from_utf8_lossy(&raw);
+            let mut found = Vec::new();
+            match serde_json::from_str::<Value>(&text) {
+                Ok(v) => extract(v, &mut found),
+                Err(_) => {
+                    for line in text.lines() {
+                        if let Ok(v) = serde_json::from_str::<Value>(line) {
+                            extract(v, &mut found);
+                        }
+                    }
+                }
+            }
+            let is_digest = text.contains("\"digestStartTime\"");
+            if found.is_empty()
+                && !is_digest
+                && !(text.contains("\"Records\"") && text.trim_end().ends_with('}'))
+            {
+                oracle.files_without_events.insert(shown);
+            }
+            for event in found {
+                oracle.events += 1;
+                match event
+                    .get("eventID")
+                    .or_else(|| event.get("eventid"))
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                {
+                    Some(id) => {
+                        oracle
+                            .ids
+                            .entry(id.to_string())
+                            .or_default()
+                            .insert(month(&event));
+                    }
+                    None => {
+                        oracle
+                            .without_id
+                            .insert(serde_json::to_string(&event).unwrap());
+                    }
+                }
+                oracle.all.push(event);
+            }
+        }
+        oracle
+    }
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            continue;
+        }
+        if path.is_dir() {
+            collect(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+fn is_event(v: &serde_json::Map<String, Value>) -> bool {
+    let has = |k: &str| v.contains_key(k) || v.contains_key(&k.to_lowercase());
+    (v.get("eventName").is_some_and(Value::is_string)
+        || v.get("eventname").is_some_and(Value::is_string))
+        && ["eventSource", "eventVersion", "eventTime", "eventID"]
+            .iter()
+            .any(|k| has(k))
+}
+
+fn extract(value: Value, out: &mut Vec<serde_json::Map<String, Value>>) {
+    match value {
+        Value::Array(items) => items.into_iter().for_each(|v| extract(v, out)),
+        Value::Object(o) if is_event(&o) => out.push(o),
+        Value::Object(mut o) => {
+            if let Some(Value::Array(records)) = o.remove("Records") {
+                records.into_iter().for_each(|v| extract(v, out));
+            } else if o.get("detail").is_some_and(Value::is_object)
+                && (o.contains_key("detail-type") || o.contains_key("source"))
+            {
+                extract(o.remove("detail").unwrap(), out);
+            } else if let Some(Value::String(s)) = o.get("CloudTrailEvent") {
+                if let Ok(v) = serde_json::from_str(s) {
+                    extract(v, out);
+                }
+            } else if let Some(Value::Array(logs)) = o.remove("logEvents") {
+                for log in logs {
+                    if let Some(Ok(v)) = log
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .map(serde_json::from_str)
+                    {
+                        extract(v, out);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// "YYYY-MM" of eventTime (or @timestamp), "undated" when it is not a date.
+fn month(event: &serde_json::Map<String, Value>) -> String {
+    for key in ["eventTime", "eventtime", "@timestamp"] {
+        match event.get(key) {
+            Some(Value::String(s)) => {
+                let b = s.trim().as_bytes();
+                let ok = b.len() >= 10
+                    && b[..4].iter().all(u8::is_ascii_digit)
+                    && b[4] == b'-'
+                    && b[5..7].iter().all(u8::is_ascii_digit)
+                    && b[7] == b'-'
+                    && (1..=12).contains(&s.trim()[5..7].parse::<u32>().unwrap_or(0));
+                if ok {
+                    return s.trim()[..7].to_string();
+                }
+            }
+            Some(Value::Number(_)) => return "epoch".into(),
+            _ => {}
+        }
+    }
+    "undated".into()
+}
+
+/// Parses the JSON summary file written by --summary-json.
+pub fn summary(path: &Path) -> HashMap<String, Value> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("no summary at {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
