@@ -18,16 +18,12 @@ mod tests {
             ("template-elasticsearch", TEMPLATE_ELASTICSEARCH),
             ("template-opensearch", TEMPLATE_OPENSEARCH),
         ] {
-            let value: serde_json::Value =
-                serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let value: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(
                 value["template"]["mappings"]["properties"]["eventTime"].is_object(),
                 "{name}"
             );
-            assert_eq!(
-                value["template"]["mappings"]["date_detection"], false,
-                "{name}"
-            );
+            assert_eq!(value["template"]["mappings"]["date_detection"], false, "{name}");
         }
     }
 }

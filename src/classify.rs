@@ -218,18 +218,17 @@ pub fn classify(event: &Map<String, Value>) -> Classification {
     let console = class(Channel::Console, CONSOLE);
 
     // 1 and 2: the event says itself that it came from the console.
-    if field(
-        event,
-        "sessionCredentialFromConsole",
-        "sessioncredentialfromconsole",
-    )
-    .is_some_and(is_true)
+    if field(event, "sessionCredentialFromConsole", "sessioncredentialfromconsole").is_some_and(is_true) {
+        return console;
+    }
+    if str_field(event, "eventType", "eventtype")
+        .is_some_and(|t| t.eq_ignore_ascii_case("AwsConsoleSignIn") || t.eq_ignore_ascii_case("AwsConsoleAction"))
     {
         return console;
     }
-    if str_field(event, "eventType", "eventtype").is_some_and(|t| {
-        t.eq_ignore_ascii_case("AwsConsoleSignIn") || t.eq_ignore_ascii_case("AwsConsoleAction")
-    }) {
+    // Sign-in events (ConsoleLogin, CheckMfa, SwitchRole, …) are console work even when a
+    // trimmed-down event has lost its eventType and agent.
+    if str_field(event, "eventSource", "eventsource").is_some_and(|s| s.eq_ignore_ascii_case("signin.amazonaws.com")) {
         return console;
     }
 
@@ -273,9 +272,7 @@ pub fn classify(event: &Map<String, Value>) -> Classification {
     // 5 to 7.
     match hit {
         Some(rule) => class(rule.channel, rule.family),
-        None if agent.is_some() || agent_value.is_some_and(is_odd_present) => {
-            class(Channel::Unknown, OTHER)
-        }
+        None if agent.is_some() || agent_value.is_some_and(is_odd_present) => class(Channel::Unknown, OTHER),
         None => class(Channel::Unknown, UNKNOWN),
     }
 }
@@ -351,10 +348,7 @@ const FIRST_BYTE: [u128; 128] = {
     while i < RULES.len() {
         if let Pattern::Token(p) = RULES[i].pattern {
             let b = p.as_bytes()[0];
-            assert!(
-                b.is_ascii() && !b.is_ascii_uppercase(),
-                "patterns are lowercase ASCII"
-            );
+            assert!(b.is_ascii() && !b.is_ascii_uppercase(), "patterns are lowercase ASCII");
             table[b as usize] |= 1 << i;
         }
         i += 1;
@@ -364,11 +358,7 @@ const FIRST_BYTE: [u128; 128] = {
 
 /// The bit set of rule indices below `n`.
 fn below(n: usize) -> u128 {
-    if n >= 128 {
-        u128::MAX
-    } else {
-        (1u128 << n) - 1
-    }
+    if n >= 128 { u128::MAX } else { (1u128 << n) - 1 }
 }
 
 /// The agent without surrounding blanks and one outer pair of brackets.
@@ -387,16 +377,11 @@ fn whole_matches(pattern: Pattern, core: &str) -> bool {
         Pattern::HostSuffix(p) => {
             let p = p.as_bytes();
             b.len() > p.len()
-                && !b
-                    .iter()
-                    .any(|c| c.is_ascii_whitespace() || matches!(c, b'/' | b','))
+                && !b.iter().any(|c| c.is_ascii_whitespace() || matches!(c, b'/' | b','))
                 && b[b.len() - p.len()..].eq_ignore_ascii_case(p)
         }
         Pattern::Lead(p) => {
-            let end = b
-                .iter()
-                .position(|&c| c == b',' || c == b'/')
-                .unwrap_or(b.len());
+            let end = b.iter().position(|&c| c == b',' || c == b'/').unwrap_or(b.len());
             contains_ci(&b[..end], p.as_bytes())
         }
     }
@@ -404,13 +389,7 @@ fn whole_matches(pattern: Pattern, core: &str) -> bool {
 
 /// Byte offsets where a token starts: offset 0 and every byte after a separator.
 fn token_starts(b: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    (0..b.len()).filter(move |&i| {
-        i == 0
-            || matches!(
-                b[i - 1],
-                b' ' | b'\t' | b'[' | b'(' | b',' | b';' | b'"' | b'\''
-            )
-    })
+    (0..b.len()).filter(move |&i| i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'[' | b'(' | b',' | b';' | b'"' | b'\''))
 }
 
 fn starts_with_ci(hay: &[u8], lower_pat: &[u8]) -> bool {
@@ -418,10 +397,7 @@ fn starts_with_ci(hay: &[u8], lower_pat: &[u8]) -> bool {
 }
 
 fn contains_ci(hay: &[u8], lower_pat: &[u8]) -> bool {
-    !lower_pat.is_empty()
-        && hay
-            .windows(lower_pat.len())
-            .any(|w| w.eq_ignore_ascii_case(lower_pat))
+    !lower_pat.is_empty() && hay.windows(lower_pat.len()).any(|w| w.eq_ignore_ascii_case(lower_pat))
 }
 
 #[cfg(test)]
@@ -811,20 +787,10 @@ mod tests {
                 "unknown",
             ),
             ("null agent", json!({"userAgent": null}), Unknown, "unknown"),
-            (
-                "empty agent",
-                json!({"userAgent": "   "}),
-                Unknown,
-                "unknown",
-            ),
+            ("empty agent", json!({"userAgent": "   "}), Unknown, "unknown"),
             ("number agent", json!({"userAgent": 42}), Unknown, "other"),
             // streamalert: a list where a string belongs.
-            (
-                "list agent",
-                json!({"userAgent": ["aws-cli/2.0.0"]}),
-                Unknown,
-                "other",
-            ),
+            ("list agent", json!({"userAgent": ["aws-cli/2.0.0"]}), Unknown, "other"),
             (
                 "userIdentity not an object",
                 json!({
@@ -871,12 +837,7 @@ mod tests {
                 Automation,
                 "aws-cli",
             ),
-            (
-                "multibyte only",
-                json!({"userAgent": "😀😀"}),
-                Unknown,
-                "other",
-            ),
+            ("multibyte only", json!({"userAgent": "😀😀"}), Unknown, "other"),
         ];
         for (name, event, channel, client) in cases {
             let got = classify(&obj(event));
@@ -894,10 +855,7 @@ mod tests {
     fn rule_table_is_well_formed() {
         for r in RULES {
             let p = match r.pattern {
-                Pattern::Token(p)
-                | Pattern::Exact(p)
-                | Pattern::HostSuffix(p)
-                | Pattern::Lead(p) => p,
+                Pattern::Token(p) | Pattern::Exact(p) | Pattern::HostSuffix(p) | Pattern::Lead(p) => p,
             };
             assert!(!p.is_empty(), "empty pattern for {}", r.family);
             assert_eq!(p, p.to_ascii_lowercase(), "patterns are lowercase: {p}");
@@ -917,17 +875,8 @@ mod tests {
             let hit = match_agent(&sample).map(|h| h.family);
             assert_eq!(hit, Some(r.family), "rule {p:?} is shadowed");
         }
-        for name in [
-            CONSOLE,
-            AWS_INTERNAL,
-            CLOUDFORMATION,
-            AWS_SERVICE,
-            "browser",
-        ] {
-            assert!(
-                RULES.iter().any(|r| r.family == name),
-                "{name} missing from RULES"
-            );
+        for name in [CONSOLE, AWS_INTERNAL, CLOUDFORMATION, AWS_SERVICE, "browser"] {
+            assert!(RULES.iter().any(|r| r.family == name), "{name} missing from RULES");
         }
     }
 
@@ -978,10 +927,7 @@ mod tests {
         match v {
             Value::Array(items) => items.iter().for_each(|i| for_each_event(i, f)),
             Value::Object(m) => {
-                let parsed = |s: &Value| {
-                    s.as_str()
-                        .and_then(|s| serde_json::from_str::<Value>(s).ok())
-                };
+                let parsed = |s: &Value| s.as_str().and_then(|s| serde_json::from_str::<Value>(s).ok());
                 if let Some(records) = m.get("Records").filter(|r| r.is_array()) {
                     for_each_event(records, f);
                 } else if let Some(d) = m.get("detail").filter(|d| looks_like_event(d)) {
@@ -994,11 +940,7 @@ mod tests {
                     }
                 } else if let Some(inner) = m.get("CloudTrailEvent").and_then(parsed) {
                     for_each_event(&inner, f);
-                } else if let Some(inner) = m
-                    .get("input")
-                    .and_then(|i| i.get("message"))
-                    .and_then(parsed)
-                {
+                } else if let Some(inner) = m.get("input").and_then(|i| i.get("message")).and_then(parsed) {
                     for_each_event(&inner, f);
                 } else if let Some(d) = m.get("details").filter(|d| looks_like_event(d)) {
                     for_each_event(d, f);
@@ -1017,12 +959,7 @@ mod tests {
             m.keys().any(|k| {
                 matches!(
                     k.to_ascii_lowercase().as_str(),
-                    "eventname"
-                        | "eventsource"
-                        | "useridentity"
-                        | "useragent"
-                        | "eventtype"
-                        | "eventversion"
+                    "eventname" | "eventsource" | "useridentity" | "useragent" | "eventtype" | "eventversion"
                 )
             })
         })
@@ -1064,8 +1001,7 @@ mod tests {
 
     #[test]
     fn corpus_never_panics() {
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/cloudtrail-corpus");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/cloudtrail-corpus");
         if !dir.is_dir() {
             println!("corpus not found, skipped");
             return;
@@ -1089,11 +1025,7 @@ mod tests {
             for doc in &docs {
                 for_each_event(doc, &mut |e| {
                     let c = classify(e);
-                    assert!(
-                        families().any(|f| f == c.client),
-                        "{} not in families()",
-                        c.client
-                    );
+                    assert!(families().any(|f| f == c.client), "{} not in families()", c.client);
                     *counts.entry((c.channel.as_str(), c.client)).or_default() += 1;
                     events += 1;
                 });
@@ -1104,19 +1036,12 @@ mod tests {
                 });
             }
         }
-        println!(
-            "{} files, {events} events, {objects} objects classified",
-            files.len()
-        );
+        println!("{} files, {events} events, {objects} objects classified", files.len());
         let mut rows: Vec<_> = counts.into_iter().collect();
         rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         for ((channel, client), n) in rows {
             println!("{n:>6}  {channel:<12} {client}");
         }
-        assert!(
-            events > 0,
-            "no CloudTrail event found under {}",
-            dir.display()
-        );
+        assert!(events > 0, "no CloudTrail event found under {}", dir.display());
     }
 }

@@ -62,12 +62,7 @@ pub struct ClusterArgs {
     pub user: Option<String>,
 
     /// Password for basic authentication (prefer the environment variable or --password-file).
-    #[arg(
-        long,
-        env = "CTINDEX_PASSWORD",
-        value_name = "PASSWORD",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "CTINDEX_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
 
     /// Read the password from this file (first line).
@@ -112,6 +107,10 @@ pub struct IndexArgs {
         value_name = "PREFIX"
     )]
     pub index_prefix: String,
+
+    /// Replicas per index (default: the cluster's; 0 suits single-node clusters).
+    #[arg(long, env = "CTINDEX_REPLICAS", value_name = "N")]
+    pub replicas: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -169,11 +168,7 @@ pub struct ImportArgs {
     pub no_setup: bool,
 
     /// Events the cluster refuses, and values that are not events, are appended here.
-    #[arg(
-        long,
-        default_value = "ctindex-dead-letters.ndjson",
-        value_name = "FILE"
-    )]
+    #[arg(long, default_value = "ctindex-dead-letters.ndjson", value_name = "FILE")]
     pub dead_letter: PathBuf,
 
     /// Give up on a bulk request that keeps failing after this many seconds of retries.
@@ -209,9 +204,7 @@ pub struct SetupArgs {
 /// Parses "5MB", "512KiB", "1.5MiB", "1000" into bytes.
 pub fn parse_size(text: &str) -> Result<usize, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     let number: f64 = number
         .parse()

@@ -118,9 +118,7 @@ mod tests {
     fn cluster_options() {
         assert!(cluster(&args(None)).is_err());
         assert!(cluster(&args(Some("ftp://x"))).is_err());
-        let err = cluster(&args(Some("http://u:hunter2@[::1")))
-            .unwrap_err()
-            .to_string();
+        let err = cluster(&args(Some("http://u:hunter2@[::1"))).unwrap_err().to_string();
         assert!(!err.contains("hunter2"), "{err}");
         let ok = cluster(&args(Some("http://127.0.0.1:9200"))).unwrap();
         assert!(matches!(ok.auth, Auth::None));

@@ -99,8 +99,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
             // The events before the break are kept; the break is reported.
             match &mut decoded {
                 Ok(d) if !d.events.is_empty() => {
-                    d.truncated
-                        .get_or_insert_with(|| format!("corrupt gzip data: {e}"));
+                    d.truncated.get_or_insert_with(|| format!("corrupt gzip data: {e}"));
                 }
                 _ => return Err(DecodeError::Gzip(e)),
             }
@@ -150,9 +149,9 @@ fn finish(decoded: Decoded) -> Result<Decoded, DecodeError> {
     match decoded.rejects.first() {
         None => Ok(decoded),
         Some(first) if first.reason == DIGEST => Err(DecodeError::Digest),
-        Some(first) if decoded.rejects.iter().all(|r| r.raw.is_none()) => Err(
-            DecodeError::NotJson(format!("{}: {}", first.position, first.reason)),
-        ),
+        Some(first) if decoded.rejects.iter().all(|r| r.raw.is_none()) => {
+            Err(DecodeError::NotJson(format!("{}: {}", first.position, first.reason)))
+        }
         Some(first) => Err(DecodeError::NotCloudTrail(format!(
             "no CloudTrail events found ({} value(s); {}: {})",
             decoded.rejects.len(),
@@ -169,9 +168,7 @@ const DIGEST: &str = "a CloudTrail digest, not an event";
 fn decode_array(text: &[u8]) -> Result<Decoded, DecodeError> {
     let mut values = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(text);
-    let result = SeqSeed(&mut values)
-        .deserialize(&mut de)
-        .and_then(|()| de.end());
+    let result = SeqSeed(&mut values).deserialize(&mut de).and_then(|()| de.end());
     let mut decoded = Decoded::default();
     for (i, value) in values.into_iter().enumerate() {
         extract(value, Position::Record(i), &mut decoded);
@@ -327,8 +324,7 @@ fn extract(value: Value, position: Position, out: &mut Decoded) {
                 for record in records {
                     extract(record, position, out);
                 }
-            } else if object.contains_key("digestStartTime") || object.contains_key("digestEndTime")
-            {
+            } else if object.contains_key("digestStartTime") || object.contains_key("digestEndTime") {
                 out.rejects.push(Reject {
                     position,
                     reason: DIGEST.into(),
@@ -476,10 +472,7 @@ mod tests {
     const EV2: &str = r#"{"eventVersion":"1.08","eventID":"b","eventName":"GetObject","eventSource":"s3.amazonaws.com","eventTime":"2024-01-02T03:04:06Z"}"#;
 
     fn ids(d: &Decoded) -> Vec<&str> {
-        d.events
-            .iter()
-            .map(|e| e["eventID"].as_str().unwrap())
-            .collect()
+        d.events.iter().map(|e| e["eventID"].as_str().unwrap()).collect()
     }
 
     #[test]
@@ -490,9 +483,7 @@ mod tests {
             (format!("{EV1}\n{EV2}\n"), vec!["a", "b"]),
             (format!("\u{feff}  {EV1}  "), vec!["a"]),
             (
-                format!(
-                    r#"{{"detail-type":"AWS API Call via CloudTrail","source":"aws.s3","detail":{EV1}}}"#
-                ),
+                format!(r#"{{"detail-type":"AWS API Call via CloudTrail","source":"aws.s3","detail":{EV1}}}"#),
                 vec!["a"],
             ),
             (
@@ -510,16 +501,16 @@ mod tests {
                 vec!["a"],
             ),
             (r#"{"Records":[]}"#.to_string(), vec![]),
-            (r#"{"eventname":"X","eventid":"lc","eventtime":"2024-01-01T00:00:00Z","awsregion":"x"}"#.to_string(), vec!["lc"]),
+            (
+                r#"{"eventname":"X","eventid":"lc","eventtime":"2024-01-01T00:00:00Z","awsregion":"x"}"#.to_string(),
+                vec!["lc"],
+            ),
             (r#"{"eventName":"X","eventID":"cut"}"#.to_string(), vec!["cut"]),
         ];
         for (input, want) in cases {
             let plain = decode(input.as_bytes()).unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(ids(&plain), want, "{input}");
-            assert!(
-                plain.rejects.is_empty() && plain.truncated.is_none(),
-                "{input}"
-            );
+            assert!(plain.rejects.is_empty() && plain.truncated.is_none(), "{input}");
             let zipped = decode(&gz(input.as_bytes())).unwrap();
             assert_eq!(ids(&zipped), want, "gzip {input}");
         }
@@ -531,22 +522,15 @@ mod tests {
         let cases: Vec<(&[u8], Check)> = vec![
             (b"", |e| *e == DecodeError::Empty),
             (b"  \n ", |e| *e == DecodeError::Empty),
-            (b"\x1f\x8b\x08\x00garbage", |e| {
-                matches!(e, DecodeError::Gzip(_))
-            }),
+            (b"\x1f\x8b\x08\x00garbage", |e| matches!(e, DecodeError::Gzip(_))),
             (b"{\"Records\": [", |e| matches!(e, DecodeError::NotJson(_))),
             (b"hello world", |e| matches!(e, DecodeError::NotJson(_))),
-            (b"{name: 'js object'}", |e| {
-                matches!(e, DecodeError::NotJson(_))
-            }),
-            (br#"{"foo": 1}"#, |e| {
-                matches!(e, DecodeError::NotCloudTrail(_))
-            }),
+            (b"{name: 'js object'}", |e| matches!(e, DecodeError::NotJson(_))),
+            (br#"{"foo": 1}"#, |e| matches!(e, DecodeError::NotCloudTrail(_))),
             (b"[1, 2]", |e| matches!(e, DecodeError::NotCloudTrail(_))),
-            (
-                br#"{"digestStartTime":"x","digestEndTime":"y","logFiles":[]}"#,
-                |e| *e == DecodeError::Digest,
-            ),
+            (br#"{"digestStartTime":"x","digestEndTime":"y","logFiles":[]}"#, |e| {
+                *e == DecodeError::Digest
+            }),
         ];
         for (input, check) in cases {
             let err = decode(input).expect_err(&String::from_utf8_lossy(input));
@@ -561,9 +545,7 @@ mod tests {
         assert_eq!(ids(&d), ["a", "b"]);
         assert!(d.truncated.as_deref().unwrap().contains("breaks off"));
 
-        let full = gz(format!(r#"{{"Records":[{EV1},{EV2},{EV1}]}}"#)
-            .repeat(50)
-            .as_bytes());
+        let full = gz(format!(r#"{{"Records":[{EV1},{EV2},{EV1}]}}"#).repeat(50).as_bytes());
         let cut = &full[..full.len() - 10];
         match decode(cut) {
             Ok(d) => assert!(d.truncated.is_some() && !d.events.is_empty()),

@@ -85,10 +85,7 @@ impl DeadLetters {
         line.extend_from_slice(event_json);
         line.extend_from_slice(b"}\n");
 
-        let mut guard = self
-            .file
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if guard.is_none() {
             if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).with_context(|| {
@@ -111,12 +108,9 @@ impl DeadLetters {
             *guard = Some(BufWriter::new(file));
         }
         if let Some(writer) = guard.as_mut() {
-            writer.write_all(&line).with_context(|| {
-                format!(
-                    "cannot write to the dead-letter file {}",
-                    self.path.display()
-                )
-            })?;
+            writer
+                .write_all(&line)
+                .with_context(|| format!("cannot write to the dead-letter file {}", self.path.display()))?;
         }
         self.count.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -124,14 +118,11 @@ impl DeadLetters {
 
     /// Flushes what was written.
     pub fn flush(&self) -> Result<()> {
-        let mut guard = self
-            .file
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(writer) = guard.as_mut() {
-            writer.flush().with_context(|| {
-                format!("cannot write the dead-letter file {}", self.path.display())
-            })?;
+            writer
+                .flush()
+                .with_context(|| format!("cannot write the dead-letter file {}", self.path.display()))?;
             writer.get_ref().sync_data().ok();
         }
         Ok(())
@@ -146,12 +137,7 @@ pub fn now_rfc3339() -> String {
         .unwrap_or(0);
     let (y, m, d) = crate::transform::civil_from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
 }
 
 #[cfg(test)]
@@ -184,10 +170,7 @@ mod tests {
         .unwrap();
         dlq.flush().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["reason"], "mapper \"x\"");
         assert_eq!(lines[0]["event"]["eventID"], "e");

@@ -125,14 +125,12 @@ impl Pipeline {
         ledger: &Mutex<Ledger>,
     ) -> Result<()> {
         let cancel = self.cancel.clone();
-        let objects = futures::stream::unfold(listed_rx, |mut rx| async move {
-            rx.recv().await.map(|l| (l, rx))
-        })
-        .take_while(move |_| std::future::ready(!cancel.is_cancelled()))
-        .filter_map(|listed| std::future::ready(self.accept(listed)))
-        .enumerate()
-        .map(|(n, object)| self.process_file(n as u32, object))
-        .buffer_unordered(self.options.workers.max(1));
+        let objects = futures::stream::unfold(listed_rx, |mut rx| async move { rx.recv().await.map(|l| (l, rx)) })
+            .take_while(move |_| std::future::ready(!cancel.is_cancelled()))
+            .filter_map(|listed| std::future::ready(self.accept(listed)))
+            .enumerate()
+            .map(|(n, object)| self.process_file(n as u32, object))
+            .buffer_unordered(self.options.workers.max(1));
         futures::pin_mut!(objects);
 
         let capacity = self.options.batch_bytes + self.options.batch_bytes / 8;
@@ -163,25 +161,23 @@ impl Pipeline {
 
     /// Sends batches, `concurrency` at a time, and settles the ledger.
     async fn consume(&self, batch_rx: mpsc::Receiver<Batch>, ledger: &Mutex<Ledger>) -> Result<()> {
-        let sends = futures::stream::unfold(batch_rx, |mut rx| async move {
-            rx.recv().await.map(|b| (b, rx))
-        })
-        .map(|batch| async move {
-            let mut counts: HashMap<u32, usize> = HashMap::new();
-            for item in &batch.items {
-                *counts.entry(item.origin.file).or_default() += 1;
-            }
-            match &self.sink {
-                Some(sink) => sink.send(batch).await?,
-                None => {
-                    Stats::add(&self.stats.batches, 1);
-                    Stats::add(&self.stats.bulk_bytes, batch.body.len() as u64);
-                    Stats::add(&self.stats.created, batch.len() as u64);
+        let sends = futures::stream::unfold(batch_rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
+            .map(|batch| async move {
+                let mut counts: HashMap<u32, usize> = HashMap::new();
+                for item in &batch.items {
+                    *counts.entry(item.origin.file).or_default() += 1;
                 }
-            }
-            anyhow::Ok(counts)
-        })
-        .buffer_unordered(self.options.concurrency.max(1));
+                match &self.sink {
+                    Some(sink) => sink.send(batch).await?,
+                    None => {
+                        Stats::add(&self.stats.batches, 1);
+                        Stats::add(&self.stats.bulk_bytes, batch.body.len() as u64);
+                        Stats::add(&self.stats.created, batch.len() as u64);
+                    }
+                }
+                anyhow::Ok(counts)
+            })
+            .buffer_unordered(self.options.concurrency.max(1));
         futures::pin_mut!(sends);
         while let Some(result) = sends.next().await {
             for (file, n) in result? {
@@ -248,16 +244,11 @@ impl Pipeline {
         let stats = self.stats.clone();
         let dlq = self.dlq.clone();
         let name = object.name.clone();
-        let work = tokio::task::spawn_blocking(move || {
-            encode_file(&bytes, file, &name, &transformer, &stats, &dlq)
-        });
+        let work = tokio::task::spawn_blocking(move || encode_file(&bytes, file, &name, &transformer, &stats, &dlq));
         match work.await {
             Ok(batch) => FileOutput { file, batch },
             Err(e) => {
-                tracing::error!(
-                    "{}: skipped: decoding failed unexpectedly: {e}",
-                    object.name
-                );
+                tracing::error!("{}: skipped: decoding failed unexpectedly: {e}", object.name);
                 Stats::add(&self.stats.files_skipped, 1);
                 FileOutput {
                     file,
@@ -269,9 +260,7 @@ impl Pipeline {
 }
 
 fn lock(ledger: &Mutex<Ledger>) -> std::sync::MutexGuard<'_, Ledger> {
-    ledger
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Decodes, transforms and encodes one file (runs on a blocking thread).

@@ -77,12 +77,7 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    pub fn start(
-        stats: Arc<Stats>,
-        mode: ProgressMode,
-        dry_run: bool,
-        interval: Duration,
-    ) -> Reporter {
+    pub fn start(stats: Arc<Stats>, mode: ProgressMode, dry_run: bool, interval: Duration) -> Reporter {
         let stop = Arc::new(AtomicBool::new(false));
         let bars = match mode {
             ProgressMode::Auto => std::io::stderr().is_terminal(),
@@ -136,9 +131,7 @@ async fn show_bars(stats: Arc<Stats>, stop: Arc<AtomicBool>, dry_run: bool) {
         let listing_done = stats.listing_done.load(Ordering::Relaxed);
         files.set_length(listed);
         files.set_position(
-            Stats::get(&stats.files_read)
-                + Stats::get(&stats.files_skipped)
-                + Stats::get(&stats.files_digest),
+            Stats::get(&stats.files_read) + Stats::get(&stats.files_skipped) + Stats::get(&stats.files_digest),
         );
         files.set_message(if listing_done {
             String::new()
@@ -193,9 +186,7 @@ async fn show_lines(stats: Arc<Stats>, stop: Arc<AtomicBool>, interval: Duration
         };
         tracing::info!(
             "progress: {}/{} files, {} MB of {} MB, {} events read, {} indexed, {} failed, {:.0} events/s{}",
-            Stats::get(&stats.files_read)
-                + Stats::get(&stats.files_skipped)
-                + Stats::get(&stats.files_digest),
+            Stats::get(&stats.files_read) + Stats::get(&stats.files_skipped) + Stats::get(&stats.files_digest),
             Stats::get(&stats.files_listed),
             done / 1_000_000,
             total / 1_000_000,
@@ -237,13 +228,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn from_stats(
-        stats: &Stats,
-        elapsed: Duration,
-        dry_run: bool,
-        dead_letters: u64,
-        dlq: Option<String>,
-    ) -> Self {
+    pub fn from_stats(stats: &Stats, elapsed: Duration, dry_run: bool, dead_letters: u64, dlq: Option<String>) -> Self {
         let g = Stats::get;
         let seconds = elapsed.as_secs_f64();
         let events_read = g(&stats.events_read);
@@ -277,11 +262,7 @@ impl Summary {
 
     /// Whether some input was skipped or some events dead-lettered (exit code 3).
     pub fn is_partial(&self) -> bool {
-        self.files_skipped > 0
-            || self.files_truncated > 0
-            || self.skipped > 0
-            || self.failed > 0
-            || self.interrupted
+        self.files_skipped > 0 || self.files_truncated > 0 || self.skipped > 0 || self.failed > 0 || self.interrupted
     }
 
     /// The one-line summary.
@@ -310,11 +291,7 @@ impl Summary {
         };
         let mut line = format!(
             "{}{files}, {} events read, {indexed}, {} skipped, {} failed, {:.1} s, {:.0} events/s",
-            if self.interrupted {
-                "interrupted: "
-            } else {
-                ""
-            },
+            if self.interrupted { "interrupted: " } else { "" },
             self.events_read,
             self.skipped,
             self.failed,
@@ -339,13 +316,7 @@ mod tests {
         Stats::add(&stats.events_read, 10);
         Stats::add(&stats.created, 7);
         Stats::add(&stats.updated, 3);
-        let s = Summary::from_stats(
-            &stats,
-            Duration::from_secs(2),
-            false,
-            0,
-            Some("d.ndjson".into()),
-        );
+        let s = Summary::from_stats(&stats, Duration::from_secs(2), false, 0, Some("d.ndjson".into()));
         assert!(!s.is_partial());
         assert_eq!(
             s.line(),
@@ -354,10 +325,6 @@ mod tests {
         Stats::add(&stats.files_skipped, 1);
         let s = Summary::from_stats(&stats, Duration::from_secs(2), false, 0, None);
         assert!(s.is_partial());
-        assert!(
-            s.line().starts_with("3 files (1 skipped), "),
-            "{}",
-            s.line()
-        );
+        assert!(s.line().starts_with("3 files (1 skipped), "), "{}", s.line());
     }
 }

@@ -57,8 +57,7 @@ impl Source {
             );
         }
         let path = PathBuf::from(arg);
-        std::fs::metadata(&path)
-            .with_context(|| format!("source {arg} cannot be read (is the path right?)"))?;
+        std::fs::metadata(&path).with_context(|| format!("source {arg} cannot be read (is the path right?)"))?;
         Ok(Source::Local(path))
     }
 
@@ -75,16 +74,12 @@ impl Source {
 pub fn is_candidate(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     let stem = lower.strip_suffix(".gz").unwrap_or(&lower);
-    [".json", ".ndjson", ".jsonl"]
-        .iter()
-        .any(|ext| stem.ends_with(ext))
+    [".json", ".ndjson", ".jsonl"].iter().any(|ext| stem.ends_with(ext))
 }
 
 /// True for CloudTrail digest files (by folder or by name).
 pub fn is_digest(path: &str) -> bool {
-    path.split(['/', '\\'])
-        .any(|part| part == "CloudTrail-Digest")
-        || path.contains("_CloudTrail-Digest_")
+    path.split(['/', '\\']).any(|part| part == "CloudTrail-Digest") || path.contains("_CloudTrail-Digest_")
 }
 
 async fn list_local(root: PathBuf, tx: mpsc::Sender<Listed>) -> Result<()> {
@@ -168,15 +163,11 @@ mod tests {
         ] {
             assert_eq!(is_candidate(name), want, "{name}");
         }
-        assert!(is_digest(
-            "AWSLogs/1/CloudTrail-Digest/us-east-1/2024/01/01/x.json.gz"
-        ));
+        assert!(is_digest("AWSLogs/1/CloudTrail-Digest/us-east-1/2024/01/01/x.json.gz"));
         assert!(is_digest(
             "x/123_CloudTrail-Digest_us-east-1_trail_us-east-1_20240101T000000Z.json.gz"
         ));
-        assert!(!is_digest(
-            "AWSLogs/1/CloudTrail/us-east-1/2024/01/01/x.json.gz"
-        ));
+        assert!(!is_digest("AWSLogs/1/CloudTrail/us-east-1/2024/01/01/x.json.gz"));
     }
 
     #[tokio::test]
@@ -200,10 +191,7 @@ mod tests {
         let mut seen = Vec::new();
         while let Some(listed) = rx.recv().await {
             seen.push(match listed {
-                Listed::Object(o) => format!(
-                    "file {}",
-                    o.name.strip_prefix(root.to_str().unwrap()).unwrap()
-                ),
+                Listed::Object(o) => format!("file {}", o.name.strip_prefix(root.to_str().unwrap()).unwrap()),
                 Listed::Digest(n) => {
                     format!("digest {}", n.strip_prefix(root.to_str().unwrap()).unwrap())
                 }

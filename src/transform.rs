@@ -55,6 +55,7 @@ pub const FREE_FORM: &[&str] = &[
     "additionalEventData",
     "serviceEventDetails",
     "insightDetails",
+    "resources",
     "addendum",
     "edgeDeviceDetails",
 ];
@@ -97,12 +98,7 @@ impl Transformer {
 
         for key in FREE_FORM {
             if let Some(value) = event.get_mut(*key) {
-                if !matches!(value, Value::Object(_) | Value::Null) {
-                    let inner = value.take();
-                    let mut wrapped = Map::new();
-                    wrapped.insert("_value".into(), inner);
-                    *value = Value::Object(wrapped);
-                }
+                wrap_scalars(value);
             }
         }
         let mut truncated = Vec::new();
@@ -133,6 +129,28 @@ impl Transformer {
             index,
             id,
             source: event,
+        }
+    }
+}
+
+/// Free-form fields are objects (or arrays of objects) in the index: any
+/// other value, at the top or as an array element, becomes `{"_value": …}`.
+fn wrap_scalars(value: &mut Value) {
+    match value {
+        Value::Object(_) | Value::Null => {}
+        Value::Array(items) => {
+            for item in items.iter_mut() {
+                if !matches!(item, Value::Object(_)) {
+                    let mut wrapped = Map::new();
+                    wrapped.insert("_value".into(), item.take());
+                    *item = Value::Object(wrapped);
+                }
+            }
+        }
+        other => {
+            let mut wrapped = Map::new();
+            wrapped.insert("_value".into(), other.take());
+            *other = Value::Object(wrapped);
         }
     }
 }
@@ -181,10 +199,8 @@ fn text_month(s: &str) -> Option<(u32, u32)> {
             })
         };
         let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
-        return ((1970..=2999).contains(&year)
-            && (1..=12).contains(&month)
-            && (1..=31).contains(&day))
-        .then_some((year, month));
+        return ((1970..=2999).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day))
+            .then_some((year, month));
     }
     if !b.is_empty() && b.len() <= 13 && b.iter().all(u8::is_ascii_digit) {
         return s.trim().parse::<i64>().ok().and_then(epoch_millis_month);
@@ -217,13 +233,7 @@ pub fn civil_from_days(days: i64) -> (u32, u32, u32) {
 
 /// Cuts strings over the size limit and stringifies nesting over the depth
 /// limit, recording each path it changed.
-fn enforce_limits(
-    value: &mut Value,
-    path: &mut String,
-    depth: usize,
-    limits: &Limits,
-    changed: &mut Vec<String>,
-) {
+fn enforce_limits(value: &mut Value, path: &mut String, depth: usize, limits: &Limits, changed: &mut Vec<String>) {
     match value {
         Value::String(s) if s.len() > limits.max_string_bytes => {
             truncate_string(s, limits.max_string_bytes);
@@ -284,11 +294,7 @@ mod tests {
 
     fn transformer(limits: Limits) -> Transformer {
         let drop: Vec<String> = DEFAULT_DROP.iter().map(|s| s.to_string()).collect();
-        Transformer::new(
-            FieldFilter::new(&drop, &[], true).unwrap(),
-            "cloudtrail",
-            limits,
-        )
+        Transformer::new(FieldFilter::new(&drop, &[], true).unwrap(), "cloudtrail", limits)
     }
 
     fn event(v: Value) -> Event {
@@ -335,11 +341,7 @@ mod tests {
         ];
         for (input, index, id) in cases {
             let doc = t.apply(event(input.clone()), "f.json");
-            assert_eq!(
-                (doc.index.as_str(), doc.id.as_str()),
-                (index, id),
-                "{input}"
-            );
+            assert_eq!((doc.index.as_str(), doc.id.as_str()), (index, id), "{input}");
         }
     }
 
@@ -373,14 +375,16 @@ mod tests {
                 "eventSource": "ec2.amazonaws.com", "userAgent": "aws-cli/2.15.0 Python/3.11.6",
                 "userIdentity": {"type": "IAMUser", "accessKeyId": "AKIAIOSFODNN7EXAMPLE"},
                 "requestParameters": "{\"a\":1}",
+                "resources": [{"ARN": "a"}, "b", [1]],
                 "eventCategory": "Insight",
             })),
             "AWSLogs/1/CloudTrail/us-east-1/2024/01/01/x.json.gz",
         );
         assert_eq!(doc.source["userIdentity"], json!({"type": "IAMUser"}));
+        assert_eq!(doc.source["requestParameters"], json!({"_value": "{\"a\":1}"}));
         assert_eq!(
-            doc.source["requestParameters"],
-            json!({"_value": "{\"a\":1}"})
+            doc.source["resources"],
+            json!([{"ARN": "a"}, {"_value": "b"}, {"_value": [1]}])
         );
         assert_eq!(doc.source["ctindex"]["channel"], json!("automation"));
         assert_eq!(doc.source["ctindex"]["client"], json!("aws-cli"));
@@ -406,18 +410,9 @@ mod tests {
             "f",
         );
         let policy = doc.source["requestParameters"]["policy"].as_str().unwrap();
-        assert!(
-            policy.len() <= 100 && policy.ends_with(TRUNCATION_MARK),
-            "{policy}"
-        );
-        assert_eq!(
-            doc.source["requestParameters"]["a"]["b"]["c"],
-            json!("{\"d\":1}")
-        );
-        assert_eq!(
-            doc.source["requestParameters"]["list"],
-            json!([{"x": "short"}])
-        );
+        assert!(policy.len() <= 100 && policy.ends_with(TRUNCATION_MARK), "{policy}");
+        assert_eq!(doc.source["requestParameters"]["a"]["b"]["c"], json!("{\"d\":1}"));
+        assert_eq!(doc.source["requestParameters"]["list"], json!([{"x": "short"}]));
         assert_eq!(
             doc.source["ctindex"]["truncated"],
             json!(["requestParameters.a.b.c", "requestParameters.policy"])

@@ -31,8 +31,7 @@ pub async fn run(args: ImportArgs) -> Result<Outcome> {
         DEFAULT_DROP.iter().map(|s| s.to_string()).collect()
     };
     drop.extend(args.drop.iter().cloned());
-    let filter = FieldFilter::new(&drop, &args.keep, !args.no_redact)
-        .map_err(|e| config::UsageError(e.to_string()))?;
+    let filter = FieldFilter::new(&drop, &args.keep, !args.no_redact).map_err(|e| config::UsageError(e.to_string()))?;
     let limits = Limits {
         max_string_bytes: args.max_value_bytes.max(64),
         ..Limits::default()
@@ -54,7 +53,7 @@ pub async fn run(args: ImportArgs) -> Result<Outcome> {
             cluster.url()
         );
         if !args.no_setup {
-            template::install(&cluster, &prefix).await?;
+            template::install(&cluster, &prefix, args.index.replicas).await?;
         }
         Some(cluster)
     };
@@ -79,10 +78,7 @@ pub async fn run(args: ImportArgs) -> Result<Outcome> {
         options: Options {
             batch_bytes: args.batch_bytes,
             concurrency: usize::from(args.concurrency),
-            workers: args
-                .workers
-                .map(usize::from)
-                .unwrap_or_else(default_workers),
+            workers: args.workers.map(usize::from).unwrap_or_else(default_workers),
         },
         cancel: cancel.clone(),
     };
@@ -130,9 +126,7 @@ pub async fn run(args: ImportArgs) -> Result<Outcome> {
 }
 
 fn default_workers() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
 fn write_summary_json(path: &Path, summary: &Summary) -> Result<()> {
@@ -141,8 +135,7 @@ fn write_summary_json(path: &Path, summary: &Summary) -> Result<()> {
         println!("{text}");
         return Ok(());
     }
-    std::fs::write(path, text + "\n")
-        .with_context(|| format!("cannot write --summary-json {}", path.display()))
+    std::fs::write(path, text + "\n").with_context(|| format!("cannot write --summary-json {}", path.display()))
 }
 
 /// First Ctrl-C or SIGTERM: stop reading and finish what is in flight.

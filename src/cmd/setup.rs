@@ -16,13 +16,13 @@ pub async fn run(args: SetupArgs) -> Result<Outcome> {
         } else {
             Flavor::Elasticsearch
         };
-        let body = template::template_body(flavor, &prefix)?;
+        let body = template::template_body(flavor, &prefix, args.index.replicas)?;
         println!("PUT _index_template/{}", template::template_name(&prefix));
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(Outcome::Clean);
     }
     let cluster = Cluster::connect(&config::cluster(&args.cluster)?).await?;
-    template::install(&cluster, &prefix).await?;
+    template::install(&cluster, &prefix, args.index.replicas).await?;
     println!(
         "installed index template {} for {prefix}-* with alias {prefix} on {} ({} {})",
         template::template_name(&prefix),

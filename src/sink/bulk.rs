@@ -80,8 +80,7 @@ impl Batch {
     pub fn push_item_from(&mut self, other: &Batch, i: usize) {
         let item = other.items[i];
         let start = self.body.len();
-        self.body
-            .extend_from_slice(&other.body[item.start..item.end]);
+        self.body.extend_from_slice(&other.body[item.start..item.end]);
         self.items.push(Item {
             origin: item.origin,
             start,
@@ -162,8 +161,7 @@ pub enum ResponseError {
 
 /// Reads a 200 bulk response into one outcome per item, in request order.
 pub fn read_response(body: &[u8], sent: usize) -> Result<Vec<ItemOutcome>, ResponseError> {
-    let response: BulkResponse =
-        serde_json::from_slice(body).map_err(|e| ResponseError::Json(e.to_string()))?;
+    let response: BulkResponse = serde_json::from_slice(body).map_err(|e| ResponseError::Json(e.to_string()))?;
     if response.items.len() != sent {
         return Err(ResponseError::Count {
             sent,
@@ -247,10 +245,7 @@ mod tests {
             "{\"eventID\":\"b\\\"c\",\"n\":\"é\\\"x\"}\n",
         );
         assert_eq!(String::from_utf8(b.body.clone()).unwrap(), want);
-        assert_eq!(
-            b.doc_bytes(1),
-            "{\"eventID\":\"b\\\"c\",\"n\":\"é\\\"x\"}".as_bytes()
-        );
+        assert_eq!(b.doc_bytes(1), "{\"eventID\":\"b\\\"c\",\"n\":\"é\\\"x\"}".as_bytes());
         assert_eq!(
             b.action_bytes(0),
             br#"{"index":{"_index":"cloudtrail-2024.01","_id":"a"}}"#
@@ -292,10 +287,7 @@ mod tests {
 
     #[test]
     fn mismatched_responses_are_errors() {
-        assert!(matches!(
-            read_response(b"<html>", 1),
-            Err(ResponseError::Json(_))
-        ));
+        assert!(matches!(read_response(b"<html>", 1), Err(ResponseError::Json(_))));
         assert_eq!(
             read_response(br#"{"errors":false,"items":[]}"#, 2),
             Err(ResponseError::Count { sent: 2, got: 0 })

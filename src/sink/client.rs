@@ -100,13 +100,7 @@ pub struct Cluster {
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Cluster({} {} at {})",
-            self.flavor.name(),
-            self.version,
-            self.url
-        )
+        write!(f, "Cluster({} {} at {})", self.flavor.name(), self.version, self.url)
     }
 }
 
@@ -148,8 +142,7 @@ impl Cluster {
         if config.insecure {
             builder = builder.cert_validation(CertificateValidation::None);
         } else if let Some(path) = &config.ca_cert {
-            let pem = std::fs::read(path)
-                .with_context(|| format!("cannot read the CA file {}", path.display()))?;
+            let pem = std::fs::read(path).with_context(|| format!("cannot read the CA file {}", path.display()))?;
             let cert = Certificate::from_pem(&pem)
                 .map_err(|e| anyhow::anyhow!("{e}"))
                 .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
@@ -166,23 +159,38 @@ impl Cluster {
             version: String::new(),
             timeout: config.timeout,
         };
-        let info = cluster
-            .json(Method::Get, "/", None)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot reach the cluster at {shown} (check --url, and the cluster's state)"
-                )
-            })?;
-        let version = &info["version"];
-        cluster.version = version["number"].as_str().unwrap_or("unknown").to_string();
-        if version["distribution"].as_str() == Some("opensearch") {
-            cluster.flavor = Flavor::OpenSearch;
-        } else if info["tagline"].as_str().is_none() {
-            bail!(
-                "{shown} answered, but not like Elasticsearch or OpenSearch: {}",
-                truncate(&info.to_string(), 200)
-            );
+        let reach = || format!("cannot reach the cluster at {shown} (check --url, and the cluster's state)");
+        match cluster.json(Method::Get, "/", None).await {
+            Ok(info) => {
+                let version = &info["version"];
+                cluster.version = version["number"].as_str().unwrap_or("unknown").to_string();
+                if version["distribution"].as_str() == Some("opensearch") {
+                    cluster.flavor = Flavor::OpenSearch;
+                } else if info["tagline"].as_str().is_none() {
+                    bail!(
+                        "{shown} answered, but not like Elasticsearch or OpenSearch: {}",
+                        truncate(&info.to_string(), 200)
+                    );
+                }
+            }
+            // Minimal distributions (the integ-test zips) do not serve `GET /`: ask the node itself.
+            Err(e)
+                if matches!(
+                    e.downcast_ref::<SendError>(),
+                    Some(SendError::Status { status: 404 | 405, .. })
+                ) =>
+            {
+                let nodes = cluster
+                    .json(Method::Get, "/_nodes/_local?filter_path=nodes.*.version", None)
+                    .await
+                    .with_context(reach)?;
+                let version = nodes["nodes"]
+                    .as_object()
+                    .and_then(|n| n.values().next())
+                    .map(|n| &n["version"]);
+                cluster.version = version.and_then(Value::as_str).unwrap_or("unknown").to_string();
+            }
+            Err(e) => return Err(e.context(reach())),
         }
         Ok(cluster)
     }
@@ -192,14 +200,8 @@ impl Cluster {
     }
 
     /// Sends one request; a non-2xx answer is an error carrying the body.
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Bytes>,
-    ) -> Result<Bytes, SendError> {
-        self.send_with_timeout(method, path, body, self.timeout)
-            .await
+    pub async fn send(&self, method: Method, path: &str, body: Option<Bytes>) -> Result<Bytes, SendError> {
+        self.send_with_timeout(method, path, body, self.timeout).await
     }
 
     pub async fn send_with_timeout(
@@ -215,14 +217,7 @@ impl Cluster {
         };
         let response = self
             .transport
-            .send(
-                method,
-                path,
-                HeaderMap::new(),
-                None::<&()>,
-                body,
-                Some(timeout),
-            )
+            .send(method, path, HeaderMap::new(), None::<&()>, body, Some(timeout))
             .await
             .map_err(|e| connection_error(&e))?;
         let status = response.status_code().as_u16();

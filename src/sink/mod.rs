@@ -45,10 +45,7 @@ impl FileNames {
     }
 
     pub fn get(&self, file: u32) -> Arc<str> {
-        self.lock()
-            .get(&file)
-            .cloned()
-            .unwrap_or_else(|| Arc::from("?"))
+        self.lock().get(&file).cloned().unwrap_or_else(|| Arc::from("?"))
     }
 
     pub fn remove(&self, file: u32) {
@@ -56,9 +53,7 @@ impl FileNames {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<str>>> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -83,21 +78,13 @@ impl Sink {
         Ok(())
     }
 
-    async fn send_one(
-        &self,
-        mut batch: Batch,
-        deadline: Instant,
-        pending: &mut Vec<Batch>,
-    ) -> Result<()> {
+    async fn send_one(&self, mut batch: Batch, deadline: Instant, pending: &mut Vec<Batch>) -> Result<()> {
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
         loop {
             let body = Bytes::from(std::mem::take(&mut batch.body));
             Stats::add(&self.stats.bulk_bytes, body.len() as u64);
             Stats::add(&self.stats.batches, 1);
-            let answer = self
-                .cluster
-                .send(Method::Post, BULK_PATH, Some(body.clone()))
-                .await;
+            let answer = self.cluster.send(Method::Post, BULK_PATH, Some(body.clone())).await;
             batch.body = Vec::from(body);
 
             let failure = match answer {
@@ -113,8 +100,7 @@ impl Sink {
                     }
                     Err(e) => e.to_string(),
                 },
-                Err(SendError::Status { status, body, .. }) => match retry::classify_status(status)
-                {
+                Err(SendError::Status { status, body, .. }) => match retry::classify_status(status) {
                     RequestVerdict::Split if batch.len() > 1 => {
                         let (left, right) = batch.split();
                         tracing::debug!(
@@ -126,23 +112,16 @@ impl Sink {
                         return Ok(());
                     }
                     RequestVerdict::Split => {
-                        self.dead_letter_all(
-                            &batch,
-                            "the cluster refused the request as too large (413)",
-                        )?;
+                        self.dead_letter_all(&batch, "the cluster refused the request as too large (413)")?;
                         return Ok(());
                     }
                     RequestVerdict::Retry => format!("status {status}: {body}"),
                     RequestVerdict::Fatal => {
-                        let reason = format!(
-                            "the cluster refused the bulk request with status {status}: {body}"
-                        );
+                        let reason = format!("the cluster refused the bulk request with status {status}: {body}");
                         self.dead_letter_all(&batch, &reason)?;
                         let hint = match status {
                             401 => " (check --user/--password or --api-key)",
-                            403 => {
-                                " (the credentials lack the index/write privilege on the target indices)"
-                            }
+                            403 => " (the credentials lack the index/write privilege on the target indices)",
                             _ => "",
                         };
                         bail!("{reason}{hint}");
@@ -153,10 +132,7 @@ impl Sink {
 
             let delay = backoff.next_delay();
             if Instant::now() + delay > deadline {
-                let reason = format!(
-                    "still failing after {} attempts: {failure}",
-                    backoff.attempts()
-                );
+                let reason = format!("still failing after {} attempts: {failure}", backoff.attempts());
                 self.dead_letter_all(&batch, &reason)?;
                 bail!(
                     "giving up on a bulk request of {} items after {} attempts ({}s retry budget, see --retry-budget): {failure}",
@@ -207,8 +183,7 @@ impl Sink {
 
     fn dead_letter(&self, batch: &Batch, i: usize, reason: &str) -> Result<()> {
         let item = batch.items[i];
-        let action: serde_json::Value =
-            serde_json::from_slice(batch.action_bytes(i)).unwrap_or_default();
+        let action: serde_json::Value = serde_json::from_slice(batch.action_bytes(i)).unwrap_or_default();
         let index = action["index"]["_index"].as_str();
         let id = action["index"]["_id"].as_str();
         let source = self.names.get(item.origin.file);

@@ -103,10 +103,7 @@ mod tests {
         let delays: Vec<Duration> = (0..10).map(|_| b.next_delay()).collect();
         for (i, d) in delays.iter().enumerate() {
             let ceiling = Duration::from_millis(100 * (1 << i)).min(Duration::from_secs(2));
-            assert!(
-                *d >= ceiling / 2 && *d <= ceiling,
-                "attempt {i}: {d:?} vs {ceiling:?}"
-            );
+            assert!(*d >= ceiling / 2 && *d <= ceiling, "attempt {i}: {d:?} vs {ceiling:?}");
         }
         assert_eq!(b.attempts(), 10);
     }

@@ -39,15 +39,19 @@ pub fn clusters(test: &str) -> Vec<Cluster> {
             }
         }
     }
+    static CLEAN: std::sync::Once = std::sync::Once::new();
+    CLEAN.call_once(|| {
+        for cluster in &found {
+            cluster.cleanup("t");
+        }
+    });
     if found.is_empty() {
         if std::env::var("CTINDEX_REQUIRE_CLUSTERS").as_deref() == Ok("1") {
             panic!(
                 "{test}: no cluster configured but CTINDEX_REQUIRE_CLUSTERS=1 (run scripts/stack start; eval \"$(scripts/stack env)\")"
             );
         }
-        eprintln!(
-            "SKIPPED {test}: no ES_URL/OPENSEARCH_URL set (scripts/test starts the servers and sets them)"
-        );
+        eprintln!("SKIPPED {test}: no ES_URL/OPENSEARCH_URL set (scripts/test starts the servers and sets them)");
     }
     found
 }
@@ -66,9 +70,7 @@ pub fn corpus() -> Option<PathBuf> {
     if path.is_dir() {
         Some(path)
     } else {
-        eprintln!(
-            "NOTE: ../shared/cloudtrail-corpus not found: corpus tests not run, using tests/fixtures only"
-        );
+        eprintln!("NOTE: ../shared/cloudtrail-corpus not found: corpus tests not run, using tests/fixtures only");
         None
     }
 }
@@ -76,11 +78,7 @@ pub fn corpus() -> Option<PathBuf> {
 /// A fresh index prefix for one test, so tests never see each other's data.
 pub fn prefix(test: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "t-{test}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("t-{test}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// The result of running the binary.
@@ -119,10 +117,7 @@ pub fn ctindex(args: &[&str]) -> Run {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
 }
 
 /// An HTTP call to a cluster; returns (status, JSON body or Null).
@@ -158,19 +153,13 @@ impl Cluster {
 
     pub fn post(&self, path: &str, body: &Value) -> Value {
         let (status, answer) = http("POST", &format!("{}{path}", self.url), Some(body));
-        assert!(
-            status < 300,
-            "POST {path} on {}: {status} {answer}",
-            self.name
-        );
+        assert!(status < 300, "POST {path} on {}: {status} {answer}", self.name);
         answer
     }
 
     pub fn count(&self, target: &str, query: Value) -> u64 {
         let body = self.post(&format!("/{target}/_count"), &json!({ "query": query }));
-        body["count"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no count in {body}"))
+        body["count"].as_u64().unwrap_or_else(|| panic!("no count in {body}"))
     }
 
     pub fn exists(&self, path: &str) -> bool {
@@ -197,10 +186,7 @@ impl Cluster {
                 ));
             }
             let scroll_id = page["_scroll_id"].as_str().unwrap_or("").to_string();
-            page = self.post(
-                "/_search/scroll",
-                &json!({"scroll": "2m", "scroll_id": scroll_id}),
-            );
+            page = self.post("/_search/scroll", &json!({"scroll": "2m", "scroll_id": scroll_id}));
         }
         out
     }
@@ -213,10 +199,14 @@ impl Cluster {
             &format!("{}/_cat/indices/{prefix}-*?format=json&h=index", self.url),
             None,
         );
-        for index in indices.as_array().into_iter().flatten() {
-            if let Some(name) = index["index"].as_str() {
-                http("DELETE", &format!("{}/{name}", self.url), None);
-            }
+        let names: Vec<&str> = indices
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["index"].as_str())
+            .collect();
+        for chunk in names.chunks(50) {
+            http("DELETE", &format!("{}/{}", self.url, chunk.join(",")), None);
         }
         http(
             "DELETE",
@@ -258,19 +248,13 @@ impl Oracle {
             }
             let name = path.file_name().unwrap().to_string_lossy().to_lowercase();
             let stem = name.strip_suffix(".gz").unwrap_or(&name);
-            if ![".json", ".ndjson", ".jsonl"]
-                .iter()
-                .any(|e| stem.ends_with(e))
-            {
+            if ![".json", ".ndjson", ".jsonl"].iter().any(|e| stem.ends_with(e)) {
                 continue;
             }
             let mut raw = std::fs::read(&path).unwrap();
             if raw.starts_with(&[0x1f, 0x8b]) {
                 let mut out = Vec::new();
-                let _ = std::io::Read::read_to_end(
-                    &mut flate2::read::MultiGzDecoder::new(&raw[..]),
-                    &mut out,
-                );
+                let _ = std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut out);
                 raw = out;
             }
             let text = String::from_utf8_lossy(&raw);
@@ -286,10 +270,10 @@ impl Oracle {
                 }
             }
             let is_digest = text.contains("\"digestStartTime\"");
-            if found.is_empty()
-                && !is_digest
-                && !(text.contains("\"Records\"") && text.trim_end().ends_with('}'))
-            {
+            // An empty Records file or an empty array is a CloudTrail file with no events, not an error.
+            let empty_container = (text.contains("\"Records\"") && text.trim_end().ends_with('}'))
+                || text.split_whitespace().collect::<String>() == "[]";
+            if found.is_empty() && !is_digest && !empty_container {
                 oracle.files_without_events.insert(shown);
             }
             for event in found {
@@ -302,16 +286,10 @@ impl Oracle {
                     .filter(|s| !s.is_empty())
                 {
                     Some(id) => {
-                        oracle
-                            .ids
-                            .entry(id.to_string())
-                            .or_default()
-                            .insert(month(&event));
+                        oracle.ids.entry(id.to_string()).or_default().insert(month(&event));
                     }
                     None => {
-                        oracle
-                            .without_id
-                            .insert(serde_json::to_string(&event).unwrap());
+                        oracle.without_id.insert(serde_json::to_string(&event).unwrap());
                     }
                 }
                 oracle.all.push(event);
@@ -322,17 +300,10 @@ impl Oracle {
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
     entries.sort();
     for path in entries {
-        if path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        {
+        if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
             continue;
         }
         if path.is_dir() {
@@ -345,8 +316,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn is_event(v: &serde_json::Map<String, Value>) -> bool {
     let has = |k: &str| v.contains_key(k) || v.contains_key(&k.to_lowercase());
-    (v.get("eventName").is_some_and(Value::is_string)
-        || v.get("eventname").is_some_and(Value::is_string))
+    (v.get("eventName").is_some_and(Value::is_string) || v.get("eventname").is_some_and(Value::is_string))
         && ["eventSource", "eventVersion", "eventTime", "eventID"]
             .iter()
             .any(|k| has(k))
@@ -369,11 +339,7 @@ fn extract(value: Value, out: &mut Vec<serde_json::Map<String, Value>>) {
                 }
             } else if let Some(Value::Array(logs)) = o.remove("logEvents") {
                 for log in logs {
-                    if let Some(Ok(v)) = log
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .map(serde_json::from_str)
-                    {
+                    if let Some(Ok(v)) = log.get("message").and_then(Value::as_str).map(serde_json::from_str) {
                         extract(v, out);
                     }
                 }
@@ -384,7 +350,7 @@ fn extract(value: Value, out: &mut Vec<serde_json::Map<String, Value>>) {
 }
 
 /// "YYYY-MM" of eventTime (or @timestamp), "undated" when it is not a date.
-fn month(event: &serde_json::Map<String, Value>) -> String {
+pub fn month(event: &serde_json::Map<String, Value>) -> String {
     for key in ["eventTime", "eventtime", "@timestamp"] {
         match event.get(key) {
             Some(Value::String(s)) => {
@@ -394,7 +360,8 @@ fn month(event: &serde_json::Map<String, Value>) -> String {
                     && b[4] == b'-'
                     && b[5..7].iter().all(u8::is_ascii_digit)
                     && b[7] == b'-'
-                    && (1..=12).contains(&s.trim()[5..7].parse::<u32>().unwrap_or(0));
+                    && (1..=12).contains(&s.trim()[5..7].parse::<u32>().unwrap_or(0))
+                    && (1..=31).contains(&s.trim()[8..10].parse::<u32>().unwrap_or(0));
                 if ok {
                     return s.trim()[..7].to_string();
                 }
@@ -408,7 +375,6 @@ fn month(event: &serde_json::Map<String, Value>) -> String {
 
 /// Parses the JSON summary file written by --summary-json.
 pub fn summary(path: &Path) -> HashMap<String, Value> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("no summary at {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("no summary at {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
