@@ -28,7 +28,8 @@ fn oracle() -> &'static Oracle {
 }
 
 fn corpus_import(cluster: &Cluster) -> Arc<Imported> {
-    static DONE: OnceLock<Mutex<Vec<(String, Arc<Imported>)>>> = OnceLock::new();
+    type PerCluster = Vec<(String, Arc<Imported>)>;
+    static DONE: OnceLock<Mutex<PerCluster>> = OnceLock::new();
     let done = DONE.get_or_init(|| Mutex::new(Vec::new()));
     let mut done = done.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, imported)) = done.iter().find(|(name, _)| name == cluster.name) {
