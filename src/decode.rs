@@ -365,7 +365,7 @@ fn extract(value: Value, position: Position, out: &mut Decoded) {
                 out.rejects.push(Reject {
                     position,
                     reason: format!(
-                        "not a CloudTrail event (no eventName/eventSource; keys: {})",
+                        "not a CloudTrail event (needs eventName and one of eventSource, eventVersion, eventTime, eventID; keys: {})",
                         keys.join(", ")
                     ),
                     raw: Some(Value::Object(object)),
