@@ -70,6 +70,29 @@ pub enum ProgressMode {
     Off,
 }
 
+/// The bars being shown, if any, so log lines can be printed above them.
+static BARS: std::sync::Mutex<Option<MultiProgress>> = std::sync::Mutex::new(None);
+
+fn shown_bars() -> Option<MultiProgress> {
+    BARS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Where log lines go: stderr, above the progress bars when they are shown.
+pub struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match shown_bars() {
+            Some(bars) => bars.suspend(|| std::io::stderr().write_all(buf)).map(|()| buf.len()),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// Shows progress until dropped or finished.
 pub struct Reporter {
     stop: Arc<AtomicBool>,
@@ -108,6 +131,7 @@ impl Drop for Reporter {
 
 async fn show_bars(stats: Arc<Stats>, stop: Arc<AtomicBool>, dry_run: bool) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
+    *BARS.lock().unwrap_or_else(|p| p.into_inner()) = Some(multi.clone());
     let style = |template: &str| {
         ProgressStyle::with_template(template)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -164,6 +188,7 @@ async fn show_bars(stats: Arc<Stats>, stop: Arc<AtomicBool>, dry_run: bool) {
     bytes.finish();
     events.finish();
     let _ = multi.clear();
+    *BARS.lock().unwrap_or_else(|p| p.into_inner()) = None;
 }
 
 async fn show_lines(stats: Arc<Stats>, stop: Arc<AtomicBool>, interval: Duration) {
