@@ -59,14 +59,16 @@ RUN = "%s-%d" % (time.strftime("%H%M%S"), os.getpid())
 # --------------------------------------------------------------------------
 # Limits the Rust transform must enforce (kept in sync with mappings/README.md)
 # --------------------------------------------------------------------------
-# Any object/array nested deeper than MAX_DEPTH levels below the document root
-# is replaced by its compact JSON text. The event itself is level 0, the value
-# of a top-level field level 1, and every step into an object member or an
-# array element adds one: {"requestParameters": {"a": [{"b": {}}]}} puts
-# requestParameters' object at 1, a's array at 2, its object at 3, b's at 4.
-MAX_DEPTH = 16
+# Depth, exactly as src/transform.rs counts it: the value of a top-level field
+# is at depth 2, each step into an object member adds 1, array elements stay at
+# the depth of their array. An object or array deeper than MAX_DEPTH is replaced
+# by its compact JSON text. So requestParameters keeps at most 14 object levels
+# (its own object included). Arrays are bounded only by serde_json's recursion
+# limit (128 levels, objects and arrays counted) -- see mappings/README.md.
+MAX_DEPTH = 15
 # Any string leaf (and any stringified subtree) longer than this many UTF-8
-# bytes is cut to this size on a char boundary. Applies everywhere in the event.
+# bytes is cut to this size on a char boundary, the cut ending with
+# TRUNCATION_MARK. Applies everywhere in the event.
 MAX_LEAF_BYTES = 16384
 # Any object key longer than this many UTF-8 bytes is cut (the key path is part
 # of every flattened / flat_object term).
@@ -76,7 +78,8 @@ MAX_KEY_BYTES = 256
 # _source, not indexed), so one odd event cannot blow the total-fields limit.
 MAX_UNKNOWN_TOP_KEYS = 100
 # Wrapper key for a free-form field whose value is not an object.
-RAW_KEY = "_raw"
+RAW_KEY = "_value"
+TRUNCATION_MARK = "…[truncated by ctindex]"
 
 DROP_PATHS = [("userIdentity", "accessKeyId")]
 
@@ -281,14 +284,14 @@ def normalise_shapes(ev, shapes, notes, prefix=""):
             if isinstance(v, list):
                 nv = []
                 for i, x in enumerate(v):
-                    if isinstance(x, dict) or x is None:
+                    if isinstance(x, dict):
                         nv.append(x)
                     else:
-                        nv.append({RAW_KEY: as_text(x)})
+                        nv.append({RAW_KEY: x})
                         notes.append("%s[%d]" % (path, i))
                 ev[k] = nv
             else:
-                ev[k] = {RAW_KEY: as_text(v)}
+                ev[k] = {RAW_KEY: v}
                 notes.append(path)
         elif isinstance(shape, dict):
             if isinstance(v, dict):
@@ -335,24 +338,25 @@ def quarantine(doc, shapes, prefix=""):
     return moved
 
 
-def cut_utf8(s, limit):
+def cut_utf8(s, limit, mark=""):
     b = s.encode("utf-8")
     if len(b) <= limit:
         return s
-    return b[:limit].decode("utf-8", "ignore")
+    return b[:max(0, limit - len(mark.encode("utf-8")))].decode("utf-8", "ignore") + mark
 
 
 def limit_size_depth(v, depth, path, notes):
-    """Return v with every subtree deeper than MAX_DEPTH stringified and every
-    string / key longer than the byte limits cut."""
+    """Return v with every object/array deeper than MAX_DEPTH stringified and
+    every string / key longer than the byte limits cut (mirrors
+    enforce_limits in src/transform.rs, plus the key cap)."""
     if isinstance(v, str):
         if len(v) > MAX_LEAF_BYTES // 4 and len(v.encode("utf-8")) > MAX_LEAF_BYTES:
             notes.append(path)
-            return cut_utf8(v, MAX_LEAF_BYTES)
+            return cut_utf8(v, MAX_LEAF_BYTES, TRUNCATION_MARK)
         return v
     if isinstance(v, (dict, list)) and depth > MAX_DEPTH:
         notes.append(path)
-        return cut_utf8(as_text(v), MAX_LEAF_BYTES)
+        return cut_utf8(as_text(v), MAX_LEAF_BYTES, TRUNCATION_MARK)
     if isinstance(v, dict):
         out = {}
         for k, x in v.items():
@@ -363,9 +367,13 @@ def limit_size_depth(v, depth, path, notes):
             out[nk] = limit_size_depth(x, depth + 1, path + "." + nk if path else nk, notes)
         return out
     if isinstance(v, list):
-        # arrays count as a level too (more than the servers need, simpler rule)
-        return [limit_size_depth(x, depth + 1, "%s[%d]" % (path, i), notes) for i, x in enumerate(v)]
+        # array elements stay at the depth of their array
+        return [limit_size_depth(x, depth, path, notes) for x in v]
     return v
+
+
+def limit_event(ev, notes):
+    return {k: limit_size_depth(x, 2, k, notes) for k, x in ev.items()}
 
 
 UA_AUTOMATION = re.compile(r"terraform|aws-cli|boto|aws-sdk|aws-internal|cloudformation|pulumi|aws-cdk|ansible|hashicorp|APN/|aws-chalice|stratus|python-requests|Go-http|curl", re.I)
@@ -414,7 +422,7 @@ def normalise(ev, source, shapes, raw=False):
     notes = []
     if not raw:
         normalise_shapes(ev, shapes, notes)
-        ev = limit_size_depth(ev, 0, "", notes)
+        ev = limit_event(ev, notes)
     eid = ev.get("eventID")
     id_generated = not (isinstance(eid, str) and eid)
     if id_generated:

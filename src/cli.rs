@@ -54,7 +54,7 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
     /// Elasticsearch or OpenSearch URL, e.g. http://127.0.0.1:9200 (user:password@ in the URL works too).
-    #[arg(long, env = "CTINDEX_URL", value_name = "URL")]
+    #[arg(long, env = "CTINDEX_URL", value_name = "URL", hide_env_values = true)]
     pub url: Option<String>,
 
     /// User name for basic authentication.

@@ -27,16 +27,35 @@ pub fn template_body(flavor: Flavor, prefix: &str, replicas: Option<u32>) -> Res
     body["index_patterns"] = json!([format!("{prefix}-*")]);
     body["template"]["aliases"] = json!({ prefix: {} });
     if let Some(n) = replicas {
-        body["template"]["settings"]["index"]["number_of_replicas"] = json!(n);
+        let index = &mut body["template"]["settings"]["index"];
+        index["number_of_replicas"] = json!(n);
+        if let Some(settings) = index.as_object_mut() {
+            settings.remove("auto_expand_replicas");
+        }
     }
     Ok(body)
+}
+
+/// Removes settings the cluster's version does not know: Elasticsearch
+/// before 8.13 refuses `index.mapping.total_fields.ignore_dynamic_beyond_limit`.
+pub fn fit_to_version(body: &mut Value, version: &str) {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) < (8, 13) {
+        if let Some(fields) = body["template"]["settings"]["index"]["mapping"]["total_fields"].as_object_mut() {
+            fields.remove("ignore_dynamic_beyond_limit");
+        }
+    }
 }
 
 /// Installs (or replaces) the template, and puts the alias on indices of the
 /// prefix that existed before the template.
 pub async fn install(cluster: &Cluster, prefix: &str, replicas: Option<u32>) -> Result<()> {
     let name = template_name(prefix);
-    let body = template_body(cluster.flavor, prefix, replicas)?;
+    let mut body = template_body(cluster.flavor, prefix, replicas)?;
+    if cluster.flavor == Flavor::Elasticsearch {
+        fit_to_version(&mut body, &cluster.version);
+    }
     cluster
         .json(Method::Put, &format!("/_index_template/{name}"), Some(&body))
         .await
@@ -81,8 +100,24 @@ mod tests {
             );
             let body = template_body(flavor, "ct-prod", Some(0)).unwrap();
             assert_eq!(body["template"]["settings"]["index"]["number_of_replicas"], json!(0));
+            assert!(
+                body["template"]["settings"]["index"]
+                    .get("auto_expand_replicas")
+                    .is_none()
+            );
             assert_eq!(body["template"]["aliases"], json!({"ct-prod": {}}));
         }
         assert_eq!(template_name("ct-prod"), "ctindex-ct-prod");
+        let mut body = json!({"template": {"settings": {"index": {"mapping": {"total_fields": {"limit": 2000, "ignore_dynamic_beyond_limit": true}}}}}});
+        fit_to_version(&mut body, "8.19.2");
+        assert_eq!(
+            body["template"]["settings"]["index"]["mapping"]["total_fields"]["ignore_dynamic_beyond_limit"],
+            json!(true)
+        );
+        fit_to_version(&mut body, "8.12.0");
+        assert_eq!(
+            body["template"]["settings"]["index"]["mapping"]["total_fields"],
+            json!({"limit": 2000})
+        );
     }
 }
