@@ -44,10 +44,10 @@ pub struct Cli {
 pub enum Command {
     /// Import CloudTrail log files into the cluster (one-time or repeated: ids make it idempotent).
     #[command(after_help = EXIT_CODES)]
-    Import(ImportArgs),
+    Import(Box<ImportArgs>),
     /// Install the index template and alias (import does this too, once per run).
     #[command(after_help = EXIT_CODES)]
-    Setup(SetupArgs),
+    Setup(Box<SetupArgs>),
 }
 
 /// How to reach the cluster.
@@ -113,12 +113,56 @@ pub struct IndexArgs {
     pub replicas: Option<u32>,
 }
 
+/// Which S3 objects to read, and how to reach S3.
+#[derive(Debug, Clone, Args)]
+pub struct S3Args {
+    /// AWS profile for S3 (from ~/.aws/config; SSO profiles work).
+    #[arg(long, env = "AWS_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// AWS region of the bucket (default: the profile's or AWS_REGION, else us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// S3-compatible endpoint (MinIO, Ceph, a local test server); uses path-style addressing.
+    #[arg(long, env = "CTINDEX_S3_ENDPOINT", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Only these accounts (comma-separated or repeated), in CloudTrail's S3 layout.
+    #[arg(long, value_name = "ID,...", value_delimiter = ',')]
+    pub accounts: Vec<String>,
+
+    /// Only these regions (comma-separated or repeated), in CloudTrail's S3 layout.
+    #[arg(long, value_name = "REGION,...", value_delimiter = ',')]
+    pub regions: Vec<String>,
+
+    /// First delivery day to read (UTC, inclusive), matched against the YYYY/MM/DD folders.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day)]
+    pub from: Option<i64>,
+
+    /// Last delivery day to read (UTC, inclusive; default: today when --from is given).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day)]
+    pub to: Option<i64>,
+
+    /// Files fetched at once (S3 downloads; local files are read as they are decoded).
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub downloads: u16,
+
+    /// Bytes of S3 objects downloaded but not yet decoded, at most.
+    #[arg(long, default_value = "256MB", value_name = "SIZE", value_parser = parse_size)]
+    pub max_bytes_in_flight: usize,
+}
+
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// Local folders (a mirror of the S3 layout at any depth, or any folder) or files.
-    /// Folders are searched for *.json, *.json.gz, *.ndjson and *.jsonl files; digest files are skipped.
+    /// s3://BUCKET[/PREFIX], local folders (a mirror of the S3 layout at any depth, or any folder)
+    /// or files. Folders and prefixes are searched for *.json, *.json.gz, *.ndjson and *.jsonl files;
+    /// digest files are skipped.
     #[arg(required = true, value_name = "SOURCE")]
     pub sources: Vec<String>,
+
+    #[command(flatten)]
+    pub s3: S3Args,
 
     #[command(flatten)]
     pub cluster: ClusterArgs,

@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::Result;
 use elasticsearch::http::Url;
 
-use crate::cli::ClusterArgs;
+use crate::cli::{ClusterArgs, S3Args};
 use crate::sink::client::{Auth, ClusterConfig};
+use crate::source::s3::S3Options;
 
 /// A problem with the command line or the environment: exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,45 @@ pub fn cluster(args: &ClusterArgs) -> Result<ClusterConfig> {
         ca_cert: args.ca_cert.clone(),
         insecure: args.insecure,
         timeout: Duration::from_secs(args.timeout.max(1)),
+    })
+}
+
+/// Resolves the S3 options: dates in order, accounts that look like accounts.
+pub fn s3(args: &S3Args) -> Result<S3Options> {
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| (d.as_secs() / 86_400) as i64)
+        .unwrap_or(0);
+    let to = match (args.from, args.to) {
+        (Some(_), None) => Some(today),
+        (_, to) => to,
+    };
+    let from = match (args.from, to) {
+        (None, Some(_)) => return usage("--to needs --from"),
+        (Some(f), Some(t)) if f > t => return usage("--from is after --to"),
+        (from, _) => from,
+    };
+    for account in &args.accounts {
+        if account.is_empty() || !account.chars().all(|c| c.is_ascii_digit()) {
+            return usage(format!("--accounts: '{account}' is not an AWS account id (12 digits)"));
+        }
+    }
+    if let Some(endpoint) = &args.endpoint_url
+        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+    {
+        return usage(format!(
+            "--endpoint-url must start with http:// or https://, got '{endpoint}'"
+        ));
+    }
+    Ok(S3Options {
+        profile: args.profile.clone(),
+        region: args.region.clone(),
+        endpoint_url: args.endpoint_url.clone(),
+        accounts: args.accounts.clone(),
+        regions: args.regions.clone(),
+        from,
+        to,
+        max_bytes_in_flight: args.max_bytes_in_flight as u64,
     })
 }
 

@@ -219,10 +219,11 @@ fn decode_object_or_lines(text: &[u8]) -> Result<Decoded, DecodeError> {
     }
     // Several values, or one broken value: read it as lines.
     let decoded = decode_lines(text);
-    if decoded.events.is_empty() && !text.contains(&b'\n') {
-        if let Err(e) = first {
-            return Err(DecodeError::NotJson(e.to_string()));
-        }
+    if decoded.events.is_empty()
+        && !text.contains(&b'\n')
+        && let Err(e) = first
+    {
+        return Err(DecodeError::NotJson(e.to_string()));
     }
     Ok(decoded)
 }
@@ -257,53 +258,19 @@ pub fn is_event(object: &Event) -> bool {
             .any(|k| object.contains_key(*k))
 }
 
-/// The top-level fields of CloudTrail events, as CloudTrail spells them.
-const TOP_LEVEL_FIELDS: &[&str] = &[
-    "eventVersion",
-    "userIdentity",
-    "eventTime",
-    "eventSource",
-    "eventName",
-    "awsRegion",
-    "sourceIPAddress",
-    "userAgent",
-    "requestParameters",
-    "responseElements",
-    "additionalEventData",
-    "requestID",
-    "eventID",
-    "eventType",
-    "apiVersion",
-    "managementEvent",
-    "readOnly",
-    "resources",
-    "recipientAccountId",
-    "serviceEventDetails",
-    "sharedEventID",
-    "vpcEndpointId",
-    "vpcEndpointAccountId",
-    "eventCategory",
-    "addendum",
-    "sessionCredentialFromConsole",
-    "edgeDeviceDetails",
-    "tlsDetails",
-    "insightDetails",
-    "errorCode",
-    "errorMessage",
-];
-
 /// Data-lake exports write all-lowercase keys (`eventname`, `awsregion`):
 /// such an object gets CloudTrail's spelling back for its top-level fields.
 fn restore_key_case(object: &mut Event) {
     if object.contains_key("eventName") || !object.contains_key("eventname") {
         return;
     }
-    for canonical in TOP_LEVEL_FIELDS {
+    for canonical in crate::normalize::TOP_LEVEL_FIELDS {
         let lower = canonical.to_ascii_lowercase();
-        if lower != *canonical && !object.contains_key(*canonical) {
-            if let Some(value) = object.remove(&lower) {
-                object.insert((*canonical).to_string(), value);
-            }
+        if lower != *canonical
+            && !object.contains_key(*canonical)
+            && let Some(value) = object.remove(&lower)
+        {
+            object.insert((*canonical).to_string(), value);
         }
     }
 }

@@ -5,7 +5,7 @@
 //! - [`source`]: where files come from (local folders; listing and reading);
 //! - [`decode`]: gzip and the container shapes, bytes to events;
 //! - [`transform`]: id, field filter ([`filter`]), classification
-//!   ([`classify`]), monthly index, size limits;
+//!   ([`classify`]), monthly index; [`normalize`] fits events to the template;
 //! - [`sink`]: bulk encoding, the HTTP client, retries, the index template;
 //! - [`pipeline`]: the stage tasks and the bounded queues between them;
 //! - [`progress`] and [`dlq`]: counters, progress display, summary, dead letters.
@@ -21,6 +21,7 @@ pub mod config;
 pub mod decode;
 pub mod dlq;
 pub mod filter;
+pub mod normalize;
 pub mod pipeline;
 pub mod progress;
 pub mod sink;

@@ -43,8 +43,11 @@ pub struct Options {
     pub batch_bytes: usize,
     /// Bulk requests in flight at once.
     pub concurrency: usize,
-    /// Files read and decoded at once.
+    /// Files decoded at once (CPU-bound: about one per core).
     pub workers: usize,
+    /// Files being fetched or waiting to be decoded at once (I/O-bound: S3
+    /// downloads want many; their bytes are bounded separately).
+    pub downloads: usize,
 }
 
 /// Set by Ctrl-C / SIGTERM: stop listing, finish what is in flight.
@@ -71,6 +74,8 @@ pub struct Pipeline {
     pub names: Arc<FileNames>,
     pub options: Options,
     pub cancel: Arc<Cancel>,
+    /// Decoding slots: `workers` permits.
+    pub decoders: Arc<tokio::sync::Semaphore>,
 }
 
 /// What one file yielded, encoded.
@@ -130,7 +135,7 @@ impl Pipeline {
             .filter_map(|listed| std::future::ready(self.accept(listed)))
             .enumerate()
             .map(|(n, object)| self.process_file(n as u32, object))
-            .buffer_unordered(self.options.workers.max(1));
+            .buffer_unordered(self.options.downloads.max(self.options.workers).max(1));
         futures::pin_mut!(objects);
 
         let capacity = self.options.batch_bytes + self.options.batch_bytes / 8;
@@ -228,8 +233,8 @@ impl Pipeline {
     /// Reads one file and turns it into encoded documents.
     async fn process_file(&self, file: u32, object: SourceObject) -> FileOutput {
         self.names.insert(file, object.name.clone());
-        let bytes = match object.read().await {
-            Ok(bytes) => bytes,
+        let (bytes, budget) = match object.read().await {
+            Ok(read) => read,
             Err(e) => {
                 tracing::warn!("skipped: {e:#}");
                 Stats::add(&self.stats.files_skipped, 1);
@@ -240,11 +245,21 @@ impl Pipeline {
             }
         };
         Stats::add(&self.stats.bytes_read, bytes.len() as u64);
+        let Ok(slot) = self.decoders.clone().acquire_owned().await else {
+            return FileOutput {
+                file,
+                batch: Batch::default(),
+            };
+        };
         let transformer = self.transformer.clone();
         let stats = self.stats.clone();
         let dlq = self.dlq.clone();
         let name = object.name.clone();
-        let work = tokio::task::spawn_blocking(move || encode_file(&bytes, file, &name, &transformer, &stats, &dlq));
+        let work = tokio::task::spawn_blocking(move || {
+            let batch = encode_file(&bytes, file, &name, &transformer, &stats, &dlq);
+            drop((slot, budget));
+            batch
+        });
         match work.await {
             Ok(batch) => FileOutput { file, batch },
             Err(e) => {

@@ -2,10 +2,9 @@
 //!
 //! Owns, in this order: the document id (`eventID`, or a stable hash of the
 //! event where it has none), field filtering, the derived `ctindex.*` fields
-//! (channel, client family, source, flags), the monthly index by `eventTime`,
-//! and the limits that keep a document acceptable to the cluster (strings too
-//! long to index are truncated, nesting too deep is kept as a JSON string; both
-//! are flagged in `ctindex.truncated`).
+//! (channel, client family, source, flags) and the monthly index by
+//! `eventTime`; [`normalize`] then fits the event to the template and the
+//! cluster's limits.
 //!
 //! Pure and synchronous: no I/O. Invariant: the same event and options always
 //! give the same index, id and document, so re-imports overwrite instead of
@@ -17,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::classify;
 use crate::decode::Event;
 use crate::filter::FieldFilter;
+use crate::normalize::{self, Limits};
 
 /// Where a document goes and what it holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,40 +25,6 @@ pub struct Doc {
     pub id: String,
     pub source: Map<String, Value>,
 }
-
-/// Sizes the cluster can take; beyond them a value is cut down and flagged.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Longest string kept as is, in bytes (Lucene refuses terms over 32766
-    /// bytes, and flattened/flat_object index `path=value` as one term).
-    pub max_string_bytes: usize,
-    /// Deepest nesting kept as objects (the top level is depth 1); deeper
-    /// parts are kept as a JSON string.
-    pub max_depth: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_string_bytes: 16 * 1024,
-            max_depth: 15,
-        }
-    }
-}
-
-/// The free-form parts of an event: their contents vary by API and are
-/// indexed as flattened objects. A value that is not an object is wrapped as
-/// `{"_value": …}` so the field's type never changes.
-pub const FREE_FORM: &[&str] = &[
-    "requestParameters",
-    "responseElements",
-    "additionalEventData",
-    "serviceEventDetails",
-    "insightDetails",
-    "resources",
-    "addendum",
-    "edgeDeviceDetails",
-];
 
 /// Index name for events whose time cannot be read.
 pub const UNDATED: &str = "undated";
@@ -96,18 +62,7 @@ impl Transformer {
             None => format!("{}-{UNDATED}", self.index_prefix),
         };
 
-        for key in FREE_FORM {
-            if let Some(value) = event.get_mut(*key) {
-                wrap_scalars(value);
-            }
-        }
-        let mut truncated = Vec::new();
-        let mut path = String::new();
-        for (key, value) in event.iter_mut() {
-            path.clear();
-            path.push_str(key);
-            enforce_limits(value, &mut path, 2, &self.limits, &mut truncated);
-        }
+        let truncated = normalize::normalize(&mut event, &self.limits);
 
         let insight = event.get("eventCategory").and_then(Value::as_str) == Some("Insight")
             || origin.contains("/CloudTrail-Insight/");
@@ -124,33 +79,17 @@ impl Transformer {
         if !truncated.is_empty() {
             meta.insert("truncated".into(), Value::from(truncated));
         }
-        event.insert("ctindex".into(), Value::Object(meta));
+        match event.get_mut("ctindex") {
+            // normalize() may have started it, with `overflow`.
+            Some(Value::Object(existing)) => existing.extend(meta),
+            _ => {
+                event.insert("ctindex".into(), Value::Object(meta));
+            }
+        }
         Doc {
             index,
             id,
             source: event,
-        }
-    }
-}
-
-/// Free-form fields are objects (or arrays of objects) in the index: any
-/// other value, at the top or as an array element, becomes `{"_value": …}`.
-fn wrap_scalars(value: &mut Value) {
-    match value {
-        Value::Object(_) | Value::Null => {}
-        Value::Array(items) => {
-            for item in items.iter_mut() {
-                if !matches!(item, Value::Object(_)) {
-                    let mut wrapped = Map::new();
-                    wrapped.insert("_value".into(), item.take());
-                    *item = Value::Object(wrapped);
-                }
-            }
-        }
-        other => {
-            let mut wrapped = Map::new();
-            wrapped.insert("_value".into(), other.take());
-            *other = Value::Object(wrapped);
         }
     }
 }
@@ -229,61 +168,6 @@ pub fn civil_from_days(days: i64) -> (u32, u32, u32) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let year = (yoe + era * 400 + i64::from(month <= 2)) as u32;
     (year, month, day)
-}
-
-/// Cuts strings over the size limit and stringifies nesting over the depth
-/// limit, recording each path it changed.
-fn enforce_limits(value: &mut Value, path: &mut String, depth: usize, limits: &Limits, changed: &mut Vec<String>) {
-    match value {
-        Value::String(s) if s.len() > limits.max_string_bytes => {
-            truncate_string(s, limits.max_string_bytes);
-            changed.push(path.clone());
-        }
-        Value::Object(map) if depth > limits.max_depth => {
-            let mut text = serde_json::to_string(map).unwrap_or_default();
-            truncate_string(&mut text, limits.max_string_bytes);
-            *value = Value::String(text);
-            changed.push(path.clone());
-        }
-        Value::Array(items) if depth > limits.max_depth => {
-            let mut text = serde_json::to_string(items).unwrap_or_default();
-            truncate_string(&mut text, limits.max_string_bytes);
-            *value = Value::String(text);
-            changed.push(path.clone());
-        }
-        Value::Object(map) => {
-            for (key, inner) in map.iter_mut() {
-                let len = path.len();
-                path.push('.');
-                path.push_str(key);
-                enforce_limits(inner, path, depth + 1, limits, changed);
-                path.truncate(len);
-            }
-        }
-        Value::Array(items) => {
-            // Arrays do not add a level in the index: their elements sit at the same path.
-            for inner in items.iter_mut() {
-                enforce_limits(inner, path, depth, limits, changed);
-            }
-            changed.dedup();
-        }
-        _ => {}
-    }
-}
-
-const TRUNCATION_MARK: &str = "…[truncated by ctindex]";
-
-/// Shortens `s` to at most `max` bytes (on a character boundary), marking the cut.
-fn truncate_string(s: &mut String, max: usize) {
-    if s.len() <= max {
-        return;
-    }
-    let mut cut = max.saturating_sub(TRUNCATION_MARK.len());
-    while cut > 0 && !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    s.truncate(cut);
-    s.push_str(TRUNCATION_MARK);
 }
 
 #[cfg(test)]
@@ -392,30 +276,6 @@ mod tests {
         assert_eq!(
             doc.source["ctindex"]["source"],
             json!("AWSLogs/1/CloudTrail/us-east-1/2024/01/01/x.json.gz")
-        );
-    }
-
-    #[test]
-    fn oversized_and_overdeep_parts_are_cut_and_flagged() {
-        let t = transformer(Limits {
-            max_string_bytes: 100,
-            max_depth: 4,
-        });
-        let long = "é".repeat(200);
-        let doc = t.apply(
-            event(json!({
-                "eventID": "e", "eventTime": "2024-01-01T00:00:00Z",
-                "requestParameters": {"policy": long, "a": {"b": {"c": {"d": 1}}}, "list": [{"x": "short"}]},
-            })),
-            "f",
-        );
-        let policy = doc.source["requestParameters"]["policy"].as_str().unwrap();
-        assert!(policy.len() <= 100 && policy.ends_with(TRUNCATION_MARK), "{policy}");
-        assert_eq!(doc.source["requestParameters"]["a"]["b"]["c"], json!("{\"d\":1}"));
-        assert_eq!(doc.source["requestParameters"]["list"], json!([{"x": "short"}]));
-        assert_eq!(
-            doc.source["ctindex"]["truncated"],
-            json!(["requestParameters.a.b.c", "requestParameters.policy"])
         );
     }
 

@@ -11,19 +11,26 @@ use crate::cli::ImportArgs;
 use crate::config;
 use crate::dlq::DeadLetters;
 use crate::filter::{DEFAULT_DROP, FieldFilter};
+use crate::normalize::Limits;
 use crate::pipeline::{Cancel, Options, Pipeline};
 use crate::progress::{Reporter, Stats, Summary};
 use crate::sink::client::Cluster;
 use crate::sink::{FileNames, Sink, template};
 use crate::source::Source;
-use crate::transform::{Limits, Transformer};
+use crate::source::s3::S3;
+use crate::transform::Transformer;
 
 pub async fn run(args: ImportArgs) -> Result<Outcome> {
     let prefix = config::index_prefix(&args.index.index_prefix)?;
+    let s3 = if args.sources.iter().any(|s| s.starts_with("s3://")) {
+        Some(Arc::new(S3::connect(config::s3(&args.s3)?).await?))
+    } else {
+        None
+    };
     let sources = args
         .sources
         .iter()
-        .map(|s| Source::parse(s).map_err(|e| config::UsageError(format!("{e:#}")).into()))
+        .map(|s| Source::parse(s, s3.as_ref()).map_err(|e| config::UsageError(format!("{e:#}")).into()))
         .collect::<Result<Vec<_>>>()?;
     let mut drop: Vec<String> = if args.no_default_drops {
         Vec::new()
@@ -67,6 +74,7 @@ pub async fn run(args: ImportArgs) -> Result<Outcome> {
         })
     });
 
+    let workers = args.workers.map(usize::from).unwrap_or_else(default_workers);
     let cancel = Arc::new(Cancel::default());
     let signals = tokio::spawn(watch_signals(cancel.clone()));
     let pipeline = Pipeline {
@@ -78,9 +86,11 @@ pub async fn run(args: ImportArgs) -> Result<Outcome> {
         options: Options {
             batch_bytes: args.batch_bytes,
             concurrency: usize::from(args.concurrency),
-            workers: args.workers.map(usize::from).unwrap_or_else(default_workers),
+            workers,
+            downloads: usize::from(args.s3.downloads),
         },
         cancel: cancel.clone(),
+        decoders: Arc::new(tokio::sync::Semaphore::new(workers)),
     };
 
     let started = Instant::now();

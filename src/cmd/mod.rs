@@ -19,7 +19,7 @@ pub enum Outcome {
 /// Runs the command the user asked for.
 pub async fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
-        Command::Import(args) => import::run(args).await,
-        Command::Setup(args) => setup::run(args).await,
+        Command::Import(args) => import::run(*args).await,
+        Command::Setup(args) => setup::run(*args).await,
     }
 }

@@ -31,6 +31,8 @@ pub struct Item {
     pub end: usize,
     /// Where the document line starts (the action line ends just before).
     pub doc_start: usize,
+    /// Already sent once with its unknown fields moved to `ctindex.overflow`.
+    pub quarantined: bool,
 }
 
 /// Documents encoded back to back, as one file's output or one request.
@@ -73,6 +75,24 @@ impl Batch {
             start,
             end: self.body.len(),
             doc_start,
+            quarantined: false,
+        });
+    }
+
+    /// Appends item `i` of `other` with a new document line (for a second try).
+    pub fn push_replaced(&mut self, other: &Batch, i: usize, doc_line: &[u8]) {
+        let item = other.items[i];
+        let start = self.body.len();
+        self.body.extend_from_slice(&other.body[item.start..item.doc_start]);
+        let doc_start = self.body.len();
+        self.body.extend_from_slice(doc_line);
+        self.body.push(b'\n');
+        self.items.push(Item {
+            origin: item.origin,
+            start,
+            end: self.body.len(),
+            doc_start,
+            quarantined: true,
         });
     }
 
@@ -82,10 +102,10 @@ impl Batch {
         let start = self.body.len();
         self.body.extend_from_slice(&other.body[item.start..item.end]);
         self.items.push(Item {
-            origin: item.origin,
             start,
             end: self.body.len(),
             doc_start: start + (item.doc_start - item.start),
+            ..item
         });
     }
 
@@ -250,6 +270,12 @@ mod tests {
             b.action_bytes(0),
             br#"{"index":{"_index":"cloudtrail-2024.01","_id":"a"}}"#
         );
+
+        let mut q = Batch::default();
+        q.push_replaced(&b, 0, br#"{"eventID":"a","ctindex":{"overflow":{}}}"#);
+        assert_eq!(q.doc_bytes(0), br#"{"eventID":"a","ctindex":{"overflow":{}}}"#);
+        assert_eq!(q.action_bytes(0), b.action_bytes(0));
+        assert!(q.items[0].quarantined && !b.items[0].quarantined);
 
         let (l, r) = b.split();
         assert_eq!((l.len(), r.len()), (1, 1));

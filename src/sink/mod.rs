@@ -166,11 +166,21 @@ impl Sink {
                 }
                 ItemOutcome::Reject(reason) => {
                     let name = self.names.get(batch.items[i].origin.file);
-                    tracing::warn!(
-                        "{name}: record {}: the cluster rejected the event: {reason}",
-                        batch.items[i].origin.record
-                    );
-                    self.dead_letter(batch, i, &reason)?;
+                    let record = batch.items[i].origin.record;
+                    match quarantined_doc(batch, i, &reason) {
+                        Some(doc_line) => {
+                            tracing::warn!(
+                                "{name}: record {record}: the cluster could not parse the event ({reason}); \
+                                 sending it again with its unknown fields in ctindex.overflow"
+                            );
+                            retry.0.push_replaced(batch, i, &doc_line);
+                            retry.1 = reason;
+                        }
+                        None => {
+                            tracing::warn!("{name}: record {record}: the cluster rejected the event: {reason}");
+                            self.dead_letter(batch, i, &reason)?;
+                        }
+                    }
                 }
             }
         }
@@ -199,6 +209,26 @@ impl Sink {
         Stats::add(&self.stats.failed, 1);
         Ok(())
     }
+}
+
+/// For a document the cluster could not parse: the document with its unknown
+/// fields moved to `ctindex.overflow`, unless it was tried that way already
+/// or had nothing to move.
+fn quarantined_doc(batch: &Batch, i: usize, reason: &str) -> Option<Vec<u8>> {
+    let parse_error = [
+        "document_parsing_exception",
+        "mapper_parsing_exception",
+        "illegal_argument_exception",
+    ]
+    .iter()
+    .any(|kind| reason.contains(kind));
+    if !parse_error || batch.items[i].quarantined {
+        return None;
+    }
+    let mut doc: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(batch.doc_bytes(i)).ok()?;
+    crate::normalize::quarantine(&mut doc)
+        .then(|| serde_json::to_vec(&doc).ok())
+        .flatten()
 }
 
 /// Items to send again, and why the last attempt failed.

@@ -41,10 +41,10 @@ pub fn template_body(flavor: Flavor, prefix: &str, replicas: Option<u32>) -> Res
 pub fn fit_to_version(body: &mut Value, version: &str) {
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if (major, minor) < (8, 13) {
-        if let Some(fields) = body["template"]["settings"]["index"]["mapping"]["total_fields"].as_object_mut() {
-            fields.remove("ignore_dynamic_beyond_limit");
-        }
+    if (major, minor) < (8, 13)
+        && let Some(fields) = body["template"]["settings"]["index"]["mapping"]["total_fields"].as_object_mut()
+    {
+        fields.remove("ignore_dynamic_beyond_limit");
     }
 }
 

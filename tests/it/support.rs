@@ -30,13 +30,13 @@ pub fn clusters(test: &str) -> Vec<Cluster> {
         ("opensearch", "OPENSEARCH_URL"),
         ("elasticsearch9", "ES9_URL"),
     ] {
-        if let Ok(url) = std::env::var(var) {
-            if !url.trim().is_empty() {
-                found.push(Cluster {
-                    name,
-                    url: url.trim_end_matches('/').to_string(),
-                });
-            }
+        if let Ok(url) = std::env::var(var)
+            && !url.trim().is_empty()
+        {
+            found.push(Cluster {
+                name,
+                url: url.trim_end_matches('/').to_string(),
+            });
         }
     }
     static CLEAN: std::sync::Once = std::sync::Once::new();

@@ -1,18 +1,24 @@
 //! Sources: where input files come from, and reading them.
 //!
-//! Owns turning the SOURCE arguments into a stream of [`SourceObject`]s
-//! (walking local folders of any depth, in name order, which is time order in
-//! the CloudTrail layout) and reading one object's bytes. It knows which names
-//! are candidate log files and which are digests; it does not look inside.
+//! Owns turning the SOURCE arguments into a stream of [`SourceObject`]s and
+//! reading one object's bytes: [`local`] walks folders of any depth in name
+//! order (time order in the CloudTrail layout), [`s3`] lists buckets with the
+//! CloudTrail layout in mind. It knows which names are candidate log files
+//! and which are digests; it does not look inside.
 //!
 //! Invariant: every object listed is either sent on to be read or reported
 //! as skipped with its name; listing never stops at one bad entry.
 
-use std::path::{Path, PathBuf};
+pub mod local;
+pub mod s3;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
-use tokio::sync::mpsc;
+use anyhow::{Context, Result};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+
+use s3::S3;
 
 /// One input file.
 #[derive(Debug, Clone)]
@@ -26,6 +32,7 @@ pub struct SourceObject {
 #[derive(Debug, Clone)]
 pub enum Location {
     File(PathBuf),
+    S3 { s3: Arc<S3>, bucket: String, key: String },
 }
 
 /// What listing finds.
@@ -46,26 +53,34 @@ pub enum Listed {
 pub enum Source {
     /// A local file or folder (a mirror of the S3 layout, or any folder).
     Local(PathBuf),
+    /// `s3://bucket/prefix`.
+    S3 {
+        s3: Arc<S3>,
+        bucket: String,
+        prefix: String,
+    },
 }
 
 impl Source {
-    /// Parses a SOURCE argument; the path must exist.
-    pub fn parse(arg: &str) -> Result<Source> {
+    /// Parses a SOURCE argument: `s3://…` (needs the S3 client) or a local
+    /// path, which must exist.
+    pub fn parse(arg: &str, s3: Option<&Arc<S3>>) -> Result<Source> {
         if arg.starts_with("s3://") {
-            bail!(
-                "{arg}: S3 sources are not supported by this build yet; mirror the bucket locally (aws s3 sync) and import the folder"
-            );
+            let (bucket, prefix) = s3::parse_url(arg)?;
+            let s3 = s3.context("internal: S3 source without an S3 client")?.clone();
+            return Ok(Source::S3 { s3, bucket, prefix });
         }
         let path = PathBuf::from(arg);
         std::fs::metadata(&path).with_context(|| format!("source {arg} cannot be read (is the path right?)"))?;
         Ok(Source::Local(path))
     }
 
-    /// Lists the source's candidate files into `tx`, in name order.
+    /// Lists the source's candidate files into `tx`.
     /// Returns early (Ok) when the receiver is gone.
     pub async fn list(&self, tx: &mpsc::Sender<Listed>) -> Result<()> {
         match self {
-            Source::Local(root) => list_local(root.clone(), tx.clone()).await,
+            Source::Local(root) => local::list(root.clone(), tx.clone()).await,
+            Source::S3 { s3, bucket, prefix } => s3.list(bucket, prefix, tx).await,
         }
     }
 }
@@ -82,66 +97,16 @@ pub fn is_digest(path: &str) -> bool {
     path.split(['/', '\\']).any(|part| part == "CloudTrail-Digest") || path.contains("_CloudTrail-Digest_")
 }
 
-async fn list_local(root: PathBuf, tx: mpsc::Sender<Listed>) -> Result<()> {
-    tokio::task::spawn_blocking(move || walk(&root, &tx))
-        .await
-        .context("the folder listing task failed")?
-}
-
-fn walk(root: &Path, tx: &mpsc::Sender<Listed>) -> Result<()> {
-    let explicit_file = root.is_file();
-    let walker = walkdir::WalkDir::new(root)
-        .follow_links(true)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
-    for entry in walker {
-        let listed = match entry {
-            Err(e) => {
-                let name = e.path().unwrap_or(root).display().to_string();
-                Listed::Unreadable {
-                    name: name.into(),
-                    reason: e.to_string(),
-                }
-            }
-            Ok(entry) if entry.file_type().is_dir() => continue,
-            Ok(entry) => {
-                let path = entry.path();
-                let name = path.display().to_string();
-                if is_digest(&name) {
-                    Listed::Digest(name.into())
-                } else if !explicit_file && !is_candidate(&entry.file_name().to_string_lossy()) {
-                    tracing::trace!("{name}: not a .json/.json.gz/.ndjson/.jsonl file, ignored");
-                    continue;
-                } else {
-                    match entry.metadata() {
-                        Ok(meta) => Listed::Object(SourceObject {
-                            name: name.into(),
-                            size: meta.len(),
-                            location: Location::File(path.to_path_buf()),
-                        }),
-                        Err(e) => Listed::Unreadable {
-                            name: name.into(),
-                            reason: e.to_string(),
-                        },
-                    }
-                }
-            }
-        };
-        if tx.blocking_send(listed).is_err() {
-            return Ok(());
-        }
-    }
-    Ok(())
-}
-
 impl SourceObject {
-    /// Reads the whole object.
-    pub async fn read(&self) -> Result<Vec<u8>> {
+    /// Reads the whole object. The permit, if any, holds the object's share of
+    /// the download budget: keep it until the bytes are decoded.
+    pub async fn read(&self) -> Result<(Vec<u8>, Option<OwnedSemaphorePermit>)> {
         match &self.location {
-            Location::File(path) => tokio::fs::read(path)
-                .await
-                .with_context(|| format!("{}: cannot read", self.name)),
+            Location::File(path) => Ok((local::read(&self.name, path).await?, None)),
+            Location::S3 { s3, bucket, key } => {
+                let (bytes, permit) = s3.read(bucket, key, self.size).await?;
+                Ok((bytes, Some(permit)))
+            }
         }
     }
 }

@@ -1,0 +1,68 @@
+//! Local folders and files: walking them in name order.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use tokio::sync::mpsc;
+
+use super::{Listed, Location, SourceObject, is_candidate, is_digest};
+
+/// Lists `root` (a folder of any depth, or one file) into `tx`.
+pub async fn list(root: PathBuf, tx: mpsc::Sender<Listed>) -> Result<()> {
+    tokio::task::spawn_blocking(move || walk(&root, &tx))
+        .await
+        .context("the folder listing task failed")?
+}
+
+/// Reads one local file.
+pub async fn read(name: &str, path: &Path) -> Result<Vec<u8>> {
+    tokio::fs::read(path)
+        .await
+        .with_context(|| format!("{name}: cannot read"))
+}
+fn walk(root: &Path, tx: &mpsc::Sender<Listed>) -> Result<()> {
+    let explicit_file = root.is_file();
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+    for entry in walker {
+        let listed = match entry {
+            Err(e) => {
+                let name = e.path().unwrap_or(root).display().to_string();
+                Listed::Unreadable {
+                    name: name.into(),
+                    reason: e.to_string(),
+                }
+            }
+            Ok(entry) if entry.file_type().is_dir() => continue,
+            Ok(entry) => {
+                let path = entry.path();
+                let name = path.display().to_string();
+                if is_digest(&name) {
+                    Listed::Digest(name.into())
+                } else if !explicit_file && !is_candidate(&entry.file_name().to_string_lossy()) {
+                    tracing::trace!("{name}: not a .json/.json.gz/.ndjson/.jsonl file, ignored");
+                    continue;
+                } else {
+                    match entry.metadata() {
+                        Ok(meta) => Listed::Object(SourceObject {
+                            name: name.into(),
+                            size: meta.len(),
+                            location: Location::File(path.to_path_buf()),
+                        }),
+                        Err(e) => Listed::Unreadable {
+                            name: name.into(),
+                            reason: e.to_string(),
+                        },
+                    }
+                }
+            }
+        };
+        if tx.blocking_send(listed).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
