@@ -250,6 +250,10 @@ pub struct Summary {
     pub events_per_second: f64,
     /// Stopped early by Ctrl-C or SIGTERM.
     pub interrupted: bool,
+    /// S3 LIST requests sent.
+    pub s3_list_requests: u64,
+    /// Peak resident memory of the process (Linux), in bytes.
+    pub peak_rss_bytes: Option<u64>,
 }
 
 impl Summary {
@@ -282,6 +286,8 @@ impl Summary {
                 0.0
             },
             interrupted: false,
+            s3_list_requests: 0,
+            peak_rss_bytes: peak_rss_bytes(),
         }
     }
 
@@ -328,6 +334,14 @@ impl Summary {
         }
         line
     }
+}
+
+/// The process's peak resident set size (VmHWM), where /proc tells it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 #[cfg(test)]

@@ -116,6 +116,10 @@ pub async fn run(args: ImportArgs) -> Result<Outcome> {
         Some(dlq.path().display().to_string()),
     );
     summary.interrupted = cancel.is_cancelled();
+    summary.s3_list_requests = s3
+        .as_ref()
+        .map(|s3| s3.list_requests.load(std::sync::atomic::Ordering::Relaxed))
+        .unwrap_or(0);
     if let Some(path) = &args.summary_json {
         write_summary_json(path, &summary)?;
     }

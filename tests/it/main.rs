@@ -2,4 +2,5 @@
 //! `scripts/stack` (see `support` for how they are found).
 
 mod import;
+mod s3;
 mod support;

@@ -1,0 +1,435 @@
+//! `ctindex import s3://…` against a real S3 server (`scripts/stack start s3`)
+//! and real clusters.
+//!
+//! The test trail is built from the bundled fixture logs: several accounts
+//! (one of them in an organisation trail), regions and delivery days, a
+//! digest and an Insight file. The same objects are also written to a local
+//! folder, the mirror the S3 import is compared against.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use serde_json::{Value, json};
+
+use crate::support::{self, Cluster};
+
+/// The S3 server from `scripts/stack env s3`, if configured.
+struct Server {
+    endpoint: String,
+    request_log: Option<PathBuf>,
+}
+
+fn server(test: &str) -> Option<Server> {
+    match std::env::var("S3_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(Server {
+            endpoint,
+            request_log: std::env::var("S3_REQUEST_LOG").ok().map(PathBuf::from),
+        }),
+        _ => {
+            if std::env::var("CTINDEX_REQUIRE_CLUSTERS").as_deref() == Ok("1") {
+                panic!("{test}: S3_ENDPOINT not set but CTINDEX_REQUIRE_CLUSTERS=1 (scripts/stack start s3)");
+            }
+            eprintln!("SKIPPED {test}: no S3_ENDPOINT (scripts/test starts the S3 server and sets it)");
+            None
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn client(endpoint: &str) -> Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "test".into()),
+            std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| "test".into()),
+            None,
+            None,
+            "test",
+        ))
+        .build();
+    Client::from_conf(conf)
+}
+
+const ACCOUNTS: [&str; 3] = ["111111111111", "222222222222", "333333333333"];
+const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+const DAYS: [&str; 3] = ["2023/07/08", "2023/07/09", "2023/07/10"];
+
+/// The account's folder: the third account sits in an organisation trail.
+fn account_root(account: &str) -> String {
+    if account == ACCOUNTS[2] {
+        format!("AWSLogs/o-test123456/{account}")
+    } else {
+        format!("AWSLogs/{account}")
+    }
+}
+
+/// One uploaded trail: key → (account, region, day, events in the file).
+struct Trail {
+    bucket: String,
+    mirror: tempfile::TempDir,
+    files: BTreeMap<String, (String, String, String, usize)>,
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn records(path: &Path) -> usize {
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap()),
+        &mut text,
+    )
+    .unwrap();
+    let v: Value = serde_json::from_slice(&text).unwrap();
+    v["Records"].as_array().map(Vec::len).unwrap_or(0)
+}
+
+fn put(rt: &tokio::runtime::Runtime, c: &Client, bucket: &str, key: &str, body: Vec<u8>, mirror: &Path) {
+    let local = mirror.join(key);
+    std::fs::create_dir_all(local.parent().unwrap()).unwrap();
+    std::fs::write(&local, &body).unwrap();
+    rt.block_on(
+        c.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send(),
+    )
+    .unwrap_or_else(|e| panic!("put {key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)));
+}
+
+/// Builds the test trail once per test run.
+fn trail(server: &Server) -> &'static Trail {
+    static TRAIL: OnceLock<Trail> = OnceLock::new();
+    TRAIL.get_or_init(|| {
+        let rt = runtime();
+        let c = client(&server.endpoint);
+        let bucket = format!("ctindex-test-{}", std::process::id());
+        rt.block_on(c.create_bucket().bucket(&bucket).send()).unwrap();
+        let mirror = tempfile::tempdir().unwrap();
+        let source = support::fixtures().join("trail/AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10");
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&source)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        names.sort();
+        let mut files = BTreeMap::new();
+        for (n, path) in names.iter().enumerate() {
+            let account = ACCOUNTS[n % 3];
+            let region = REGIONS[(n / 3) % 2];
+            let day = DAYS[(n / 6) % 3];
+            let name = path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .replace("218007301253", account);
+            let key = format!("{}/CloudTrail/{region}/{day}/{name}", account_root(account));
+            put(&rt, &c, &bucket, &key, std::fs::read(path).unwrap(), mirror.path());
+            files.insert(
+                key,
+                (account.to_string(), region.to_string(), day.to_string(), records(path)),
+            );
+        }
+        // A digest (never read) and an Insight file (read, marked as Insight).
+        let digest = format!(
+            "AWSLogs/{}/CloudTrail-Digest/us-east-1/2023/07/10/digest.json.gz",
+            ACCOUNTS[0]
+        );
+        put(
+            &rt,
+            &c,
+            &bucket,
+            &digest,
+            gz(br#"{"digestStartTime":"x","digestEndTime":"y","logFiles":[]}"#),
+            mirror.path(),
+        );
+        let insight = json!({"Records": [{
+            "eventVersion": "1.08", "eventTime": "2023-07-09T10:00:00Z", "awsRegion": "us-east-1",
+            "eventID": "insight-0001", "eventType": "AwsCloudTrailInsight", "eventCategory": "Insight",
+            "eventSource": "ec2.amazonaws.com", "eventName": "RunInstances", "recipientAccountId": ACCOUNTS[0],
+            "sharedEventID": "s-1", "insightDetails": {"state": "Start", "insightType": "ApiCallRateInsight"}
+        }]});
+        let key = format!(
+            "AWSLogs/{}/CloudTrail-Insight/us-east-1/2023/07/09/insight.json.gz",
+            ACCOUNTS[0]
+        );
+        put(
+            &rt,
+            &c,
+            &bucket,
+            &key,
+            gz(insight.to_string().as_bytes()),
+            mirror.path(),
+        );
+        files.insert(key, (ACCOUNTS[0].into(), "us-east-1".into(), "2023/07/09".into(), 1));
+        Trail { bucket, mirror, files }
+    })
+}
+
+fn s3_env_args<'a>(server: &'a Server, args: &mut Vec<&'a str>) {
+    args.extend(["--endpoint-url", server.endpoint.as_str(), "--region", "us-east-1"]);
+}
+
+fn import(
+    cluster: &Cluster,
+    server: &Server,
+    source: &str,
+    prefix: &str,
+    extra: &[&str],
+) -> (support::Run, BTreeMap<String, Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("s.json");
+    let summary_arg = summary.to_str().unwrap().to_string();
+    let mut args = vec![
+        "import",
+        source,
+        "--url",
+        &cluster.url,
+        "--index-prefix",
+        prefix,
+        "--summary-json",
+        &summary_arg,
+    ];
+    s3_env_args(server, &mut args);
+    args.extend_from_slice(extra);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ctindex"));
+    cmd.args(&args).current_dir(dir.path());
+    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        if std::env::var(key).is_err() {
+            cmd.env(key, "test");
+        }
+    }
+    let run: support::Run = cmd.output().unwrap().into();
+    let s = std::fs::read_to_string(&summary)
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or_default();
+    (run, s)
+}
+
+fn list_requests(server: &Server) -> usize {
+    server
+        .request_log
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|t| t.lines().filter(|l| l.contains("list-type=2")).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn s3_import_equals_the_local_mirror() {
+    let Some(server) = server("s3_import_equals_the_local_mirror") else {
+        return;
+    };
+    for cluster in support::clusters("s3_import_equals_the_local_mirror") {
+        let trail = trail(&server);
+        let expected: usize = trail.files.values().map(|f| f.3).sum();
+        let (from_s3, from_mirror) = (support::prefix("s3"), support::prefix("mirror"));
+        let url = format!("s3://{}", trail.bucket);
+        let (run, s) = import(&cluster, &server, &url, &from_s3, &[]);
+        assert_eq!(run.code, 0, "{}: {}\n{}", cluster.name, run.stdout, run.stderr);
+        assert_eq!(s["events_read"], json!(expected), "{}", cluster.name);
+        // Digest prefixes are not even listed.
+        assert_eq!(s["files_digest"], json!(0), "{}", cluster.name);
+        let mirror = trail.mirror.path().to_str().unwrap();
+        let (run, s) = import(&cluster, &server, mirror, &from_mirror, &[]);
+        assert_eq!(run.code, 0, "{}: {}", cluster.name, run.stderr);
+        assert_eq!(
+            (s["events_read"].clone(), s["files_digest"].clone()),
+            (json!(expected), json!(1)),
+            "{}",
+            cluster.name
+        );
+
+        let count = cluster.count(&from_s3, json!({"match_all": {}}));
+        assert_eq!(
+            count,
+            cluster.count(&from_mirror, json!({"match_all": {}})),
+            "{}",
+            cluster.name
+        );
+        assert!(count > 2000, "{}: {count}", cluster.name);
+        // Same documents, but for where they came from.
+        let strip = |mut doc: Value| {
+            doc["ctindex"].as_object_mut().unwrap().remove("source");
+            doc
+        };
+        let a: BTreeMap<String, Value> = cluster
+            .all_docs(&from_s3)
+            .into_iter()
+            .map(|(i, id, d)| (format!("{i}/{id}"), strip(d)))
+            .collect();
+        let b: BTreeMap<String, Value> = cluster
+            .all_docs(&from_mirror)
+            .into_iter()
+            .map(|(i, id, d)| (format!("{}/{id}", i.replacen(&from_mirror, &from_s3, 1)), strip(d)))
+            .collect();
+        assert_eq!(a.len(), b.len());
+        for (key, doc) in a.iter().step_by(37) {
+            assert_eq!(Some(doc), b.get(key), "{}: {key}", cluster.name);
+        }
+        // Insight events are indexed and marked.
+        assert_eq!(
+            cluster.count(&from_s3, json!({"term": {"ctindex.insight": true}})),
+            1,
+            "{}",
+            cluster.name
+        );
+        let sources = cluster.count(
+            &from_s3,
+            json!({"prefix": {"ctindex.source": format!("s3://{}/AWSLogs/", trail.bucket)}}),
+        );
+        assert_eq!(sources, count, "{}: ctindex.source names the S3 object", cluster.name);
+        cluster.cleanup(&from_s3);
+        cluster.cleanup(&from_mirror);
+    }
+}
+
+#[test]
+fn s3_selection_lists_only_what_is_asked_for() {
+    let Some(server) = server("s3_selection_lists_only_what_is_asked_for") else {
+        return;
+    };
+    let Some(cluster) = support::clusters("s3_selection_lists_only_what_is_asked_for")
+        .into_iter()
+        .next()
+    else {
+        return;
+    };
+    let trail = trail(&server);
+    let url = format!("s3://{}", trail.bucket);
+    let two_accounts = format!("{},{}", ACCOUNTS[1], ACCOUNTS[2]);
+    let cases: Vec<(Vec<&str>, Box<dyn Fn(&(String, String, String, usize)) -> bool>)> = vec![
+        (vec!["--accounts", ACCOUNTS[0]], Box::new(|f| f.0 == ACCOUNTS[0])),
+        (vec!["--accounts", ACCOUNTS[2]], Box::new(|f| f.0 == ACCOUNTS[2])),
+        (vec!["--regions", "eu-west-1"], Box::new(|f| f.1 == "eu-west-1")),
+        (
+            vec!["--from", "2023-07-09", "--to", "2023-07-09"],
+            Box::new(|f| f.2 == "2023/07/09"),
+        ),
+        (
+            vec![
+                "--accounts",
+                &two_accounts,
+                "--regions",
+                "us-east-1",
+                "--from",
+                "2023-07-09",
+                "--to",
+                "2023-07-10",
+            ],
+            Box::new(|f| f.0 != ACCOUNTS[0] && f.1 == "us-east-1" && f.2 != "2023/07/08"),
+        ),
+    ];
+    for (extra, wanted) in &cases {
+        let prefix = support::prefix("select");
+        let expected: usize = trail.files.values().filter(|f| wanted(f)).map(|f| f.3).sum();
+        assert!(expected > 0, "{extra:?} selects nothing; the test trail is wrong");
+        let (run, s) = import(&cluster, &server, &url, &prefix, extra);
+        assert_eq!(run.code, 0, "{extra:?}: {}", run.stderr);
+        assert_eq!(s["events_read"], json!(expected), "{extra:?}");
+        assert_eq!(cluster.count(&prefix, json!({"match_all": {}})) > 0, true);
+        cluster.cleanup(&prefix);
+    }
+
+    // LIST requests do not grow with the days outside the range: add 40 days of
+    // files outside it, and the same selection lists exactly as much.
+    let select = [
+        "--accounts",
+        ACCOUNTS[0],
+        "--regions",
+        "us-east-1",
+        "--from",
+        "2023-07-09",
+        "--to",
+        "2023-07-09",
+    ];
+    let prefix = support::prefix("lists");
+    let before = list_requests(&server);
+    let (run, s1) = import(&cluster, &server, &url, &prefix, &select);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let first = list_requests(&server) - before;
+
+    let rt = runtime();
+    let c = client(&server.endpoint);
+    let extra_dir = tempfile::tempdir().unwrap();
+    let one = support::fixtures().join("trail/AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10");
+    let sample = std::fs::read_dir(&one).unwrap().flatten().next().unwrap().path();
+    for day in 1..=20 {
+        for month in ["05", "06"] {
+            let key = format!(
+                "{}/CloudTrail/us-east-1/2023/{month}/{day:02}/extra.json.gz",
+                account_root(ACCOUNTS[0])
+            );
+            put(
+                &rt,
+                &c,
+                &trail.bucket,
+                &key,
+                std::fs::read(&sample).unwrap(),
+                extra_dir.path(),
+            );
+        }
+    }
+    let before = list_requests(&server);
+    let (run, s2) = import(&cluster, &server, &url, &prefix, &select);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let second = list_requests(&server) - before;
+    assert_eq!(s1["events_read"], s2["events_read"]);
+    assert_eq!(s1["s3_list_requests"], s2["s3_list_requests"], "ctindex's own count");
+    if server.request_log.is_some() {
+        assert!(first > 0, "the server's request log shows no LIST requests");
+        assert_eq!(first, second, "LIST requests grew with days outside the range");
+    }
+    eprintln!(
+        "LIST requests for one account, region and day: {first} (server log), {} (ctindex)",
+        s1["s3_list_requests"]
+    );
+    cluster.cleanup(&prefix);
+}
+
+#[test]
+fn missing_credentials_fail_fast_with_what_was_tried() {
+    let start = std::time::Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ctindex"));
+    cmd.args([
+        "import",
+        "s3://some-bucket/AWSLogs/",
+        "--dry-run",
+        "--region",
+        "us-east-1",
+    ])
+    .current_dir(dir.path())
+    .env_clear()
+    .env("HOME", dir.path())
+    .env("AWS_CONFIG_FILE", dir.path().join("none"))
+    .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+    // Instance metadata: an address where nothing listens, so the test does not depend on the network.
+    .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9");
+    let run: support::Run = cmd.output().unwrap().into();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("no AWS credentials found"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("AWS_ACCESS_KEY_ID") && run.stderr.contains("--profile"),
+        "{}",
+        run.stderr
+    );
+    assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
+}
