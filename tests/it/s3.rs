@@ -315,7 +315,8 @@ fn s3_selection_lists_only_what_is_asked_for() {
     let trail = trail(&server);
     let url = format!("s3://{}", trail.bucket);
     let two_accounts = format!("{},{}", ACCOUNTS[1], ACCOUNTS[2]);
-    let cases: Vec<(Vec<&str>, Box<dyn Fn(&(String, String, String, usize)) -> bool>)> = vec![
+    type Pick = Box<dyn Fn(&(String, String, String, usize)) -> bool>;
+    let cases: Vec<(Vec<&str>, Pick)> = vec![
         (vec!["--accounts", ACCOUNTS[0]], Box::new(|f| f.0 == ACCOUNTS[0])),
         (vec!["--accounts", ACCOUNTS[2]], Box::new(|f| f.0 == ACCOUNTS[2])),
         (vec!["--regions", "eu-west-1"], Box::new(|f| f.1 == "eu-west-1")),
@@ -344,7 +345,7 @@ fn s3_selection_lists_only_what_is_asked_for() {
         let (run, s) = import(&cluster, &server, &url, &prefix, extra);
         assert_eq!(run.code, 0, "{extra:?}: {}", run.stderr);
         assert_eq!(s["events_read"], json!(expected), "{extra:?}");
-        assert_eq!(cluster.count(&prefix, json!({"match_all": {}})) > 0, true);
+        assert!(cluster.count(&prefix, json!({"match_all": {}})) > 0, "{extra:?}");
         cluster.cleanup(&prefix);
     }
 
