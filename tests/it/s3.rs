@@ -434,3 +434,94 @@ fn missing_credentials_fail_fast_with_what_was_tried() {
     );
     assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
 }
+
+#[test]
+fn memory_stays_bounded_on_a_trail_of_thousands_of_files() {
+    let Some(server) = server("memory_stays_bounded_on_a_trail_of_thousands_of_files") else {
+        return;
+    };
+    let Some(cluster) = support::clusters("memory_stays_bounded").into_iter().next() else {
+        return;
+    };
+    // 2,400 files of 40 events each (96,000 events), made from the fixture events with fresh ids.
+    let oracle = support::Oracle::read(&support::fixtures().join("trail"));
+    let events: Vec<Value> = oracle.all.iter().map(|e| Value::Object(e.clone())).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let c = client(&server.endpoint);
+    let bucket = format!("ctindex-mem-{}", std::process::id());
+    rt.block_on(c.create_bucket().bucket(&bucket).send()).unwrap();
+    let (files, per_file) = (2400usize, 40usize);
+    let bodies: Vec<(String, Vec<u8>)> = (0..files)
+        .map(|f| {
+            let day = 1 + f % 28;
+            let records: Vec<Value> = (0..per_file)
+                .map(|i| {
+                    let mut e = events[(f * per_file + i) % events.len()].clone();
+                    e["eventID"] = json!(format!("mem-{f}-{i}"));
+                    e["eventTime"] = json!(format!("2024-02-{day:02}T{:02}:{:02}:00Z", i % 24, f % 60));
+                    e
+                })
+                .collect();
+            let key = format!("AWSLogs/444444444444/CloudTrail/us-east-1/2024/02/{day:02}/f{f:05}.json.gz");
+            (key, gz(json!({ "Records": records }).to_string().as_bytes()))
+        })
+        .collect();
+    rt.block_on(async {
+        use futures::StreamExt;
+        futures::stream::iter(bodies)
+            .map(|(key, body)| {
+                let c = c.clone();
+                let bucket = bucket.clone();
+                async move {
+                    c.put_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .body(ByteStream::from(body))
+                        .send()
+                        .await
+                        .unwrap()
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await;
+    });
+    let prefix = support::prefix("memory");
+    let url = format!("s3://{bucket}");
+    let (run, s) = import(
+        &cluster,
+        &server,
+        &url,
+        &prefix,
+        &[
+            "--max-bytes-in-flight",
+            "8MB",
+            "--batch-bytes",
+            "2MB",
+            "--replicas",
+            "0",
+            "--progress",
+            "off",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(s["events_read"], json!(files * per_file));
+    assert_eq!(
+        cluster.count(&prefix, json!({"match_all": {}})),
+        (files * per_file) as u64
+    );
+    let peak = s["peak_rss_bytes"].as_u64().unwrap_or(0);
+    eprintln!(
+        "memory: {files} files, {} events, {} bytes of gzip: peak RSS {:.1} MB, {} events/s",
+        files * per_file,
+        s["bytes"],
+        peak as f64 / 1e6,
+        s["events_per_second"]
+    );
+    assert!(peak > 0 && peak < 250_000_000, "peak RSS {peak} bytes");
+    cluster.cleanup(&prefix);
+}
