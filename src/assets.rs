@@ -8,6 +8,13 @@ pub const TEMPLATE_ELASTICSEARCH: &str = include_str!("../mappings/template-elas
 /// Index template for OpenSearch 2.x (`flat_object` free-form objects).
 pub const TEMPLATE_OPENSEARCH: &str = include_str!("../mappings/template-opensearch.json");
 
+/// Saved objects for Kibana 8.x and OpenSearch Dashboards 2.x: the index pattern, saved searches,
+/// visualizations and dashboards (checked by [`crate::dashboards`]).
+pub const DASHBOARDS: &str = include_str!("../dashboards/ctindex.ndjson");
+
+/// The sync state index (settings and mappings), both flavours.
+pub const STATE_INDEX: &str = include_str!("../mappings/state-index.json");
+
 #[cfg(test)]
 mod tests {
     use super::*;

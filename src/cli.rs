@@ -45,9 +45,15 @@ pub enum Command {
     /// Import CloudTrail log files into the cluster (one-time or repeated: ids make it idempotent).
     #[command(after_help = EXIT_CODES)]
     Import(Box<ImportArgs>),
+    /// Index only what is new since the last sync (for cron, systemd timers, Kubernetes CronJobs).
+    #[command(after_help = EXIT_CODES)]
+    Sync(Box<SyncArgs>),
     /// Install the index template and alias (import does this too, once per run).
     #[command(after_help = EXIT_CODES)]
     Setup(Box<SetupArgs>),
+    /// Install the saved dashboards into Kibana or OpenSearch Dashboards, or export them as NDJSON.
+    #[command(subcommand)]
+    Dashboards(DashboardsCommand),
 }
 
 /// How to reach the cluster.
@@ -57,6 +63,14 @@ pub struct ClusterArgs {
     #[arg(long, env = "CTINDEX_URL", value_name = "URL", hide_env_values = true)]
     pub url: Option<String>,
 
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// Credentials, TLS and timeout for an HTTP server: the cluster, or Kibana /
+/// OpenSearch Dashboards (`dashboards install` takes the same options).
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
     /// User name for basic authentication.
     #[arg(long, env = "CTINDEX_USER", value_name = "NAME")]
     pub user: Option<String>,
@@ -87,11 +101,11 @@ pub struct ClusterArgs {
     #[arg(long, env = "CTINDEX_CA_CERT", value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
 
-    /// Do not verify the cluster's TLS certificate (unsafe; for test clusters only).
+    /// Do not verify the server's TLS certificate (unsafe; for test servers only).
     #[arg(long)]
     pub insecure: bool,
 
-    /// Timeout of one request to the cluster, in seconds.
+    /// Timeout of one request to the server, in seconds.
     #[arg(long, default_value_t = 120, value_name = "SECONDS")]
     pub timeout: u64,
 }
@@ -233,6 +247,29 @@ pub struct ImportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub import: ImportArgs,
+
+    /// First run only: start at this delivery day (UTC); later runs continue where the last one ended.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day)]
+    pub since: Option<i64>,
+
+    /// Days before the last synced day that are listed again, for late deliveries
+    /// (CloudTrail delivers up to ~15 minutes late, so files land in the previous day's folder).
+    #[arg(long, default_value_t = 1, value_name = "DAYS")]
+    pub lookback_days: u32,
+
+    /// Keep sync state in this local JSON file instead of the cluster.
+    #[arg(long, value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
+
+    /// The index that holds sync state in the cluster.
+    #[arg(long, default_value = "ctindex-state", value_name = "NAME")]
+    pub state_index: String,
+}
+
+#[derive(Debug, Args)]
 pub struct SetupArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -243,6 +280,60 @@ pub struct SetupArgs {
     /// Print the template that would be installed (for the flavour given) and exit.
     #[arg(long, value_name = "FLAVOR", value_parser = ["elasticsearch", "opensearch"])]
     pub print: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DashboardsCommand {
+    /// Import the dashboards, visualizations, saved searches and index pattern through the saved
+    /// objects API (objects with the same ids are overwritten).
+    #[command(after_help = EXIT_CODES)]
+    Install(Box<DashboardsInstallArgs>),
+    /// Write the saved objects as NDJSON, adjusted to the index prefix (for Stack Management › Saved objects › Import).
+    #[command(after_help = EXIT_CODES)]
+    Export(DashboardsExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardsInstallArgs {
+    /// Kibana or OpenSearch Dashboards URL, e.g. http://127.0.0.1:5601 (with its base path, if any).
+    #[arg(long, env = "CTINDEX_KIBANA_URL", value_name = "URL", hide_env_values = true)]
+    pub kibana_url: Option<String>,
+
+    /// Kibana space to install into (default: the default space). Kibana only.
+    #[arg(long, value_name = "ID")]
+    pub space: Option<String>,
+
+    /// Which product serves the URL (default: either; both are sent what they need).
+    #[arg(long, value_enum, value_name = "FLAVOR")]
+    pub flavor: Option<crate::kibana::Product>,
+
+    /// Index prefix the dashboards read: the index pattern is the alias <PREFIX>.
+    #[arg(
+        long,
+        env = "CTINDEX_INDEX_PREFIX",
+        default_value = "cloudtrail",
+        value_name = "PREFIX"
+    )]
+    pub index_prefix: String,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardsExportArgs {
+    /// Index prefix the dashboards read: the index pattern is the alias <PREFIX>.
+    #[arg(
+        long,
+        env = "CTINDEX_INDEX_PREFIX",
+        default_value = "cloudtrail",
+        value_name = "PREFIX"
+    )]
+    pub index_prefix: String,
+
+    /// Write to this file instead of stdout ('-' for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// Parses "5MB", "512KiB", "1.5MiB", "1000" into bytes.

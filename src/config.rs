@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use elasticsearch::http::Url;
 
-use crate::cli::{ClusterArgs, S3Args};
+use crate::cli::{AuthArgs, ClusterArgs, S3Args};
 use crate::sink::client::{Auth, ClusterConfig};
 use crate::source::s3::S3Options;
 
@@ -26,15 +26,32 @@ pub fn cluster(args: &ClusterArgs) -> Result<ClusterConfig> {
     let Some(text) = args.url.as_deref() else {
         return usage("no cluster given: pass --url http://HOST:9200 (or set CTINDEX_URL)");
     };
+    endpoint(text, "--url", &args.auth)
+}
+
+/// Resolves `dashboards install`'s server: `--kibana-url` and the same
+/// credential options as the cluster's.
+pub fn kibana(url: Option<&str>, auth: &AuthArgs) -> Result<ClusterConfig> {
+    let Some(text) = url else {
+        return usage(
+            "no Kibana given: pass --kibana-url http://HOST:5601 (or set CTINDEX_KIBANA_URL), \
+             or write the NDJSON with `ctindex dashboards export` and import it by hand",
+        );
+    };
+    endpoint(text, "--kibana-url", auth)
+}
+
+/// Resolves a URL given with `option` and the credential, TLS and timeout options.
+fn endpoint(text: &str, option: &str, args: &AuthArgs) -> Result<ClusterConfig> {
     let url = match Url::parse(text) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => url,
         Ok(_) => {
             return usage(format!(
-                "--url must start with http:// or https://, got '{}'",
+                "{option} must start with http:// or https://, got '{}'",
                 redact_url(text)
             ));
         }
-        Err(e) => return usage(format!("--url '{}' is not a URL: {e}", redact_url(text))),
+        Err(e) => return usage(format!("{option} '{}' is not a URL: {e}", redact_url(text))),
     };
     let password = match (&args.password, &args.password_file) {
         (Some(p), _) => Some(p.clone()),
@@ -59,7 +76,10 @@ pub fn cluster(args: &ClusterArgs) -> Result<ClusterConfig> {
         _ => return usage("give only one of --user/--password, --api-key and --bearer-token"),
     };
     if args.insecure {
-        tracing::warn!("--insecure: the cluster's TLS certificate is not verified");
+        tracing::warn!(
+            "--insecure: the TLS certificate of {} is not verified",
+            redact_url(text)
+        );
     }
     Ok(ClusterConfig {
         url,
@@ -143,14 +163,16 @@ mod tests {
     fn args(url: Option<&str>) -> ClusterArgs {
         ClusterArgs {
             url: url.map(String::from),
-            user: None,
-            password: None,
-            password_file: None,
-            api_key: None,
-            bearer_token: None,
-            ca_cert: None,
-            insecure: false,
-            timeout: 30,
+            auth: AuthArgs {
+                user: None,
+                password: None,
+                password_file: None,
+                api_key: None,
+                bearer_token: None,
+                ca_cert: None,
+                insecure: false,
+                timeout: 30,
+            },
         }
     }
 
@@ -163,10 +185,16 @@ mod tests {
         let ok = cluster(&args(Some("http://127.0.0.1:9200"))).unwrap();
         assert!(matches!(ok.auth, Auth::None));
         let mut a = args(Some("https://h"));
-        a.user = Some("elastic".into());
+        a.auth.user = Some("elastic".into());
         assert!(cluster(&a).is_err());
-        a.password = Some("pw".into());
+        a.auth.password = Some("pw".into());
         assert!(matches!(cluster(&a).unwrap().auth, Auth::Basic { .. }));
+        // Kibana takes the same credentials, and names its own option in errors.
+        let k = kibana(Some("https://kibana:5601/base"), &a.auth).unwrap();
+        assert!(matches!(k.auth, Auth::Basic { .. }));
+        assert!(kibana(None, &a.auth).unwrap_err().to_string().contains("--kibana-url"));
+        let err = kibana(Some("kibana:5601"), &a.auth).unwrap_err().to_string();
+        assert!(err.contains("--kibana-url"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //! - [`pipeline`]: the stage tasks and the bounded queues between them;
 //! - [`progress`] and [`dlq`]: counters, progress display, summary, dead letters.
 //!
+//! Beside the data flow: [`dashboards`] (the saved objects for Kibana and
+//! OpenSearch Dashboards, pure) and [`kibana`] (their import API).
+//!
 //! [`cli`] is what the user typed, [`config`] what it resolves to, [`cmd`] one
 //! file per subcommand. `main.rs` only maps the result to an exit code.
 
@@ -18,12 +21,15 @@ pub mod classify;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod dashboards;
 pub mod decode;
 pub mod dlq;
 pub mod filter;
+pub mod kibana;
 pub mod normalize;
 pub mod pipeline;
 pub mod progress;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod transform;

@@ -64,6 +64,35 @@ impl Cancel {
     }
 }
 
+/// What became of a file, for a [`Tracker`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileOutcome {
+    /// Every event is acknowledged by the cluster or dead-lettered (or it held none).
+    Indexed,
+    /// Its content is not usable (corrupt, not CloudTrail): reading it again cannot help.
+    Unusable,
+}
+
+/// Sync's view of the pipeline: which listed objects to read, and which are done.
+pub trait Tracker: Send + Sync {
+    /// Whether a listed object still needs reading.
+    fn wanted(&self, object: &SourceObject) -> bool;
+    /// An object is done. Objects that could not be read are not reported:
+    /// the next run tries them again.
+    fn done(&self, object: &SourceObject, outcome: FileOutcome);
+}
+
+/// How far one file got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    /// It has events in the batch (or none, in a valid file).
+    Events,
+    /// Its content is not usable.
+    Unusable,
+    /// It could not be read.
+    Unread,
+}
+
 /// One run's pipeline.
 pub struct Pipeline {
     pub transformer: Arc<Transformer>,
@@ -76,12 +105,27 @@ pub struct Pipeline {
     pub cancel: Arc<Cancel>,
     /// Decoding slots: `workers` permits.
     pub decoders: Arc<tokio::sync::Semaphore>,
+    /// Set by sync: skips objects already done, hears of finished ones.
+    pub tracker: Option<Arc<dyn Tracker>>,
+    /// The objects in flight, by number, for the tracker.
+    pub in_flight: Mutex<HashMap<u32, SourceObject>>,
 }
 
 /// What one file yielded, encoded.
 struct FileOutput {
     file: u32,
     batch: Batch,
+    kind: FileKind,
+}
+
+impl FileOutput {
+    fn nothing(file: u32, kind: FileKind) -> Self {
+        FileOutput {
+            file,
+            batch: Batch::default(),
+            kind,
+        }
+    }
 }
 
 /// Events of each file not yet acknowledged.
@@ -141,9 +185,9 @@ impl Pipeline {
         let capacity = self.options.batch_bytes + self.options.batch_bytes / 8;
         let mut current = Batch::with_capacity(capacity);
         while let Some(output) = objects.next().await {
-            let FileOutput { file, batch } = output;
+            let FileOutput { file, batch, kind } = output;
             if batch.is_empty() {
-                self.file_done(file, ledger);
+                self.file_done(file, ledger, kind);
                 continue;
             }
             lock(ledger).remaining.insert(file, batch.len());
@@ -195,23 +239,37 @@ impl Pipeline {
                     left == Some(0)
                 };
                 if finished {
-                    self.file_done(file, ledger);
+                    self.file_done(file, ledger, FileKind::Events);
                 }
             }
         }
         Ok(())
     }
 
-    fn file_done(&self, file: u32, ledger: &Mutex<Ledger>) {
-        let mut ledger = lock(ledger);
-        ledger.remaining.remove(&file);
-        ledger.done += 1;
+    fn file_done(&self, file: u32, ledger: &Mutex<Ledger>, kind: FileKind) {
+        {
+            let mut ledger = lock(ledger);
+            ledger.remaining.remove(&file);
+            ledger.done += 1;
+        }
         self.names.remove(file);
+        if let Some(tracker) = &self.tracker {
+            let object = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&file);
+            match (object, kind) {
+                (Some(object), FileKind::Events) => tracker.done(&object, FileOutcome::Indexed),
+                (Some(object), FileKind::Unusable) => tracker.done(&object, FileOutcome::Unusable),
+                _ => {}
+            }
+        }
     }
 
     /// Passes listed objects on; counts and reports the others.
     fn accept(&self, listed: Listed) -> Option<SourceObject> {
         match listed {
+            Listed::Object(object) if self.tracker.as_ref().is_some_and(|t| !t.wanted(&object)) => {
+                Stats::add(&self.stats.files_already_done, 1);
+                None
+            }
             Listed::Object(object) => {
                 Stats::add(&self.stats.files_listed, 1);
                 Stats::add(&self.stats.bytes_listed, object.size);
@@ -233,23 +291,23 @@ impl Pipeline {
     /// Reads one file and turns it into encoded documents.
     async fn process_file(&self, file: u32, object: SourceObject) -> FileOutput {
         self.names.insert(file, object.name.clone());
+        if self.tracker.is_some() {
+            self.in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(file, object.clone());
+        }
         let (bytes, budget) = match object.read().await {
             Ok(read) => read,
             Err(e) => {
                 tracing::warn!("skipped: {e:#}");
                 Stats::add(&self.stats.files_skipped, 1);
-                return FileOutput {
-                    file,
-                    batch: Batch::default(),
-                };
+                return FileOutput::nothing(file, FileKind::Unread);
             }
         };
         Stats::add(&self.stats.bytes_read, bytes.len() as u64);
         let Ok(slot) = self.decoders.clone().acquire_owned().await else {
-            return FileOutput {
-                file,
-                batch: Batch::default(),
-            };
+            return FileOutput::nothing(file, FileKind::Unread);
         };
         let transformer = self.transformer.clone();
         let stats = self.stats.clone();
@@ -261,14 +319,11 @@ impl Pipeline {
             batch
         });
         match work.await {
-            Ok(batch) => FileOutput { file, batch },
+            Ok((batch, kind)) => FileOutput { file, batch, kind },
             Err(e) => {
                 tracing::error!("{}: skipped: decoding failed unexpectedly: {e}", object.name);
                 Stats::add(&self.stats.files_skipped, 1);
-                FileOutput {
-                    file,
-                    batch: Batch::default(),
-                }
+                FileOutput::nothing(file, FileKind::Unread)
             }
         }
     }
@@ -286,18 +341,18 @@ fn encode_file(
     transformer: &Transformer,
     stats: &Stats,
     dlq: &DeadLetters,
-) -> Batch {
+) -> (Batch, FileKind) {
     let decoded = match decode::decode(bytes) {
         Ok(decoded) => decoded,
         Err(DecodeError::Digest) => {
             tracing::debug!("{name}: digest file, skipped");
             Stats::add(&stats.files_digest, 1);
-            return Batch::default();
+            return (Batch::default(), FileKind::Events);
         }
         Err(e) => {
             tracing::warn!("{name}: skipped: {e}");
             Stats::add(&stats.files_skipped, 1);
-            return Batch::default();
+            return (Batch::default(), FileKind::Unusable);
         }
     };
     Stats::add(&stats.files_read, 1);
@@ -342,5 +397,5 @@ fn encode_file(
         batch.push_doc(&doc, Origin { file, record });
     }
     Stats::add(&stats.events_read, count as u64);
-    batch
+    (batch, FileKind::Events)
 }

@@ -31,6 +31,8 @@ pub struct Stats {
     pub files_truncated: AtomicU64,
     /// CloudTrail digest files, which hold no events (skipped on purpose).
     pub files_digest: AtomicU64,
+    /// Files a sync found already done in an earlier run.
+    pub files_already_done: AtomicU64,
     pub events_read: AtomicU64,
     /// Values inside files that were not CloudTrail events (dead-lettered).
     pub events_skipped: AtomicU64,
@@ -232,6 +234,8 @@ pub struct Summary {
     pub files_skipped: u64,
     pub files_truncated: u64,
     pub files_digest: u64,
+    /// Files a sync found already done in an earlier run (not read again).
+    pub files_already_done: u64,
     pub bytes: u64,
     pub events_read: u64,
     pub indexed: u64,
@@ -267,6 +271,7 @@ impl Summary {
             files_skipped: g(&stats.files_skipped),
             files_truncated: g(&stats.files_truncated),
             files_digest: g(&stats.files_digest),
+            files_already_done: g(&stats.files_already_done),
             bytes: g(&stats.bytes_read),
             events_read,
             indexed: stats.indexed(),
@@ -308,6 +313,9 @@ impl Summary {
         }
         if self.files_digest > 0 {
             extra.push(format!("{} digest", self.files_digest));
+        }
+        if self.files_already_done > 0 {
+            extra.push(format!("{} already done", self.files_already_done));
         }
         if !extra.is_empty() {
             files.push_str(&format!(" ({})", extra.join(", ")));

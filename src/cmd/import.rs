@@ -7,20 +7,28 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::Outcome;
+use super::sync::{self, SyncSettings};
 use crate::cli::ImportArgs;
 use crate::config;
 use crate::dlq::DeadLetters;
 use crate::filter::{DEFAULT_DROP, FieldFilter};
 use crate::normalize::Limits;
-use crate::pipeline::{Cancel, Options, Pipeline};
+use crate::pipeline::{Cancel, Options, Pipeline, Tracker};
 use crate::progress::{Reporter, Stats, Summary};
 use crate::sink::client::Cluster;
 use crate::sink::{FileNames, Sink, template};
 use crate::source::Source;
 use crate::source::s3::S3;
+use crate::state::{Busy, StateStore};
 use crate::transform::Transformer;
 
 pub async fn run(args: ImportArgs) -> Result<Outcome> {
+    execute(args, None).await
+}
+
+/// The import, and with `sync` set, the sync: both read sources through
+/// the same pipeline; sync adds state, a lease and a look-back window.
+pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Result<Outcome> {
     let prefix = config::index_prefix(&args.index.index_prefix)?;
     let s3 = if args.sources.iter().any(|s| s.starts_with("s3://")) {
         Some(Arc::new(S3::connect(config::s3(&args.s3)?).await?))
@@ -77,12 +85,13 @@ pub async fn run(args: ImportArgs) -> Result<Outcome> {
     let workers = args.workers.map(usize::from).unwrap_or_else(default_workers);
     let cancel = Arc::new(Cancel::default());
     let signals = tokio::spawn(watch_signals(cancel.clone()));
-    let pipeline = Pipeline {
-        transformer,
-        sink,
+    let decoders = Arc::new(tokio::sync::Semaphore::new(workers));
+    let pipeline = |tracker: Option<Arc<dyn Tracker>>| Pipeline {
+        transformer: transformer.clone(),
+        sink: sink.clone(),
         stats: stats.clone(),
         dlq: dlq.clone(),
-        names,
+        names: names.clone(),
         options: Options {
             batch_bytes: args.batch_bytes,
             concurrency: usize::from(args.concurrency),
@@ -90,7 +99,9 @@ pub async fn run(args: ImportArgs) -> Result<Outcome> {
             downloads: usize::from(args.s3.downloads),
         },
         cancel: cancel.clone(),
-        decoders: Arc::new(tokio::sync::Semaphore::new(workers)),
+        decoders: decoders.clone(),
+        tracker,
+        in_flight: Default::default(),
     };
 
     let started = Instant::now();
@@ -100,7 +111,26 @@ pub async fn run(args: ImportArgs) -> Result<Outcome> {
         args.dry_run,
         Duration::from_secs(args.progress_interval.max(1)),
     );
-    let result = pipeline.run(sources).await;
+    let result = match &sync {
+        None => pipeline(None).run(sources).await,
+        Some(settings) => {
+            let state = match &settings.state_file {
+                Some(path) => StateStore::in_file(path),
+                None => match &cluster {
+                    Some(cluster) => StateStore::in_cluster(cluster.clone(), &settings.state_index).await,
+                    None => Err(anyhow::anyhow!("internal: sync without a cluster")),
+                },
+            };
+            match state {
+                Ok(state) => sync::run_sources(&state, sources, &prefix, settings, &cancel, pipeline).await,
+                Err(e) if e.downcast_ref::<Busy>().is_some() => {
+                    tracing::info!("nothing to do: {e}");
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
     reporter.finish().await;
     signals.abort();
     dlq.flush()?;

@@ -1,7 +1,9 @@
 //! Commands: one file per subcommand, and the dispatch.
 
+pub mod dashboards;
 pub mod import;
 pub mod setup;
+pub mod sync;
 
 use anyhow::Result;
 
@@ -21,5 +23,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Command::Import(args) => import::run(*args).await,
         Command::Setup(args) => setup::run(*args).await,
+        Command::Sync(args) => sync::run(*args).await,
+        Command::Dashboards(command) => dashboards::run(command).await,
     }
 }

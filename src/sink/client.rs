@@ -112,23 +112,27 @@ pub fn display_url(url: &Url) -> String {
     shown.to_string().trim_end_matches('/').to_string()
 }
 
+/// Removes `user:password@` from the URL and returns it as basic
+/// credentials (explicit options win over it; see the callers).
+pub fn take_user_info(url: &mut Url) -> Option<Auth> {
+    if url.username().is_empty() {
+        return None;
+    }
+    let user = percent_decode(url.username());
+    let password = percent_decode(url.password().unwrap_or(""));
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Some(Auth::Basic { user, password })
+}
+
 impl Cluster {
     /// Builds the transport and asks the cluster who it is.
     pub async fn connect(config: &ClusterConfig) -> Result<Cluster> {
         let shown = display_url(&config.url);
         let mut url = config.url.clone();
         let mut auth = config.auth.clone();
-        if !url.username().is_empty() {
-            let user = url.username().to_string();
-            let password = url.password().unwrap_or("").to_string();
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            if matches!(auth, Auth::None) {
-                auth = Auth::Basic {
-                    user: percent_decode(&user),
-                    password: percent_decode(&password),
-                };
-            }
+        if let (Some(found), Auth::None) = (take_user_info(&mut url), &auth) {
+            auth = found;
         }
         let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url))
             .enable_meta_header(false)

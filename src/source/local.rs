@@ -50,6 +50,15 @@ fn walk(root: &Path, tx: &mpsc::Sender<Listed>) -> Result<()> {
                         Ok(meta) => Listed::Object(SourceObject {
                             name: name.into(),
                             size: meta.len(),
+                            version: format!(
+                                "{}-{}",
+                                meta.len(),
+                                meta.modified()
+                                    .ok()
+                                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                                    .map(|d| d.as_secs())
+                                    .unwrap_or(0)
+                            ),
                             location: Location::File(path.to_path_buf()),
                         }),
                         Err(e) => Listed::Unreadable {

@@ -26,6 +26,9 @@ pub struct SourceObject {
     /// What messages call it: the path as found.
     pub name: Arc<str>,
     pub size: u64,
+    /// What changes when the object is rewritten: the ETag in S3, size and
+    /// modification time locally. Sync state remembers it.
+    pub version: String,
     pub location: Location,
 }
 
@@ -53,11 +56,12 @@ pub enum Listed {
 pub enum Source {
     /// A local file or folder (a mirror of the S3 layout, or any folder).
     Local(PathBuf),
-    /// `s3://bucket/prefix`.
+    /// `s3://bucket/prefix`, optionally limited to a range of delivery days.
     S3 {
         s3: Arc<S3>,
         bucket: String,
         prefix: String,
+        days: Option<s3::Days>,
     },
 }
 
@@ -68,11 +72,28 @@ impl Source {
         if arg.starts_with("s3://") {
             let (bucket, prefix) = s3::parse_url(arg)?;
             let s3 = s3.context("internal: S3 source without an S3 client")?.clone();
-            return Ok(Source::S3 { s3, bucket, prefix });
+            return Ok(Source::S3 {
+                s3,
+                bucket,
+                prefix,
+                days: None,
+            });
         }
         let path = PathBuf::from(arg);
         std::fs::metadata(&path).with_context(|| format!("source {arg} cannot be read (is the path right?)"))?;
         Ok(Source::Local(path))
+    }
+
+    /// A stable name for the source, for sync state: the S3 URL, or the
+    /// canonical local path.
+    pub fn id(&self) -> String {
+        match self {
+            Source::Local(path) => std::fs::canonicalize(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string(),
+            Source::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
+        }
     }
 
     /// Lists the source's candidate files into `tx`.
@@ -80,7 +101,12 @@ impl Source {
     pub async fn list(&self, tx: &mpsc::Sender<Listed>) -> Result<()> {
         match self {
             Source::Local(root) => local::list(root.clone(), tx.clone()).await,
-            Source::S3 { s3, bucket, prefix } => s3.list(bucket, prefix, tx).await,
+            Source::S3 {
+                s3,
+                bucket,
+                prefix,
+                days,
+            } => s3.list(bucket, prefix, *days, tx).await,
         }
     }
 }

@@ -179,15 +179,30 @@ impl S3 {
     }
 
     /// Lists one `s3://bucket/prefix` source into `tx`.
-    pub async fn list(self: &Arc<Self>, bucket: &str, prefix: &str, tx: &mpsc::Sender<Listed>) -> Result<()> {
-        let plan = self.plan(bucket, prefix).await?;
+    ///
+    /// `days` (first, last delivery day) overrides `--from`/`--to` (sync uses it).
+    pub async fn list(
+        self: &Arc<Self>,
+        bucket: &str,
+        prefix: &str,
+        days: Option<Days>,
+        tx: &mpsc::Sender<Listed>,
+    ) -> Result<()> {
+        let days = days.unwrap_or(Days {
+            from: self.options.from,
+            to: self.options.to,
+        });
+        let plan = self.plan(bucket, prefix, days).await?;
         tracing::debug!("s3://{bucket}/{prefix}: listing {} prefix(es)", plan.len());
         let tx = tx.clone();
         let results = futures::stream::iter(plan)
             .map(|(prefix, recursive_filter)| {
                 let tx = tx.clone();
                 let s3 = self.clone();
-                async move { s3.list_objects(bucket, &prefix, recursive_filter, &tx).await }
+                async move {
+                    s3.list_objects(bucket, &prefix, recursive_filter.then_some(days), &tx)
+                        .await
+                }
             })
             .buffer_unordered(8)
             .collect::<Vec<_>>()
@@ -198,7 +213,7 @@ impl S3 {
     /// The prefixes to list for a source: exact day prefixes where the layout
     /// and the options allow, else the prefix itself (recursively, with the
     /// day filter applied to the keys).
-    async fn plan(&self, bucket: &str, prefix: &str) -> Result<Vec<(String, bool)>> {
+    async fn plan(&self, bucket: &str, prefix: &str, days: Days) -> Result<Vec<(String, bool)>> {
         let root = match prefix.find("AWSLogs/") {
             Some(at) if at == 0 || prefix[..at].ends_with('/') => Some(prefix[..at + "AWSLogs/".len()].to_string()),
             _ => {
@@ -289,7 +304,7 @@ impl S3 {
                     self.options.regions.iter().map(|r| format!("{kind}{r}/")).collect()
                 };
                 for region in regions {
-                    match (self.options.from, self.options.to) {
+                    match (days.from, days.to) {
                         (Some(from), Some(to)) => {
                             plan.extend((from..=to).map(|day| (format!("{region}{}", day_path(day)), false)));
                         }
@@ -332,7 +347,7 @@ impl S3 {
         self: &Arc<Self>,
         bucket: &str,
         prefix: &str,
-        filter_days: bool,
+        filter_days: Option<Days>,
         tx: &mpsc::Sender<Listed>,
     ) -> Result<()> {
         let mut pages = self
@@ -355,12 +370,13 @@ impl S3 {
                 let name: Arc<str> = Arc::from(format!("s3://{bucket}/{key}"));
                 let listed = if is_digest(key) {
                     Listed::Digest(name)
-                } else if filter_days && !self.in_range(key) {
+                } else if filter_days.is_some_and(|d| !d.contains_key(key)) {
                     continue;
                 } else {
                     Listed::Object(SourceObject {
                         name,
                         size: object.size().unwrap_or(0).max(0) as u64,
+                        version: object.e_tag().unwrap_or("").trim_matches('"').to_string(),
                         location: Location::S3 {
                             s3: self.clone(),
                             bucket: bucket.to_string(),
@@ -374,15 +390,6 @@ impl S3 {
             }
         }
         Ok(())
-    }
-
-    /// Whether a key's delivery day (its `YYYY/MM/DD/` folders) is in range.
-    fn in_range(&self, key: &str) -> bool {
-        if self.options.from.is_none() && self.options.to.is_none() {
-            return true;
-        }
-        let Some(day) = key_day(key) else { return true };
-        self.options.from.is_none_or(|f| day >= f) && self.options.to.is_none_or(|t| day <= t)
     }
 
     /// Downloads one object, waiting for room in the bytes-in-flight budget;
@@ -433,6 +440,24 @@ impl S3 {
                 }
                 Err(e) => return Err(e.context(format!("s3://{bucket}/{key}: cannot download"))),
             }
+        }
+    }
+}
+
+/// A range of delivery days (days since 1970-01-01), inclusive; open where None.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Days {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+impl Days {
+    /// Whether a key's delivery day (its `YYYY/MM/DD/` folders) is in range;
+    /// keys without such folders always are.
+    pub fn contains_key(&self, key: &str) -> bool {
+        match key_day(key) {
+            Some(day) => self.from.is_none_or(|f| day >= f) && self.to.is_none_or(|t| day <= t),
+            None => true,
         }
     }
 }
