@@ -315,6 +315,9 @@ fn error_message(body: &[u8]) -> String {
         if let Some(reason) = value.pointer("/error/reason").and_then(Value::as_str) {
             return truncate(reason, 500);
         }
+        if let Some(error) = value.get("error").and_then(Value::as_str) {
+            return truncate(error, 500);
+        }
     }
     let text = String::from_utf8_lossy(body);
     if text.trim().is_empty() {
@@ -405,6 +408,10 @@ mod tests {
         assert_eq!(
             error_message(br#"{"error":{"type":"x","reason":"no handler found"},"status":400}"#),
             "no handler found"
+        );
+        assert_eq!(
+            error_message(br#"{"error":"no handler found for uri [/api/saved_objects/_import]"}"#),
+            "no handler found for uri [/api/saved_objects/_import]"
         );
         assert_eq!(error_message(b""), "(empty answer)");
         assert_eq!(Kibana::import_path(None), "/api/saved_objects/_import?overwrite=true");

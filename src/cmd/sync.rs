@@ -96,10 +96,7 @@ pub(crate) async fn run_sources(
             from.map(day_text).unwrap_or_else(|| "the beginning".into()),
             done.len()
         );
-        let days = Days {
-            from,
-            to: from.map(|_| today()),
-        };
+        let days = Days { from, to: None };
         let source = match source {
             Source::S3 { s3, bucket, prefix, .. } => Source::S3 {
                 s3,
@@ -127,20 +124,14 @@ pub(crate) async fn run_sources(
         };
         let (result, recorded) = tokio::join!(run, recorder);
         if let Some(lease) = lease
-            && let Err(e) = state.release(lease).await {
-                tracing::warn!("{e:#}");
-            }
+            && let Err(e) = state.release(lease).await
+        {
+            tracing::warn!("{e:#}");
+        }
         recorded?;
         result?;
     }
     Ok(())
-}
-
-fn today() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| (d.as_secs() / 86_400) as i64)
-        .unwrap_or(0)
 }
 
 fn day_text(day: i64) -> String {

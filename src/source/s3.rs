@@ -96,11 +96,6 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn day_path(days: i64) -> String {
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}/{m:02}/{d:02}/")
-}
-
 /// Splits `s3://bucket/prefix` into (bucket, prefix).
 pub fn parse_url(url: &str) -> Result<(String, String)> {
     let rest = url.strip_prefix("s3://").context("not an s3:// URL")?;
@@ -304,16 +299,49 @@ impl S3 {
                     self.options.regions.iter().map(|r| format!("{kind}{r}/")).collect()
                 };
                 for region in regions {
-                    match (days.from, days.to) {
-                        (Some(from), Some(to)) => {
-                            plan.extend((from..=to).map(|day| (format!("{region}{}", day_path(day)), false)));
-                        }
-                        _ => plan.push((region, true)),
+                    if days.from.is_none() && days.to.is_none() {
+                        plan.push((region, true));
+                    } else {
+                        let found = self.day_prefixes(bucket, &region, days).await?;
+                        plan.extend(found.into_iter().map(|day| (day, false)));
                     }
                 }
             }
         }
         Ok(plan)
+    }
+
+    /// The `YYYY/MM/DD/` folders under a region that fall in the range, found
+    /// by walking years, then months, then days in range only: the requests
+    /// grow with the folders in range, not with the calendar days between.
+    async fn day_prefixes(&self, bucket: &str, region: &str, days: Days) -> Result<Vec<String>> {
+        let (from, to) = (days.from.map(civil_from_days), days.to.map(civil_from_days));
+        let year_ok = |y: u32| from.is_none_or(|f| y >= f.0) && to.is_none_or(|t| y <= t.0);
+        let month_ok =
+            |y: u32, m: u32| from.is_none_or(|f| (y, m) >= (f.0, f.1)) && to.is_none_or(|t| (y, m) <= (t.0, t.1));
+        let mut out = Vec::new();
+        for year in self.common_prefixes(bucket, region).await? {
+            let Ok(y) = last_segment(&year).parse::<u32>() else {
+                continue;
+            };
+            if !year_ok(y) {
+                continue;
+            }
+            for month in self.common_prefixes(bucket, &year).await? {
+                let Ok(m) = last_segment(&month).parse::<u32>() else {
+                    continue;
+                };
+                if !month_ok(y, m) {
+                    continue;
+                }
+                for day in self.common_prefixes(bucket, &month).await? {
+                    if days.contains_key(&day) {
+                        out.push(day);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// One delimiter listing: the "folders" directly under a prefix.
@@ -490,7 +518,6 @@ mod tests {
         assert!(parse_day("2023-02-29").is_err());
         assert!(parse_day("2024-13-01").is_err());
         assert!(parse_day("yesterday").is_err());
-        assert_eq!(day_path(19_782), "2024/02/29/");
         for d in [-1000, 0, 19_000, 30_000] {
             let (y, m, dd) = civil_from_days(d);
             assert_eq!(days_from_civil(i64::from(y), m, dd), d);

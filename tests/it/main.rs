@@ -1,6 +1,8 @@
 //! Integration tests: the `ctindex` binary against real servers started by
 //! `scripts/stack` (see `support` for how they are found).
 
+mod dashboards;
 mod import;
 mod s3;
 mod support;
+mod sync;
