@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use crate::support::{self, Cluster, Oracle, Run};
 
 /// One import of the corpus (or, on a plain clone, the fixtures) per cluster,
-/// shared by the tests that only read from it.
-struct Imported {
-    prefix: String,
+/// shared by the tests that only read from it (dashboards.rs reads it too).
+pub(crate) struct Imported {
+    pub(crate) prefix: String,
     run: Run,
     summary: std::collections::HashMap<String, Value>,
     dead_letters: PathBuf,
@@ -27,7 +27,7 @@ fn oracle() -> &'static Oracle {
     ORACLE.get_or_init(|| Oracle::read(&source()))
 }
 
-fn corpus_import(cluster: &Cluster) -> Arc<Imported> {
+pub(crate) fn corpus_import(cluster: &Cluster) -> Arc<Imported> {
     type PerCluster = Vec<(String, Arc<Imported>)>;
     static DONE: OnceLock<Mutex<PerCluster>> = OnceLock::new();
     let done = DONE.get_or_init(|| Mutex::new(Vec::new()));
