@@ -164,7 +164,7 @@ impl Cluster {
             timeout: config.timeout,
         };
         let reach = || format!("cannot reach the cluster at {shown} (check --url, and the cluster's state)");
-        match cluster.json(Method::Get, "/", None).await {
+        match cluster.json_once(Method::Get, "/", None).await {
             Ok(info) => {
                 let version = &info["version"];
                 cluster.version = version["number"].as_str().unwrap_or("unknown").to_string();
@@ -185,7 +185,7 @@ impl Cluster {
                 ) =>
             {
                 let nodes = cluster
-                    .json(Method::Get, "/_nodes/_local?filter_path=nodes.*.version", None)
+                    .json_once(Method::Get, "/_nodes/_local?filter_path=nodes.*.version", None)
                     .await
                     .with_context(reach)?;
                 let version = nodes["nodes"]
@@ -239,9 +239,31 @@ impl Cluster {
     }
 
     /// Sends a request and parses the answer as JSON.
+    ///
+    /// Control requests (templates, state, leases) are retried a few times
+    /// when the cluster is busy or briefly unreachable (429, 502-504, no answer).
     pub async fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
         let body = body.map(|b| Bytes::from(b.to_string()));
-        let bytes = self.send(method, path, body).await?;
+        let mut backoff = super::retry::Backoff::new(Duration::from_millis(500), Duration::from_secs(8));
+        let bytes = loop {
+            match self.send(method, path, body.clone()).await {
+                Ok(bytes) => break bytes,
+                Err(e) if backoff.attempts() < 5 && is_transient(&e) => {
+                    let delay = backoff.next_delay();
+                    tracing::debug!("{e}; retrying in {:.1}s", delay.as_secs_f64());
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        serde_json::from_slice(&bytes).with_context(|| format!("{path} did not answer JSON"))
+    }
+
+    /// Sends a request once and parses the answer as JSON (for fast failures).
+    async fn json_once(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
+        let bytes = self
+            .send(method, path, body.map(|b| Bytes::from(b.to_string())))
+            .await?;
         serde_json::from_slice(&bytes).with_context(|| format!("{path} did not answer JSON"))
     }
 
@@ -251,6 +273,14 @@ impl Cluster {
             .await
             .with_context(|| format!("cannot refresh {target}"))?;
         Ok(())
+    }
+}
+
+/// Whether a failed request is worth another try.
+fn is_transient(e: &SendError) -> bool {
+    match e {
+        SendError::Connection { .. } => true,
+        SendError::Status { status, .. } => matches!(status, 429 | 502..=504),
     }
 }
 

@@ -55,6 +55,8 @@ pub(crate) fn corpus_import(cluster: &Cluster) -> Arc<Imported> {
             dead_letters.to_str().unwrap(),
             "--batch-bytes",
             "1MB",
+            "--replicas",
+            "0",
         ],
     );
     let summary = support::summary(&summary_path);
