@@ -42,7 +42,7 @@ pub fn clusters(test: &str) -> Vec<Cluster> {
     static CLEAN: std::sync::Once = std::sync::Once::new();
     CLEAN.call_once(|| {
         for cluster in &found {
-            cluster.cleanup("t");
+            cluster.remove_leftovers();
         }
     });
     if found.is_empty() {
@@ -192,6 +192,25 @@ impl Cluster {
     }
 
     /// Deletes the test's indices and template.
+    /// Deletes the indices of earlier test runs (`t-<test>-<pid>-<n>…` whose
+    /// process is gone), never those of a run still going on.
+    pub fn remove_leftovers(&self) {
+        let (_, indices) = http("GET", &format!("{}/_cat/indices/t-*?format=json&h=index", self.url), None);
+        let stale: Vec<&str> = indices
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["index"].as_str())
+            .filter(|name| {
+                let pid = name.split('-').nth(2).and_then(|p| p.parse::<u32>().ok());
+                pid.is_some_and(|pid| pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists())
+            })
+            .collect();
+        for chunk in stale.chunks(50) {
+            http("DELETE", &format!("{}/{}", self.url, chunk.join(",")), None);
+        }
+    }
+
     pub fn cleanup(&self, prefix: &str) {
         // Wildcard deletes may be refused (action.destructive_requires_name): delete by name.
         let (_, indices) = http(
