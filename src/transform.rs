@@ -54,6 +54,8 @@ impl Transformer {
     pub fn apply(&self, mut event: Event, origin: &str) -> Doc {
         let (id, id_generated) = event_id(&event);
         let class = classify::classify(&event);
+        let identity = identity(&event);
+        let signin = signin(&event);
         self.filter.apply(&mut event);
 
         let month = event_month(&event);
@@ -76,6 +78,12 @@ impl Transformer {
         if id_generated {
             meta.insert("id_generated".into(), Value::Bool(true));
         }
+        if let Some(identity) = identity {
+            meta.insert("identity".into(), Value::String(identity));
+        }
+        if let Some(signin) = signin {
+            meta.insert("signin".into(), signin);
+        }
         if !truncated.is_empty() {
             meta.insert("truncated".into(), Value::from(truncated));
         }
@@ -92,6 +100,70 @@ impl Transformer {
             source: event,
         }
     }
+}
+
+/// Who acted, as one keyword for dashboards: the role (not the session) for
+/// assumed roles, else the ARN, the invoking service, `account:user`, the
+/// principal id or the identity type.
+fn identity(event: &Event) -> Option<String> {
+    let user = event.get("userIdentity")?.as_object()?;
+    let text = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+    };
+    let issuer = user
+        .get("sessionContext")
+        .and_then(|c| c.get("sessionIssuer"))
+        .and_then(|i| i.get("arn"));
+    text(issuer)
+        .or_else(|| text(user.get("arn")))
+        .or_else(|| text(user.get("invokedBy")))
+        .or_else(|| {
+            let (account, name) = (text(user.get("accountId"))?, text(user.get("userName"))?);
+            Some(format!("{account}:{name}"))
+        })
+        .or_else(|| text(user.get("principalId")))
+        .or_else(|| text(user.get("type")))
+}
+
+/// For console sign-ins: `{"result": "success"|"failure", "mfa": bool}`, from
+/// `responseElements.ConsoleLogin` and `additionalEventData.MFAUsed` (whose
+/// spelling varies: Yes, YES, No), so dashboards can split on them even where
+/// free-form fields cannot be aggregated (OpenSearch's flat_object).
+fn signin(event: &Event) -> Option<Value> {
+    if event.get("eventName").and_then(Value::as_str) != Some("ConsoleLogin") {
+        return None;
+    }
+    let mut out = Map::new();
+    let result = event
+        .get("responseElements")
+        .and_then(|r| r.get("ConsoleLogin"))
+        .and_then(Value::as_str);
+    match result.map(|r| r.trim().to_ascii_lowercase()) {
+        Some(r) if !r.is_empty() => {
+            out.insert("result".into(), Value::String(r));
+        }
+        _ if event.get("errorMessage").is_some() || event.get("errorCode").is_some() => {
+            out.insert("result".into(), Value::from("failure"));
+        }
+        _ => {}
+    }
+    let mfa = event
+        .get("additionalEventData")
+        .and_then(|a| a.get("MFAUsed"))
+        .and_then(Value::as_str);
+    match mfa.map(|m| m.trim().to_ascii_lowercase()).as_deref() {
+        Some("yes") => {
+            out.insert("mfa".into(), Value::Bool(true));
+        }
+        Some("no") => {
+            out.insert("mfa".into(), Value::Bool(false));
+        }
+        _ => {}
+    }
+    Some(Value::Object(out))
 }
 
 /// The document id: `eventID` where it is usable, else a hash of the event.
@@ -277,6 +349,50 @@ mod tests {
             doc.source["ctindex"]["source"],
             json!("AWSLogs/1/CloudTrail/us-east-1/2024/01/01/x.json.gz")
         );
+    }
+
+    #[test]
+    fn identity_and_signin() {
+        let t = transformer(Limits::default());
+        let cases = [
+            (
+                json!({"eventName": "X", "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/r/s",
+                        "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::1:role/r"}}}}),
+                json!("arn:aws:iam::1:role/r"),
+                Value::Null,
+            ),
+            (
+                json!({"eventName": "ConsoleLogin", "userIdentity": {"type": "IAMUser", "accountId": "1", "userName": "bob"},
+                        "responseElements": {"ConsoleLogin": "Success"}, "additionalEventData": {"MFAUsed": " YES"}}),
+                json!("1:bob"),
+                json!({"result": "success", "mfa": true}),
+            ),
+            (
+                json!({"eventName": "ConsoleLogin", "userIdentity": {"type": "IAMUser", "principalId": "AIDA1"},
+                        "errorMessage": "Failed authentication", "additionalEventData": {"MFAUsed": "No"}}),
+                json!("AIDA1"),
+                json!({"result": "failure", "mfa": false}),
+            ),
+            (
+                json!({"eventName": "X", "userIdentity": {"type": "AWSService", "invokedBy": "ec2.amazonaws.com"}}),
+                json!("ec2.amazonaws.com"),
+                Value::Null,
+            ),
+            (json!({"eventName": "X"}), Value::Null, Value::Null),
+        ];
+        for (input, identity, signin) in cases {
+            let doc = t.apply(event(input.clone()), "f");
+            assert_eq!(
+                doc.source["ctindex"].get("identity").cloned().unwrap_or(Value::Null),
+                identity,
+                "{input}"
+            );
+            assert_eq!(
+                doc.source["ctindex"].get("signin").cloned().unwrap_or(Value::Null),
+                signin,
+                "{input}"
+            );
+        }
     }
 
     #[test]

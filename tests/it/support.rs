@@ -195,7 +195,11 @@ impl Cluster {
     /// Deletes the indices of earlier test runs (`t-<test>-<pid>-<n>…` whose
     /// process is gone), never those of a run still going on.
     pub fn remove_leftovers(&self) {
-        let (_, indices) = http("GET", &format!("{}/_cat/indices/t-*?format=json&h=index", self.url), None);
+        let (_, indices) = http(
+            "GET",
+            &format!("{}/_cat/indices/t-*?format=json&h=index", self.url),
+            None,
+        );
         let stale: Vec<&str> = indices
             .as_array()
             .into_iter()
