@@ -33,7 +33,9 @@ pub(crate) fn server(test: &str) -> Option<Server> {
             if std::env::var("CTINDEX_REQUIRE_CLUSTERS").as_deref() == Ok("1") {
                 panic!("{test}: S3_ENDPOINT not set but CTINDEX_REQUIRE_CLUSTERS=1 (scripts/stack start s3)");
             }
-            eprintln!("SKIPPED {test}: no S3_ENDPOINT (scripts/test starts the S3 server and sets it)");
+            support::loud(&format!(
+                "SKIPPED {test}: no S3_ENDPOINT (scripts/test starts the S3 server and sets it)"
+            ));
             None
         }
     }

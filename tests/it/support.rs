@@ -51,9 +51,18 @@ pub fn clusters(test: &str) -> Vec<Cluster> {
                 "{test}: no cluster configured but CTINDEX_REQUIRE_CLUSTERS=1 (run scripts/stack start; eval \"$(scripts/stack env)\")"
             );
         }
-        eprintln!("SKIPPED {test}: no ES_URL/OPENSEARCH_URL set (scripts/test starts the servers and sets them)");
+        loud(&format!(
+            "SKIPPED {test}: no ES_URL/OPENSEARCH_URL set (scripts/test starts the servers and sets them)"
+        ));
     }
     found
+}
+
+/// Prints past the test harness's output capture, so a skipped live test or
+/// a missing corpus is seen even when every test passes.
+pub fn loud(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{message}");
 }
 
 pub fn root() -> PathBuf {
@@ -70,7 +79,10 @@ pub fn corpus() -> Option<PathBuf> {
     if path.is_dir() {
         Some(path)
     } else {
-        eprintln!("NOTE: ../shared/cloudtrail-corpus not found: corpus tests not run, using tests/fixtures only");
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            loud("NOTE: ../shared/cloudtrail-corpus not found: corpus tests not run, using tests/fixtures only")
+        });
         None
     }
 }
