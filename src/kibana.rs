@@ -287,16 +287,7 @@ impl Kibana {
     }
 
     fn connection_error(&self, e: &dyn std::error::Error) -> KibanaError {
-        let mut message = e.to_string();
-        let mut source = e.source();
-        while let Some(inner) = source {
-            let part = inner.to_string();
-            if !message.contains(&part) {
-                message.push_str(": ");
-                message.push_str(&part);
-            }
-            source = inner.source();
-        }
+        let message = crate::sink::client::error_chain(e);
         KibanaError::Connection {
             url: self.base.clone(),
             message,

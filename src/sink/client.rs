@@ -285,7 +285,7 @@ fn is_transient(e: &SendError) -> bool {
 }
 
 /// The error and its sources, joined: reqwest hides the useful part below.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(inner) = source {

@@ -225,6 +225,35 @@ fn import(
     (run, s)
 }
 
+/// Uploads objects, 16 at a time.
+pub(crate) fn put_many(endpoint: &str, bucket: &str, objects: Vec<(String, Vec<u8>)>) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let c = client(endpoint);
+    rt.block_on(async {
+        use futures::StreamExt;
+        futures::stream::iter(objects)
+            .map(|(key, body)| {
+                let c = c.clone();
+                async move {
+                    c.put_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .body(ByteStream::from(body))
+                        .send()
+                        .await
+                        .unwrap()
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await;
+    });
+}
+
 /// LIST requests the server logged for one bucket (tests run in parallel).
 pub(crate) fn list_requests(server: &Server, bucket: &str) -> usize {
     let (plain, slashed) = (format!("GET /{bucket}?"), format!("GET /{bucket}/?"));
@@ -478,26 +507,7 @@ fn memory_stays_bounded_on_a_trail_of_thousands_of_files() {
             (key, gz(json!({ "Records": records }).to_string().as_bytes()))
         })
         .collect();
-    rt.block_on(async {
-        use futures::StreamExt;
-        futures::stream::iter(bodies)
-            .map(|(key, body)| {
-                let c = c.clone();
-                let bucket = bucket.clone();
-                async move {
-                    c.put_object()
-                        .bucket(bucket)
-                        .key(key)
-                        .body(ByteStream::from(body))
-                        .send()
-                        .await
-                        .unwrap()
-                }
-            })
-            .buffer_unordered(16)
-            .collect::<Vec<_>>()
-            .await;
-    });
+    put_many(&server.endpoint, &bucket, bodies);
     let prefix = support::prefix("memory");
     let url = format!("s3://{bucket}");
     let (run, s) = import(

@@ -5,7 +5,6 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-use aws_sdk_s3::primitives::ByteStream;
 use serde_json::{Value, json};
 
 use crate::s3::{Server, client, gz, list_requests, server};
@@ -52,34 +51,8 @@ impl Bucket {
         }
     }
 
-    /// Uploads objects, 16 at a time.
     fn put(&self, objects: Vec<(String, Vec<u8>)>) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let c = client(&self.server_endpoint);
-        rt.block_on(async {
-            use futures::StreamExt;
-            futures::stream::iter(objects)
-                .map(|(key, body)| {
-                    let c = c.clone();
-                    let bucket = self.name.clone();
-                    async move {
-                        c.put_object()
-                            .bucket(bucket)
-                            .key(key)
-                            .body(ByteStream::from(body))
-                            .send()
-                            .await
-                            .unwrap()
-                    }
-                })
-                .buffer_unordered(16)
-                .collect::<Vec<_>>()
-                .await;
-        });
+        crate::s3::put_many(&self.server_endpoint, &self.name, objects);
     }
 
     fn url(&self) -> String {
