@@ -63,6 +63,10 @@ pub struct ClusterArgs {
     #[arg(long, env = "CTINDEX_URL", value_name = "URL", hide_env_values = true)]
     pub url: Option<String>,
 
+    /// Elastic Cloud deployment id (instead of --url), as the Cloud console shows it.
+    #[arg(long, env = "CTINDEX_CLOUD_ID", value_name = "ID", conflicts_with = "url")]
+    pub cloud_id: Option<String>,
+
     #[command(flatten)]
     pub auth: AuthArgs,
 }
@@ -86,6 +90,18 @@ pub struct AuthArgs {
     /// API key (the base64 "encoded" form that Kibana and the API return).
     #[arg(long, env = "CTINDEX_API_KEY", value_name = "KEY", hide_env_values = true, conflicts_with_all = ["user", "bearer_token"])]
     pub api_key: Option<String>,
+
+    /// Read the API key from this file (first line; e.g. a mounted Kubernetes secret).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["api_key", "user", "bearer_token"])]
+    pub api_key_file: Option<PathBuf>,
+
+    /// Read the bearer token from this file (first line).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["bearer_token", "user", "api_key"])]
+    pub bearer_token_file: Option<PathBuf>,
+
+    /// Authenticate with this client certificate: a PEM file holding the certificate and its private key.
+    #[arg(long, env = "CTINDEX_CLIENT_CERT", value_name = "FILE", conflicts_with_all = ["user", "api_key", "bearer_token"])]
+    pub client_cert: Option<PathBuf>,
 
     /// Bearer token (e.g. from a service account or an OIDC provider).
     #[arg(

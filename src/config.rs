@@ -23,8 +23,15 @@ pub fn usage<T>(message: impl Into<String>) -> Result<T> {
 
 /// Resolves the cluster options; `--url` must be set.
 pub fn cluster(args: &ClusterArgs) -> Result<ClusterConfig> {
+    if let (None, Some(id)) = (&args.url, &args.cloud_id) {
+        let cloud = match elasticsearch::http::transport::CloudId::parse(id) {
+            Ok(cloud) => cloud,
+            Err(e) => return usage(format!("--cloud-id is not an Elastic Cloud id: {e}")),
+        };
+        return endpoint(cloud.url.as_str(), "--cloud-id", &args.auth);
+    }
     let Some(text) = args.url.as_deref() else {
-        return usage("no cluster given: pass --url http://HOST:9200 (or set CTINDEX_URL)");
+        return usage("no cluster given: pass --url http://HOST:9200 or --cloud-id (or set CTINDEX_URL)");
     };
     endpoint(text, "--url", &args.auth)
 }
@@ -53,27 +60,26 @@ fn endpoint(text: &str, option: &str, args: &AuthArgs) -> Result<ClusterConfig> 
         }
         Err(e) => return usage(format!("{option} '{}' is not a URL: {e}", redact_url(text))),
     };
-    let password = match (&args.password, &args.password_file) {
-        (Some(p), _) => Some(p.clone()),
-        (None, Some(path)) => match std::fs::read_to_string(path) {
-            Ok(text) => Some(text.lines().next().unwrap_or("").to_string()),
-            Err(e) => return usage(format!("--password-file {}: {e}", path.display())),
-        },
-        (None, None) => None,
-    };
-    let auth = match (&args.user, password, &args.api_key, &args.bearer_token) {
-        (Some(user), Some(password), None, None) => Auth::Basic {
+    let password = secret(&args.password, &args.password_file, "--password-file")?;
+    let api_key = secret(&args.api_key, &args.api_key_file, "--api-key-file")?;
+    let bearer = secret(&args.bearer_token, &args.bearer_token_file, "--bearer-token-file")?;
+    let auth = match (&args.user, password, api_key, bearer, &args.client_cert) {
+        (Some(user), Some(password), None, None, None) => Auth::Basic {
             user: user.clone(),
             password,
         },
-        (Some(_), None, _, _) => {
+        (Some(_), None, _, _, _) => {
             return usage("--user needs a password: set CTINDEX_PASSWORD or --password-file");
         }
-        (None, Some(_), _, _) => return usage("a password was given without --user"),
-        (None, None, Some(key), None) => Auth::ApiKey(key.clone()),
-        (None, None, None, Some(token)) => Auth::Bearer(token.clone()),
-        (None, None, None, None) => Auth::None,
-        _ => return usage("give only one of --user/--password, --api-key and --bearer-token"),
+        (None, Some(_), _, _, _) => return usage("a password was given without --user"),
+        (None, None, Some(key), None, None) => Auth::ApiKey(key),
+        (None, None, None, Some(token), None) => Auth::Bearer(token),
+        (None, None, None, None, Some(path)) => match std::fs::read(path) {
+            Ok(pem) => Auth::ClientCert(pem),
+            Err(e) => return usage(format!("--client-cert {}: {e}", path.display())),
+        },
+        (None, None, None, None, None) => Auth::None,
+        _ => return usage("give only one of --user/--password, --api-key, --bearer-token and --client-cert"),
     };
     if args.insecure {
         tracing::warn!(
@@ -88,6 +94,18 @@ fn endpoint(text: &str, option: &str, args: &AuthArgs) -> Result<ClusterConfig> 
         insecure: args.insecure,
         timeout: Duration::from_secs(args.timeout.max(1)),
     })
+}
+
+/// A secret given directly (flag or environment) or in a file (its first line).
+fn secret(value: &Option<String>, file: &Option<std::path::PathBuf>, option: &str) -> Result<Option<String>> {
+    match (value, file) {
+        (Some(v), _) => Ok(Some(v.clone())),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(text.lines().next().unwrap_or("").trim().to_string())),
+            Err(e) => usage(format!("{option} {}: {e}", path.display())),
+        },
+        (None, None) => Ok(None),
+    }
 }
 
 /// Resolves the S3 options: dates in order, accounts that look like accounts.
@@ -163,17 +181,41 @@ mod tests {
     fn args(url: Option<&str>) -> ClusterArgs {
         ClusterArgs {
             url: url.map(String::from),
+            cloud_id: None,
             auth: AuthArgs {
                 user: None,
                 password: None,
                 password_file: None,
                 api_key: None,
+                api_key_file: None,
                 bearer_token: None,
+                bearer_token_file: None,
+                client_cert: None,
                 ca_cert: None,
                 insecure: false,
                 timeout: 30,
             },
         }
+    }
+
+    #[test]
+    fn secrets_from_files_and_cloud_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "c2VjcmV0LWtleQ==\n").unwrap();
+        let mut a = args(Some("https://h:9243"));
+        a.auth.api_key_file = Some(key);
+        assert!(matches!(cluster(&a).unwrap().auth, Auth::ApiKey(k) if k == "c2VjcmV0LWtleQ=="));
+        a.auth.api_key_file = Some(dir.path().join("missing"));
+        assert!(cluster(&a).unwrap_err().downcast_ref::<UsageError>().is_some());
+
+        // name:base64("us-east-1.aws.found.io$es-uuid$kibana-uuid")
+        let mut c = args(None);
+        c.cloud_id = Some("prod:dXMtZWFzdC0xLmF3cy5mb3VuZC5pbyRlcy11dWlkJGtpYmFuYS11dWlk".into());
+        let url = cluster(&c).unwrap().url;
+        assert_eq!(url.host_str(), Some("es-uuid.us-east-1.aws.found.io"));
+        c.cloud_id = Some("garbage".into());
+        assert!(cluster(&c).is_err());
     }
 
     #[test]

@@ -215,6 +215,11 @@ impl Kibana {
                 .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
             builder = builder.add_root_certificate(cert);
         }
+        if let Auth::ClientCert(pem) = &auth {
+            let identity =
+                reqwest::Identity::from_pem(pem).context("the --client-cert file is not a PEM certificate and key")?;
+            builder = builder.identity(identity);
+        }
         let client = builder.build().context("cannot set up the HTTP client")?;
         Ok(Kibana {
             client,
@@ -256,6 +261,7 @@ impl Kibana {
             Auth::Basic { user, password } => request.basic_auth(user, Some(password)),
             Auth::ApiKey(key) => request.header("authorization", format!("ApiKey {key}")),
             Auth::Bearer(token) => request.bearer_auth(token),
+            Auth::ClientCert(_) => request,
         };
         let response = request.send().await.map_err(|e| self.connection_error(&e))?;
         let status = response.status().as_u16();

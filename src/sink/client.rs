@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use elasticsearch::auth::Credentials;
+use elasticsearch::auth::{ClientCertificate, Credentials};
 use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::headers::HeaderMap;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, Transport, TransportBuilder};
@@ -31,6 +31,8 @@ pub enum Auth {
     /// An API key, as the base64 `id:key` that Kibana and the API give.
     ApiKey(String),
     Bearer(String),
+    /// A PEM file's bytes: client certificate and private key (PKI authentication).
+    ClientCert(Vec<u8>),
 }
 
 impl std::fmt::Debug for Auth {
@@ -40,6 +42,7 @@ impl std::fmt::Debug for Auth {
             Auth::Basic { .. } => "Basic(<redacted>)",
             Auth::ApiKey(_) => "ApiKey(<redacted>)",
             Auth::Bearer(_) => "Bearer(<redacted>)",
+            Auth::ClientCert(_) => "ClientCert(<redacted>)",
         })
     }
 }
@@ -142,6 +145,7 @@ impl Cluster {
             Auth::Basic { user, password } => builder.auth(Credentials::Basic(user, password)),
             Auth::ApiKey(key) => builder.auth(Credentials::EncodedApiKey(key)),
             Auth::Bearer(token) => builder.auth(Credentials::Bearer(token)),
+            Auth::ClientCert(pem) => builder.auth(Credentials::Certificate(ClientCertificate::Pem(pem))),
         };
         if config.insecure {
             builder = builder.cert_validation(CertificateValidation::None);

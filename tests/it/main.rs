@@ -4,5 +4,6 @@
 mod dashboards;
 mod import;
 mod s3;
+mod secrets;
 mod support;
 mod sync;
