@@ -26,7 +26,7 @@ use crate::dlq::{DeadLetters, Letter};
 use crate::progress::Stats;
 use crate::sink::bulk::{Batch, Origin};
 use crate::sink::{FileNames, Sink};
-use crate::source::{Listed, Source, SourceObject};
+use crate::source::{Listed, Location, Source, SourceObject};
 use crate::transform::Transformer;
 
 /// How far listing may run ahead of reading (entries, not bytes: they are small).
@@ -221,7 +221,7 @@ impl Pipeline {
                     None => {
                         Stats::add(&self.stats.batches, 1);
                         Stats::add(&self.stats.bulk_bytes, batch.body.len() as u64);
-                        Stats::add(&self.stats.created, batch.len() as u64);
+                        Stats::add(&self.stats.encoded, batch.len() as u64);
                     }
                 }
                 anyhow::Ok(counts)
@@ -277,11 +277,13 @@ impl Pipeline {
             }
             Listed::Digest(name) => {
                 tracing::debug!("{name}: digest file, skipped");
+                Stats::add(&self.stats.files_listed, 1);
                 Stats::add(&self.stats.files_digest, 1);
                 None
             }
             Listed::Unreadable { name, reason } => {
                 tracing::warn!("{name}: skipped: cannot list: {reason}");
+                Stats::add(&self.stats.files_listed, 1);
                 Stats::add(&self.stats.files_skipped, 1);
                 None
             }
@@ -297,6 +299,17 @@ impl Pipeline {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(file, object.clone());
         }
+        // A local file is read only once a decoding slot is free, so at most
+        // `workers` local files are in memory at once (the disk and the page
+        // cache keep up); S3 objects are fetched ahead, within their own
+        // bytes-in-flight budget, because the network needs the overlap.
+        let slot = match object.location {
+            Location::File(_) => match self.decoders.clone().acquire_owned().await {
+                Ok(slot) => Some(slot),
+                Err(_) => return FileOutput::nothing(file, FileKind::Unread),
+            },
+            Location::S3 { .. } => None,
+        };
         let (bytes, budget) = match object.read().await {
             Ok(read) => read,
             Err(e) => {
@@ -306,8 +319,12 @@ impl Pipeline {
             }
         };
         Stats::add(&self.stats.bytes_read, bytes.len() as u64);
-        let Ok(slot) = self.decoders.clone().acquire_owned().await else {
-            return FileOutput::nothing(file, FileKind::Unread);
+        let slot = match slot {
+            Some(slot) => slot,
+            None => match self.decoders.clone().acquire_owned().await {
+                Ok(slot) => slot,
+                Err(_) => return FileOutput::nothing(file, FileKind::Unread),
+            },
         };
         let transformer = self.transformer.clone();
         let stats = self.stats.clone();

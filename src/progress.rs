@@ -38,6 +38,8 @@ pub struct Stats {
     pub events_skipped: AtomicU64,
     pub created: AtomicU64,
     pub updated: AtomicU64,
+    /// Documents whose bulk lines were built but not sent (--dry-run).
+    pub encoded: AtomicU64,
     /// Events the cluster would not take (dead-lettered).
     pub failed: AtomicU64,
     pub batches: AtomicU64,
@@ -143,9 +145,9 @@ async fn show_bars(stats: Arc<Stats>, stop: Arc<AtomicBool>, dry_run: bool) {
     files.set_style(style("{prefix:>7} [{bar:30}] {pos}/{len} {msg}"));
     files.set_prefix("files");
     let bytes = multi.add(ProgressBar::new(0));
-    bytes.set_style(style(
-        "{prefix:>7} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-    ));
+    // No ETA while listing goes on: the total is not known yet.
+    bytes.set_style(style("{prefix:>7} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}"));
+    let mut eta_shown = false;
     bytes.set_prefix("bytes");
     let events = multi.add(ProgressBar::new_spinner());
     events.set_style(style("{prefix:>7} {spinner} {msg}"));
@@ -159,6 +161,12 @@ async fn show_bars(stats: Arc<Stats>, stop: Arc<AtomicBool>, dry_run: bool) {
         files.set_position(
             Stats::get(&stats.files_read) + Stats::get(&stats.files_skipped) + Stats::get(&stats.files_digest),
         );
+        if listing_done && !eta_shown {
+            bytes.set_style(style(
+                "{prefix:>7} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+            ));
+            eta_shown = true;
+        }
         files.set_message(if listing_done {
             String::new()
         } else {
@@ -172,7 +180,7 @@ async fn show_bars(stats: Arc<Stats>, stop: Arc<AtomicBool>, dry_run: bool) {
             "{} read, {} {}, {} failed, {:.0}/s",
             read,
             if dry_run {
-                Stats::get(&stats.created)
+                Stats::get(&stats.encoded)
             } else {
                 stats.indexed()
             },
@@ -241,6 +249,8 @@ pub struct Summary {
     pub indexed: u64,
     pub created: u64,
     pub updated: u64,
+    /// Documents encoded into bulk bodies without being sent (--dry-run).
+    pub encoded: u64,
     /// Values found in files that were not CloudTrail events.
     pub skipped: u64,
     /// Events the cluster refused (in the dead-letter file).
@@ -277,6 +287,7 @@ impl Summary {
             indexed: stats.indexed(),
             created: g(&stats.created),
             updated: g(&stats.updated),
+            encoded: g(&stats.encoded),
             skipped: g(&stats.events_skipped),
             failed: g(&stats.failed),
             dead_letters,
@@ -321,7 +332,7 @@ impl Summary {
             files.push_str(&format!(" ({})", extra.join(", ")));
         }
         let indexed = if self.dry_run {
-            format!("{} encoded (dry run, nothing sent)", self.indexed)
+            format!("{} encoded (dry run, nothing sent)", self.encoded)
         } else {
             format!(
                 "{} indexed ({} new, {} updated)",

@@ -133,9 +133,10 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
     };
     reporter.finish().await;
     signals.abort();
-    dlq.flush()?;
+    // Whatever fails from here on, the summary is still printed.
+    let mut result = result.and(dlq.flush());
     if let (Some(cluster), Ok(())) = (&cluster, &result) {
-        cluster.refresh(&format!("{prefix}-*")).await?;
+        result = cluster.refresh(&format!("{prefix}-*")).await;
     }
 
     let mut summary = Summary::from_stats(

@@ -3,6 +3,12 @@
 //! Owns turning the template data file (see `mappings/`) into the request for
 //! one index prefix: index pattern `<prefix>-*`, alias `<prefix>` on every
 //! index made from it, and the template name `ctindex-<prefix>`.
+//!
+//! Prefixes may nest (`cloudtrail` and `cloudtrail-prod`): their patterns
+//! overlap, which Elasticsearch refuses at equal priority. The priority grows
+//! with the prefix's length, so the more specific template wins, and two
+//! templates of equal priority can never overlap (same-length prefixes that
+//! both match one index name are the same prefix).
 
 use anyhow::{Context, Result};
 use elasticsearch::http::Method;
@@ -25,6 +31,7 @@ pub fn template_body(flavor: Flavor, prefix: &str, replicas: Option<u32>) -> Res
     };
     let mut body: Value = serde_json::from_str(text).context("the embedded index template is not valid JSON")?;
     body["index_patterns"] = json!([format!("{prefix}-*")]);
+    body["priority"] = json!(template_priority(prefix));
     body["template"]["aliases"] = json!({ prefix: {} });
     if let Some(n) = replicas {
         let index = &mut body["template"]["settings"]["index"];
@@ -34,6 +41,30 @@ pub fn template_body(flavor: Flavor, prefix: &str, replicas: Option<u32>) -> Res
         }
     }
     Ok(body)
+}
+
+/// The template's priority: above the file's base priority by the prefix's
+/// length, so that nested prefixes get distinct priorities.
+pub fn template_priority(prefix: &str) -> u64 {
+    BASE_PRIORITY + prefix.len() as u64
+}
+
+/// Base priority: above the usual templates of other tools (Elastic's
+/// built-in ones use 100 to 500 for their own patterns, which do not match
+/// CloudTrail index names), below anything a user sets on purpose with 1000+.
+const BASE_PRIORITY: u64 = 200;
+
+/// Whether an index name is one of the prefix's own indices
+/// (`<prefix>-YYYY.MM` or `<prefix>-undated`), not one of a longer prefix.
+pub fn is_own_index(prefix: &str, index: &str) -> bool {
+    let Some(rest) = index.strip_prefix(prefix).and_then(|r| r.strip_prefix('-')) else {
+        return false;
+    };
+    if rest == crate::transform::UNDATED {
+        return true;
+    }
+    let b = rest.as_bytes();
+    b.len() == 7 && b[4] == b'.' && b.iter().enumerate().all(|(i, c)| i == 4 || c.is_ascii_digit())
 }
 
 /// Removes settings the cluster's version does not know: Elasticsearch
@@ -60,18 +91,34 @@ pub async fn install(cluster: &Cluster, prefix: &str, replicas: Option<u32>) -> 
         .json(Method::Put, &format!("/_index_template/{name}"), Some(&body))
         .await
         .with_context(|| format!("cannot install the index template {name} on {}", cluster.url()))?;
+    // Indices made before the template (or by an older ctindex) get the
+    // alias too, but only the prefix's own: `cloudtrail-*` also matches the
+    // indices of a prefix `cloudtrail-prod`.
     let existing = cluster
         .json(
             Method::Get,
-            &format!("/{prefix}-*?filter_path=*.settings.index.provided_name&expand_wildcards=open"),
+            &format!("/{prefix}-*/_alias?expand_wildcards=open,closed"),
             None,
         )
         .await
         .unwrap_or(Value::Null);
-    if existing.as_object().is_some_and(|m| !m.is_empty()) {
-        let actions = json!({"actions": [{"add": {"index": format!("{prefix}-*"), "alias": prefix}}]});
+    let missing: Vec<&String> = existing
+        .as_object()
+        .map(|indices| {
+            indices
+                .iter()
+                .filter(|(index, aliases)| is_own_index(prefix, index) && aliases["aliases"].get(prefix).is_none())
+                .map(|(index, _)| index)
+                .collect()
+        })
+        .unwrap_or_default();
+    if !missing.is_empty() {
+        let actions: Vec<Value> = missing
+            .iter()
+            .map(|index| json!({"add": {"index": index, "alias": prefix}}))
+            .collect();
         cluster
-            .json(Method::Post, "/_aliases", Some(&actions))
+            .json(Method::Post, "/_aliases", Some(&json!({ "actions": actions })))
             .await
             .with_context(|| format!("cannot add the alias {prefix} to the existing {prefix}-* indices"))?;
     }
@@ -108,6 +155,18 @@ mod tests {
             assert_eq!(body["template"]["aliases"], json!({"ct-prod": {}}));
         }
         assert_eq!(template_name("ct-prod"), "ctindex-ct-prod");
+        assert!(template_priority("ct-prod-eu") > template_priority("ct-prod"));
+        for (index, own) in [
+            ("ct-prod-2024.01", true),
+            ("ct-prod-undated", true),
+            ("ct-prod-eu-2024.01", false),
+            ("ct-prod-2024.1", false),
+            ("ct-prod-2024-01", false),
+            ("ct-prod", false),
+            ("ct-prodx-2024.01", false),
+        ] {
+            assert_eq!(is_own_index("ct-prod", index), own, "{index}");
+        }
         let mut body = json!({"template": {"settings": {"index": {"mapping": {"total_fields": {"limit": 2000, "ignore_dynamic_beyond_limit": true}}}}}});
         fit_to_version(&mut body, "8.19.2");
         assert_eq!(

@@ -282,6 +282,8 @@ fn reimport_leaves_the_count_unchanged() {
 #[test]
 fn dry_run_reads_everything_and_sends_nothing() {
     let prefix = support::prefix("dryrun");
+    let dir = tempfile::tempdir().unwrap();
+    let summary_path = dir.path().join("summary.json");
     // An address nothing listens on: a dry run must not even connect.
     let run = support::ctindex(&[
         "import",
@@ -291,6 +293,8 @@ fn dry_run_reads_everything_and_sends_nothing() {
         "--index-prefix",
         &prefix,
         "--dry-run",
+        "--summary-json",
+        summary_path.to_str().unwrap(),
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let trail_events = Oracle::read(&support::fixtures().join("trail")).events;
@@ -300,6 +304,13 @@ fn dry_run_reads_everything_and_sends_nothing() {
         run.stdout
     );
     assert!(run.stdout.contains("dry run"), "{}", run.stdout);
+    // The bulk bodies were built: every event encoded, in byte-bounded batches.
+    let summary = support::summary(&summary_path);
+    assert_eq!(summary["encoded"], json!(trail_events), "{summary:?}");
+    assert_eq!(summary["indexed"], json!(0), "{summary:?}");
+    assert!(summary["batches"].as_u64().unwrap() >= 1, "{summary:?}");
+    let bytes = summary["bulk_bytes"].as_u64().unwrap();
+    assert!(bytes > 200 * trail_events as u64, "{summary:?}");
 }
 
 #[test]
@@ -321,6 +332,75 @@ fn setup_installs_the_template_and_prints_it() {
         assert_eq!(t["index_patterns"], json!([format!("{prefix}-*")]), "{}", cluster.name);
         assert!(t["template"]["aliases"].get(&prefix).is_some(), "{}: {t}", cluster.name);
         cluster.cleanup(&prefix);
+    }
+}
+
+/// Nested prefixes (`p` and `p-sub`) have overlapping index patterns: both
+/// templates install, each index gets the more specific one, and the alias
+/// `p` never spans the indices of `p-sub`.
+#[test]
+fn nested_prefixes_install_side_by_side_and_keep_their_aliases_apart() {
+    for cluster in support::clusters("nested_prefixes_install_side_by_side_and_keep_their_aliases_apart") {
+        let outer = support::prefix("nest");
+        let inner = format!("{outer}-sub");
+        let setup = |prefix: &str| {
+            let run = support::ctindex(&[
+                "setup",
+                "--url",
+                &cluster.url,
+                "--index-prefix",
+                prefix,
+                "--replicas",
+                "0",
+            ]);
+            assert_eq!(run.code, 0, "{}: setup {prefix}: {}", cluster.name, run.stderr);
+        };
+        let create = |index: &str| {
+            let (status, body) = support::http("PUT", &format!("{}/{index}", cluster.url), None);
+            assert!(status < 300, "{}: PUT {index}: {status} {body}", cluster.name);
+        };
+        let aliases = |index: &str| -> Vec<String> {
+            let body = cluster.get(&format!("/{index}/_alias"));
+            let mut names: Vec<String> = body[index]["aliases"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            names.sort();
+            names
+        };
+        setup(&inner);
+        create(&format!("{inner}-2024.01"));
+        // Made before its template: the alias is added by setup.
+        create(&format!("{outer}-2024.02"));
+        setup(&outer);
+        create(&format!("{inner}-2024.03"));
+        create(&format!("{outer}-2024.04"));
+        assert_eq!(
+            aliases(&format!("{inner}-2024.01")),
+            vec![inner.as_str()],
+            "{}",
+            cluster.name
+        );
+        assert_eq!(
+            aliases(&format!("{inner}-2024.03")),
+            vec![inner.as_str()],
+            "{}",
+            cluster.name
+        );
+        assert_eq!(
+            aliases(&format!("{outer}-2024.02")),
+            vec![outer.as_str()],
+            "{}",
+            cluster.name
+        );
+        assert_eq!(
+            aliases(&format!("{outer}-2024.04")),
+            vec![outer.as_str()],
+            "{}",
+            cluster.name
+        );
+        cluster.cleanup(&inner);
+        cluster.cleanup(&outer);
     }
 }
 

@@ -45,12 +45,18 @@ pub fn clusters(test: &str) -> Vec<Cluster> {
             cluster.remove_leftovers();
         }
     });
-    if found.is_empty() {
-        if std::env::var("CTINDEX_REQUIRE_CLUSTERS").as_deref() == Ok("1") {
-            panic!(
-                "{test}: no cluster configured but CTINDEX_REQUIRE_CLUSTERS=1 (run scripts/stack start; eval \"$(scripts/stack env)\")"
+    // scripts/test requires both Elasticsearch and OpenSearch: a run that
+    // lost one of them must not pass on the other alone.
+    if std::env::var("CTINDEX_REQUIRE_CLUSTERS").as_deref() == Ok("1") {
+        for required in ["elasticsearch", "opensearch"] {
+            assert!(
+                found.iter().any(|c| c.name == required),
+                "{test}: {required} is not configured but CTINDEX_REQUIRE_CLUSTERS=1 \
+                 (run scripts/stack start; eval \"$(scripts/stack env)\")"
             );
         }
+    }
+    if found.is_empty() {
         loud(&format!(
             "SKIPPED {test}: no ES_URL/OPENSEARCH_URL set (scripts/test starts the servers and sets them)"
         ));
