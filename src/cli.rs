@@ -48,6 +48,9 @@ pub enum Command {
     /// Index only what is new since the last sync (for cron, systemd timers, Kubernetes CronJobs).
     #[command(after_help = EXIT_CODES)]
     Sync(Box<SyncArgs>),
+    /// Write events as lines (for log monitors and archives) instead of indexing them.
+    #[command(after_help = EXIT_CODES)]
+    Export(Box<ExportArgs>),
     /// Install the index template and alias (import does this too, once per run).
     #[command(after_help = EXIT_CODES)]
     Setup(Box<SetupArgs>),
@@ -200,22 +203,8 @@ pub struct ImportArgs {
     #[command(flatten)]
     pub index: IndexArgs,
 
-    /// Remove fields matching this dotted path (repeatable). `*` matches one key or part of one,
-    /// `**` any number of keys; arrays are crossed. Example: --drop 'requestParameters.policy*'
-    #[arg(long, value_name = "PATH")]
-    pub drop: Vec<String>,
-
-    /// Keep fields matching this path even if a --drop pattern or a default drop matches them (repeatable).
-    #[arg(long, value_name = "PATH")]
-    pub keep: Vec<String>,
-
-    /// Do not apply the default drops (**.accessKeyId, **.sessionToken, **.secretAccessKey).
-    #[arg(long)]
-    pub no_default_drops: bool,
-
-    /// Do not mask access key ids (AKIA…/ASIA…) found inside other strings.
-    #[arg(long)]
-    pub no_redact: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 
     /// Send a bulk request once it holds this much (e.g. 5MB, 512KiB).
     #[arg(long, default_value = "5MB", value_name = "SIZE", value_parser = parse_size)]
@@ -241,13 +230,41 @@ pub struct ImportArgs {
     #[arg(long)]
     pub no_setup: bool,
 
-    /// Events the cluster refuses, and values that are not events, are appended here.
-    #[arg(long, default_value = "ctindex-dead-letters.ndjson", value_name = "FILE")]
-    pub dead_letter: PathBuf,
-
     /// Give up on a bulk request that keeps failing after this many seconds of retries.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub retry_budget: u64,
+
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// Which fields leave ctindex.
+#[derive(Debug, Clone, Args)]
+pub struct FilterArgs {
+    /// Remove fields matching this dotted path (repeatable). `*` matches one key or part of one,
+    /// `**` any number of keys; arrays are crossed. Example: --drop 'requestParameters.policy*'
+    #[arg(long, value_name = "PATH")]
+    pub drop: Vec<String>,
+
+    /// Keep fields matching this path even if a --drop pattern or a default drop matches them (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub keep: Vec<String>,
+
+    /// Do not apply the default drops (**.accessKeyId, **.sessionToken, **.secretAccessKey).
+    #[arg(long)]
+    pub no_default_drops: bool,
+
+    /// Do not mask access key ids (AKIA…/ASIA…) found inside other strings.
+    #[arg(long)]
+    pub no_redact: bool,
+}
+
+/// Dead letters, progress and the summary.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Events the cluster refuses, and values that are not events, are appended here.
+    #[arg(long, default_value = "ctindex-dead-letters.ndjson", value_name = "FILE")]
+    pub dead_letter: PathBuf,
 
     /// Write the summary as JSON to this file ('-' for stdout).
     #[arg(long, value_name = "FILE")]
@@ -260,6 +277,58 @@ pub struct ImportArgs {
     /// Seconds between progress log lines (when not showing bars).
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub progress_interval: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// s3://BUCKET[/PREFIX], local folders or files, as for import.
+    #[arg(required = true, value_name = "SOURCE")]
+    pub sources: Vec<String>,
+
+    /// lines: fixed header fields (eventTime, awsRegion, eventSource, eventName, identity,
+    /// sourceIPAddress, errorCode, channel) separated by tabs, then the event as JSON;
+    /// ndjson: the event as JSON.
+    #[arg(long, value_enum, default_value = "lines")]
+    pub format: crate::export::format::Format,
+
+    /// A folder that gets one file per account and region (<ACCOUNT>/cloudtrail_<REGION>.log,
+    /// appended to), or '-' for stdout.
+    #[arg(long, default_value = "-", value_name = "DIR|-")]
+    pub out: PathBuf,
+
+    /// Read only objects not exported by an earlier --incremental run into the same folder
+    /// (needs --out DIR), so the files only ever get new events.
+    #[arg(long)]
+    pub incremental: bool,
+
+    /// --incremental, first run only: start at this delivery day (UTC).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day, requires = "incremental")]
+    pub since: Option<i64>,
+
+    /// --incremental: days before the last exported day that are listed again, for late deliveries.
+    #[arg(long, default_value_t = 1, value_name = "DAYS")]
+    pub lookback_days: u32,
+
+    /// --incremental: keep the state in this file (default: DIR/.ctindex/state.json).
+    #[arg(long, value_name = "FILE", requires = "incremental")]
+    pub state_file: Option<PathBuf>,
+
+    /// Memory for sorting a run's events by time; beyond it sorted runs go to disk (DIR/.ctindex or the temp folder).
+    #[arg(long, default_value = "256MB", value_name = "SIZE", value_parser = parse_size)]
+    pub sort_memory: usize,
+
+    #[command(flatten)]
+    pub s3: S3Args,
+
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    /// Files read and decoded at once (default: the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
+
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 #[derive(Debug, Args)]

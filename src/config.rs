@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Result;
 use elasticsearch::http::Url;
 
-use crate::cli::{AuthArgs, ClusterArgs, S3Args};
+use crate::cli::{AuthArgs, ClusterArgs, FilterArgs, S3Args};
+use crate::filter::{DEFAULT_DROP, FieldFilter};
 use crate::sink::client::{Auth, ClusterConfig};
 use crate::source::s3::S3Options;
 
@@ -148,6 +149,17 @@ pub fn s3(args: &S3Args) -> Result<S3Options> {
 }
 
 /// Checks an index prefix against the cluster's index naming rules.
+/// The field filter: the default drops (unless turned off), then --drop and --keep.
+pub fn field_filter(args: &FilterArgs) -> Result<FieldFilter> {
+    let mut drop: Vec<String> = if args.no_default_drops {
+        Vec::new()
+    } else {
+        DEFAULT_DROP.iter().map(|s| s.to_string()).collect()
+    };
+    drop.extend(args.drop.iter().cloned());
+    FieldFilter::new(&drop, &args.keep, !args.no_redact).map_err(|e| UsageError(e.to_string()).into())
+}
+
 pub fn index_prefix(prefix: &str) -> Result<String> {
     let bad = prefix.is_empty()
         || prefix.len() > 200

@@ -24,6 +24,7 @@ pub mod config;
 pub mod dashboards;
 pub mod decode;
 pub mod dlq;
+pub mod export;
 pub mod filter;
 pub mod kibana;
 pub mod normalize;

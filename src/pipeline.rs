@@ -1,4 +1,5 @@
-//! The pipeline: sources → read → decode → transform → batch → sink.
+//! The pipeline: sources → read → decode → transform → batch → output
+//! (bulk requests to the cluster, or export records).
 //!
 //! Owns the stages' tasks and the bounded queues between them, which are what
 //! bounds memory whatever the input size:
@@ -23,6 +24,7 @@ use tokio::sync::mpsc;
 
 use crate::decode::{self, DecodeError};
 use crate::dlq::{DeadLetters, Letter};
+use crate::export::{Encoder, Exporter};
 use crate::progress::Stats;
 use crate::sink::bulk::{Batch, Origin};
 use crate::sink::{FileNames, Sink};
@@ -93,11 +95,23 @@ enum FileKind {
     Unread,
 }
 
+/// Where the pipeline's batches go.
+pub enum Output {
+    /// `--dry-run`: bulk bodies are built and counted, never sent.
+    DryRun,
+    /// Bulk requests to the cluster.
+    Bulk(Arc<Sink>),
+    /// Export records, sorted and written when the run ends.
+    Export {
+        encoder: Arc<Encoder>,
+        exporter: Arc<Exporter>,
+    },
+}
+
 /// One run's pipeline.
 pub struct Pipeline {
     pub transformer: Arc<Transformer>,
-    /// None for --dry-run: batches are built and counted, never sent.
-    pub sink: Option<Arc<Sink>>,
+    pub output: Output,
     pub stats: Arc<Stats>,
     pub dlq: Arc<DeadLetters>,
     pub names: Arc<FileNames>,
@@ -216,12 +230,19 @@ impl Pipeline {
                 for item in &batch.items {
                     *counts.entry(item.origin.file).or_default() += 1;
                 }
-                match &self.sink {
-                    Some(sink) => sink.send(batch).await?,
-                    None => {
+                match &self.output {
+                    Output::Bulk(sink) => sink.send(batch).await?,
+                    Output::DryRun => {
                         Stats::add(&self.stats.batches, 1);
                         Stats::add(&self.stats.bulk_bytes, batch.body.len() as u64);
                         Stats::add(&self.stats.encoded, batch.len() as u64);
+                    }
+                    Output::Export { exporter, .. } => {
+                        Stats::add(&self.stats.encoded, batch.len() as u64);
+                        let exporter = exporter.clone();
+                        tokio::task::spawn_blocking(move || exporter.add(&batch))
+                            .await
+                            .map_err(|e| anyhow::anyhow!("the export task failed: {e}"))??;
                     }
                 }
                 anyhow::Ok(counts)
@@ -327,11 +348,15 @@ impl Pipeline {
             },
         };
         let transformer = self.transformer.clone();
+        let encoder = match &self.output {
+            Output::Export { encoder, .. } => Some(encoder.clone()),
+            _ => None,
+        };
         let stats = self.stats.clone();
         let dlq = self.dlq.clone();
         let name = object.name.clone();
         let work = tokio::task::spawn_blocking(move || {
-            let batch = encode_file(&bytes, file, &name, &transformer, &stats, &dlq);
+            let batch = encode_file(&bytes, file, &name, &transformer, encoder.as_deref(), &stats, &dlq);
             drop((slot, budget));
             batch
         });
@@ -356,6 +381,7 @@ fn encode_file(
     file: u32,
     name: &str,
     transformer: &Transformer,
+    encoder: Option<&Encoder>,
     stats: &Stats,
     dlq: &DeadLetters,
 ) -> (Batch, FileKind) {
@@ -411,7 +437,11 @@ fn encode_file(
             decode::Position::Whole => 0,
         };
         let doc = transformer.apply(event, name);
-        batch.push_doc(&doc, Origin { file, record });
+        let origin = Origin { file, record };
+        match encoder {
+            Some(encoder) => encoder.push(&doc, name, origin, &mut batch),
+            None => batch.push_doc(&doc, origin),
+        }
     }
     Stats::add(&stats.events_read, count as u64);
     (batch, FileKind::Events)

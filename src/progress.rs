@@ -40,6 +40,9 @@ pub struct Stats {
     pub updated: AtomicU64,
     /// Documents whose bulk lines were built but not sent (--dry-run).
     pub encoded: AtomicU64,
+    /// Export: lines written, and repeated events (same id) written once.
+    pub written: AtomicU64,
+    pub duplicates: AtomicU64,
     /// Events the cluster would not take (dead-lettered).
     pub failed: AtomicU64,
     pub batches: AtomicU64,
@@ -52,7 +55,7 @@ impl Stats {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    fn get(counter: &AtomicU64) -> u64 {
+    pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
 
@@ -104,7 +107,7 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    pub fn start(stats: Arc<Stats>, mode: ProgressMode, dry_run: bool, interval: Duration) -> Reporter {
+    pub fn start(stats: Arc<Stats>, mode: ProgressMode, encode_only: bool, interval: Duration) -> Reporter {
         let stop = Arc::new(AtomicBool::new(false));
         let bars = match mode {
             ProgressMode::Auto => std::io::stderr().is_terminal(),
@@ -113,8 +116,8 @@ impl Reporter {
         };
         let task = match mode {
             ProgressMode::Off => None,
-            _ if bars => Some(tokio::spawn(show_bars(stats, stop.clone(), dry_run))),
-            _ => Some(tokio::spawn(show_lines(stats, stop.clone(), interval))),
+            _ if bars => Some(tokio::spawn(show_bars(stats, stop.clone(), encode_only))),
+            _ => Some(tokio::spawn(show_lines(stats, stop.clone(), interval, encode_only))),
         };
         Reporter { stop, task }
     }
@@ -133,7 +136,7 @@ impl Drop for Reporter {
     }
 }
 
-async fn show_bars(stats: Arc<Stats>, stop: Arc<AtomicBool>, dry_run: bool) {
+async fn show_bars(stats: Arc<Stats>, stop: Arc<AtomicBool>, encode_only: bool) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
     *BARS.lock().unwrap_or_else(|p| p.into_inner()) = Some(multi.clone());
     let style = |template: &str| {
@@ -179,12 +182,8 @@ async fn show_bars(stats: Arc<Stats>, stop: Arc<AtomicBool>, dry_run: bool) {
         events.set_message(format!(
             "{} read, {} {}, {} failed, {:.0}/s",
             read,
-            if dry_run {
-                Stats::get(&stats.encoded)
-            } else {
-                stats.indexed()
-            },
-            if dry_run { "encoded" } else { "indexed" },
+            progress_count(&stats, encode_only),
+            if encode_only { "encoded" } else { "indexed" },
             Stats::get(&stats.failed),
             read as f64 / secs
         ));
@@ -201,7 +200,17 @@ async fn show_bars(stats: Arc<Stats>, stop: Arc<AtomicBool>, dry_run: bool) {
     *BARS.lock().unwrap_or_else(|p| p.into_inner()) = None;
 }
 
-async fn show_lines(stats: Arc<Stats>, stop: Arc<AtomicBool>, interval: Duration) {
+/// Events done so far: indexed, or only encoded (dry runs and exports, whose
+/// lines are written at the end).
+fn progress_count(stats: &Stats, encode_only: bool) -> u64 {
+    if encode_only {
+        Stats::get(&stats.encoded)
+    } else {
+        stats.indexed()
+    }
+}
+
+async fn show_lines(stats: Arc<Stats>, stop: Arc<AtomicBool>, interval: Duration, encode_only: bool) {
     let started = Instant::now();
     let mut last = Instant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -220,13 +229,14 @@ async fn show_lines(stats: Arc<Stats>, stop: Arc<AtomicBool>, interval: Duration
             String::new()
         };
         tracing::info!(
-            "progress: {}/{} files, {} MB of {} MB, {} events read, {} indexed, {} failed, {:.0} events/s{}",
+            "progress: {}/{} files, {} MB of {} MB, {} events read, {} {}, {} failed, {:.0} events/s{}",
             Stats::get(&stats.files_read) + Stats::get(&stats.files_skipped) + Stats::get(&stats.files_digest),
             Stats::get(&stats.files_listed),
             done / 1_000_000,
             total / 1_000_000,
             read,
-            stats.indexed(),
+            progress_count(&stats, encode_only),
+            if encode_only { "encoded" } else { "indexed" },
             Stats::get(&stats.failed),
             read as f64 / secs.max(0.001),
             eta,
@@ -251,6 +261,11 @@ pub struct Summary {
     pub updated: u64,
     /// Documents encoded into bulk bodies without being sent (--dry-run).
     pub encoded: u64,
+    /// `export`: lines written, and events seen again in the run (written once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicates: Option<u64>,
     /// Values found in files that were not CloudTrail events.
     pub skipped: u64,
     /// Events the cluster refused (in the dead-letter file).
@@ -288,6 +303,8 @@ impl Summary {
             created: g(&stats.created),
             updated: g(&stats.updated),
             encoded: g(&stats.encoded),
+            written: None,
+            duplicates: None,
             skipped: g(&stats.events_skipped),
             failed: g(&stats.failed),
             dead_letters,
@@ -331,7 +348,12 @@ impl Summary {
         if !extra.is_empty() {
             files.push_str(&format!(" ({})", extra.join(", ")));
         }
-        let indexed = if self.dry_run {
+        let indexed = if let Some(written) = self.written {
+            format!(
+                "{written} written ({} repeated events dropped)",
+                self.duplicates.unwrap_or(0)
+            )
+        } else if self.dry_run {
             format!("{} encoded (dry run, nothing sent)", self.encoded)
         } else {
             format!(

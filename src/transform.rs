@@ -34,7 +34,8 @@ pub const UNDATED: &str = "undated";
 pub struct Transformer {
     filter: FieldFilter,
     index_prefix: String,
-    limits: Limits,
+    /// What the cluster takes; `None` for exports, which keep events as they are.
+    limits: Option<Limits>,
 }
 
 impl Transformer {
@@ -42,7 +43,17 @@ impl Transformer {
         Transformer {
             filter,
             index_prefix: index_prefix.into(),
-            limits,
+            limits: Some(limits),
+        }
+    }
+
+    /// For exports: the same id, filter and derived fields, but the event is
+    /// not fitted to the index template (no wrapping, truncation or overflow).
+    pub fn for_export(filter: FieldFilter) -> Self {
+        Transformer {
+            filter,
+            index_prefix: String::new(),
+            limits: None,
         }
     }
 
@@ -64,7 +75,10 @@ impl Transformer {
             None => format!("{}-{UNDATED}", self.index_prefix),
         };
 
-        let truncated = normalize::normalize(&mut event, &self.limits);
+        let truncated = match &self.limits {
+            Some(limits) => normalize::normalize(&mut event, limits),
+            None => Vec::new(),
+        };
 
         let insight = event.get("eventCategory").and_then(Value::as_str) == Some("Insight")
             || origin.contains("/CloudTrail-Insight/");

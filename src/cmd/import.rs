@@ -8,12 +8,11 @@ use anyhow::{Context, Result};
 
 use super::Outcome;
 use super::sync::{self, SyncSettings};
-use crate::cli::ImportArgs;
+use crate::cli::{ImportArgs, ReportArgs, S3Args};
 use crate::config;
 use crate::dlq::DeadLetters;
-use crate::filter::{DEFAULT_DROP, FieldFilter};
 use crate::normalize::Limits;
-use crate::pipeline::{Cancel, Options, Pipeline, Tracker};
+use crate::pipeline::{Cancel, Options, Output, Pipeline, Tracker};
 use crate::progress::{Reporter, Stats, Summary};
 use crate::sink::client::Cluster;
 use crate::sink::{FileNames, Sink, template};
@@ -30,23 +29,8 @@ pub async fn run(args: ImportArgs) -> Result<Outcome> {
 /// the same pipeline; sync adds state, a lease and a look-back window.
 pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Result<Outcome> {
     let prefix = config::index_prefix(&args.index.index_prefix)?;
-    let s3 = if args.sources.iter().any(|s| s.starts_with("s3://")) {
-        Some(Arc::new(S3::connect(config::s3(&args.s3)?).await?))
-    } else {
-        None
-    };
-    let sources = args
-        .sources
-        .iter()
-        .map(|s| Source::parse(s, s3.as_ref()).map_err(|e| config::UsageError(format!("{e:#}")).into()))
-        .collect::<Result<Vec<_>>>()?;
-    let mut drop: Vec<String> = if args.no_default_drops {
-        Vec::new()
-    } else {
-        DEFAULT_DROP.iter().map(|s| s.to_string()).collect()
-    };
-    drop.extend(args.drop.iter().cloned());
-    let filter = FieldFilter::new(&drop, &args.keep, !args.no_redact).map_err(|e| config::UsageError(e.to_string()))?;
+    let (sources, s3) = open_sources(&args.sources, &args.s3).await?;
+    let filter = config::field_filter(&args.filter)?;
     let limits = Limits {
         max_string_bytes: args.max_value_bytes.max(64),
         ..Limits::default()
@@ -54,7 +38,7 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
     let transformer = Arc::new(Transformer::new(filter, prefix.clone(), limits));
 
     let stats = Arc::new(Stats::default());
-    let dlq = Arc::new(DeadLetters::new(&args.dead_letter));
+    let dlq = Arc::new(DeadLetters::new(&args.report.dead_letter));
     let names = Arc::new(FileNames::default());
 
     let cluster = if args.dry_run {
@@ -88,7 +72,10 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
     let decoders = Arc::new(tokio::sync::Semaphore::new(workers));
     let pipeline = |tracker: Option<Arc<dyn Tracker>>| Pipeline {
         transformer: transformer.clone(),
-        sink: sink.clone(),
+        output: match &sink {
+            Some(sink) => Output::Bulk(sink.clone()),
+            None => Output::DryRun,
+        },
         stats: stats.clone(),
         dlq: dlq.clone(),
         names: names.clone(),
@@ -107,9 +94,9 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
     let started = Instant::now();
     let reporter = Reporter::start(
         stats.clone(),
-        args.progress,
+        args.report.progress,
         args.dry_run,
-        Duration::from_secs(args.progress_interval.max(1)),
+        Duration::from_secs(args.report.progress_interval.max(1)),
     );
     let result = match &sync {
         None => pipeline(None).run(sources).await,
@@ -151,16 +138,34 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
         .as_ref()
         .map(|s3| s3.list_requests.load(std::sync::atomic::Ordering::Relaxed))
         .unwrap_or(0);
+    report(&summary, result, &args.report, false)
+}
+
+/// The SOURCE arguments, and the S3 client when one of them is an `s3://` URL.
+pub(crate) async fn open_sources(args: &[String], s3_args: &S3Args) -> Result<(Vec<Source>, Option<Arc<S3>>)> {
+    let s3 = if args.iter().any(|s| s.starts_with("s3://")) {
+        Some(Arc::new(S3::connect(config::s3(s3_args)?).await?))
+    } else {
+        None
+    };
+    let sources = args
+        .iter()
+        .map(|s| Source::parse(s, s3.as_ref()).map_err(|e| config::UsageError(format!("{e:#}")).into()))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((sources, s3))
+}
+
+/// Ends a run: prints the summary line (on stderr when the run failed or
+/// stdout carries data), writes `--summary-json`, and gives the outcome.
+pub(crate) fn report(summary: &Summary, result: Result<()>, args: &ReportArgs, data_on_stdout: bool) -> Result<Outcome> {
     if let Some(path) = &args.summary_json {
-        write_summary_json(path, &summary)?;
+        write_summary_json(path, summary)?;
     }
     let line = summary.line();
-    match &result {
-        Err(_) => eprintln!("ctindex: {line}"),
-        Ok(()) if args.summary_json.as_deref() == Some(Path::new("-")) => {
-            eprintln!("ctindex: {line}")
-        }
-        Ok(()) => println!("{line}"),
+    if result.is_err() || data_on_stdout || args.summary_json.as_deref() == Some(Path::new("-")) {
+        eprintln!("ctindex: {line}");
+    } else {
+        println!("{line}");
     }
     result?;
     Ok(if summary.is_partial() {
@@ -170,7 +175,7 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
     })
 }
 
-fn default_workers() -> usize {
+pub(crate) fn default_workers() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
@@ -185,7 +190,7 @@ fn write_summary_json(path: &Path, summary: &Summary) -> Result<()> {
 
 /// First Ctrl-C or SIGTERM: stop reading and finish what is in flight.
 /// Second: quit at once.
-async fn watch_signals(cancel: Arc<Cancel>) {
+pub(crate) async fn watch_signals(cancel: Arc<Cancel>) {
     let mut count = 0;
     loop {
         wait_for_signal().await;

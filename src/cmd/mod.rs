@@ -1,6 +1,7 @@
 //! Commands: one file per subcommand, and the dispatch.
 
 pub mod dashboards;
+pub mod export;
 pub mod import;
 pub mod setup;
 pub mod sync;
@@ -22,6 +23,7 @@ pub enum Outcome {
 pub async fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Command::Import(args) => import::run(*args).await,
+        Command::Export(args) => export::run(*args).await,
         Command::Setup(args) => setup::run(*args).await,
         Command::Sync(args) => sync::run(*args).await,
         Command::Dashboards(command) => dashboards::run(command).await,

@@ -26,10 +26,10 @@ pub struct Origin {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Item {
     pub origin: Origin,
-    /// Byte range of the action line plus the document line in the body.
+    /// Byte range of the head (action) line plus the document line in the body.
     pub start: usize,
     pub end: usize,
-    /// Where the document line starts (the action line ends just before).
+    /// Where the document line starts (the head line ends just before).
     pub doc_start: usize,
     /// Already sent once with its unknown fields moved to `ctindex.overflow`.
     pub quarantined: bool,
@@ -60,15 +60,34 @@ impl Batch {
 
     /// Encodes one document at the end of the body.
     pub fn push_doc(&mut self, doc: &Doc, origin: Origin) {
+        self.push_entry(
+            origin,
+            |out| {
+                out.extend_from_slice(br#"{"index":{"_index":"#);
+                write_json_str(out, &doc.index);
+                out.extend_from_slice(br#","_id":"#);
+                write_json_str(out, &doc.id);
+                out.extend_from_slice(b"}}");
+            },
+            // Serialising a Map of Values into a Vec cannot fail.
+            |out| drop(serde_json::to_writer(out, &doc.source)),
+        );
+    }
+
+    /// Appends an item: a head line and a document line, each written
+    /// (without its newline) by its closure. The head is the bulk action, or
+    /// an export record's output, time and id.
+    pub fn push_entry(
+        &mut self,
+        origin: Origin,
+        write_head: impl FnOnce(&mut Vec<u8>),
+        write_line: impl FnOnce(&mut Vec<u8>),
+    ) {
         let start = self.body.len();
-        self.body.extend_from_slice(br#"{"index":{"_index":"#);
-        write_json_str(&mut self.body, &doc.index);
-        self.body.extend_from_slice(br#","_id":"#);
-        write_json_str(&mut self.body, &doc.id);
-        self.body.extend_from_slice(b"}}\n");
+        write_head(&mut self.body);
+        self.body.push(b'\n');
         let doc_start = self.body.len();
-        // Serialising a Map of Values into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut self.body, &doc.source);
+        write_line(&mut self.body);
         self.body.push(b'\n');
         self.items.push(Item {
             origin,
@@ -115,8 +134,9 @@ impl Batch {
         &self.body[item.doc_start..item.end.saturating_sub(1)]
     }
 
-    /// The bytes of item `i`'s action line (without the newline).
-    pub fn action_bytes(&self, i: usize) -> &[u8] {
+    /// The bytes of item `i`'s head line (without the newline): the bulk
+    /// action, or an export record's output, time and id.
+    pub fn head_bytes(&self, i: usize) -> &[u8] {
         let item = &self.items[i];
         &self.body[item.start..item.doc_start.saturating_sub(1)]
     }
@@ -267,14 +287,14 @@ mod tests {
         assert_eq!(String::from_utf8(b.body.clone()).unwrap(), want);
         assert_eq!(b.doc_bytes(1), "{\"eventID\":\"b\\\"c\",\"n\":\"é\\\"x\"}".as_bytes());
         assert_eq!(
-            b.action_bytes(0),
+            b.head_bytes(0),
             br#"{"index":{"_index":"cloudtrail-2024.01","_id":"a"}}"#
         );
 
         let mut q = Batch::default();
         q.push_replaced(&b, 0, br#"{"eventID":"a","ctindex":{"overflow":{}}}"#);
         assert_eq!(q.doc_bytes(0), br#"{"eventID":"a","ctindex":{"overflow":{}}}"#);
-        assert_eq!(q.action_bytes(0), b.action_bytes(0));
+        assert_eq!(q.head_bytes(0), b.head_bytes(0));
         assert!(q.items[0].quarantined && !b.items[0].quarantined);
 
         let (l, r) = b.split();

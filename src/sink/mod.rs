@@ -193,7 +193,7 @@ impl Sink {
 
     fn dead_letter(&self, batch: &Batch, i: usize, reason: &str) -> Result<()> {
         let item = batch.items[i];
-        let action: serde_json::Value = serde_json::from_slice(batch.action_bytes(i)).unwrap_or_default();
+        let action: serde_json::Value = serde_json::from_slice(batch.head_bytes(i)).unwrap_or_default();
         let index = action["index"]["_index"].as_str();
         let id = action["index"]["_id"].as_str();
         let source = self.names.get(item.origin.file);
