@@ -125,6 +125,12 @@ async fn write(exporter: Arc<Exporter>, folder: Option<Folder>) -> Result<()> {
             let mut stager = folder.stager()?;
             exporter.finish(&mut stager)?;
             let journal = folder.commit(stager.into_staged(), Vec::new())?;
+            if journal.files.iter().any(|f| f.base > 0) {
+                tracing::info!(
+                    "appended to existing files in {} (--incremental reads only objects not exported before)",
+                    folder.root().display()
+                );
+            }
             folder.clear(&journal)
         }
     })

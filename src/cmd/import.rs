@@ -157,7 +157,12 @@ pub(crate) async fn open_sources(args: &[String], s3_args: &S3Args) -> Result<(V
 
 /// Ends a run: prints the summary line (on stderr when the run failed or
 /// stdout carries data), writes `--summary-json`, and gives the outcome.
-pub(crate) fn report(summary: &Summary, result: Result<()>, args: &ReportArgs, data_on_stdout: bool) -> Result<Outcome> {
+pub(crate) fn report(
+    summary: &Summary,
+    result: Result<()>,
+    args: &ReportArgs,
+    data_on_stdout: bool,
+) -> Result<Outcome> {
     if let Some(path) = &args.summary_json {
         write_summary_json(path, summary)?;
     }

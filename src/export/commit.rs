@@ -197,8 +197,8 @@ impl Folder {
                 0
             };
             let stage_path = self.stage_dir().join(&staged.stage);
-            let mut stage =
-                File::open(&stage_path).with_context(|| format!("cannot open the staged lines {}", stage_path.display()))?;
+            let mut stage = File::open(&stage_path)
+                .with_context(|| format!("cannot open the staged lines {}", stage_path.display()))?;
             stage
                 .seek(SeekFrom::Start(skip))
                 .with_context(|| format!("cannot read {}", stage_path.display()))?;
@@ -238,7 +238,10 @@ impl Stager {
     fn close(&mut self) -> Result<()> {
         if let Some(mut writer) = self.current.take() {
             writer.flush().context("cannot write a staging file")?;
-            let file = writer.into_inner().map_err(|e| e.into_error()).context("cannot write a staging file")?;
+            let file = writer
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .context("cannot write a staging file")?;
             file.sync_data().context("cannot sync a staging file")?;
         }
         Ok(())

@@ -77,10 +77,7 @@ fn write_json(event: &Map<String, Value>, out: &mut Vec<u8>) {
     let _ = serde_json::to_writer(&mut *out, event);
     // U+2028, U+2029 (E2 80 A8/A9) and U+0085 (C2 85) can only occur inside
     // JSON strings, where their \u escapes mean the same.
-    if out[start..]
-        .windows(2)
-        .any(|w| w == [0xE2, 0x80] || w == [0xC2, 0x85])
-    {
+    if out[start..].windows(2).any(|w| w == [0xE2, 0x80] || w == [0xC2, 0x85]) {
         let json = out.split_off(start);
         let mut i = 0;
         while i < json.len() {
@@ -296,7 +293,11 @@ mod tests {
     #[test]
     fn routes_by_account_and_region() {
         let cases = [
-            (json!({"recipientAccountId": "111122223333", "awsRegion": "eu-west-1"}), "x", "111122223333/cloudtrail_eu-west-1.log"),
+            (
+                json!({"recipientAccountId": "111122223333", "awsRegion": "eu-west-1"}),
+                "x",
+                "111122223333/cloudtrail_eu-west-1.log",
+            ),
             (
                 json!({"awsRegion": "us-east-1", "userIdentity": {"accountId": "999999999999"}}),
                 "b/AWSLogs/o-abc/123456789012/CloudTrail/us-east-1/2024/01/01/f.json.gz",
@@ -307,7 +308,11 @@ mod tests {
                 "f.json",
                 "999999999999/cloudtrail_us-east-1.log",
             ),
-            (json!({"recipientAccountId": "../..", "awsRegion": "a/b c"}), "f", ".._../cloudtrail_a_b_c.log"),
+            (
+                json!({"recipientAccountId": "../..", "awsRegion": "a/b c"}),
+                "f",
+                ".._../cloudtrail_a_b_c.log",
+            ),
             (json!({"recipientAccountId": ".."}), "f", "__/cloudtrail_unknown.log"),
             (json!({}), "f", "unknown/cloudtrail_unknown.log"),
         ];

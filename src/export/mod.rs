@@ -141,7 +141,8 @@ impl Exporter {
 impl Sorter {
     fn sort(&mut self) {
         let arena = &self.arena;
-        self.records.sort_unstable_by(|a, b| arena[a.0..a.1].cmp(&arena[b.0..b.1]));
+        self.records
+            .sort_unstable_by(|a, b| arena[a.0..a.1].cmp(&arena[b.0..b.1]));
     }
 
     /// Writes the records in memory to a new sorted run and frees the memory.
@@ -341,7 +342,15 @@ mod tests {
                 id: e["eventID"].as_str().unwrap().to_string(),
                 source: e.as_object().cloned().unwrap(),
             };
-            encoder.push(&doc, "f", Origin { file: 0, record: i as u32 }, &mut batch);
+            encoder.push(
+                &doc,
+                "f",
+                Origin {
+                    file: 0,
+                    record: i as u32,
+                },
+                &mut batch,
+            );
         }
         batch
     }
@@ -370,12 +379,22 @@ mod tests {
             .map(|(o, lines)| {
                 let ids = lines
                     .iter()
-                    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["eventID"].as_str().unwrap().to_string())
+                    .map(|l| {
+                        serde_json::from_str::<serde_json::Value>(l).unwrap()["eventID"]
+                            .as_str()
+                            .unwrap()
+                            .to_string()
+                    })
                     .collect();
                 (o, ids)
             })
             .collect();
-        assert_eq!(std::fs::read_dir(dir.path().join("sort")).map(|d| d.count()).unwrap_or(0), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("sort"))
+                .map(|d| d.count())
+                .unwrap_or(0),
+            0
+        );
         (ids, Stats::get(&stats.duplicates), runs)
     }
 
@@ -386,13 +405,28 @@ mod tests {
     #[test]
     fn merges_in_time_order_per_output_and_drops_repeats_in_memory_and_on_disk() {
         let batches = vec![
-            vec![ev("c", "111111111111", "2024-01-01T00:00:03Z"), ev("a", "222222222222", "2024-01-01T00:00:09Z")],
-            vec![ev("b", "111111111111", "2024-01-01T00:00:01Z"), ev("c", "111111111111", "2024-01-01T00:00:03Z")],
-            vec![ev("d", "111111111111", "2024-01-01T00:00:02Z"), ev("a", "222222222222", "2024-01-01T00:00:09Z")],
+            vec![
+                ev("c", "111111111111", "2024-01-01T00:00:03Z"),
+                ev("a", "222222222222", "2024-01-01T00:00:09Z"),
+            ],
+            vec![
+                ev("b", "111111111111", "2024-01-01T00:00:01Z"),
+                ev("c", "111111111111", "2024-01-01T00:00:03Z"),
+            ],
+            vec![
+                ev("d", "111111111111", "2024-01-01T00:00:02Z"),
+                ev("a", "222222222222", "2024-01-01T00:00:09Z"),
+            ],
         ];
         let want = vec![
-            ("111111111111/cloudtrail_us-east-1.ndjson".to_string(), vec!["b".to_string(), "d".into(), "c".into()]),
-            ("222222222222/cloudtrail_us-east-1.ndjson".to_string(), vec!["a".to_string()]),
+            (
+                "111111111111/cloudtrail_us-east-1.ndjson".to_string(),
+                vec!["b".to_string(), "d".into(), "c".into()],
+            ),
+            (
+                "222222222222/cloudtrail_us-east-1.ndjson".to_string(),
+                vec!["a".to_string()],
+            ),
         ];
         let (in_memory, dups, runs) = run(64 << 20, &batches);
         assert_eq!((in_memory, dups, runs), (want.clone(), 2, 0));
