@@ -7,6 +7,9 @@ which is painful to edit by hand; edit this file instead and run
     scripts/gen-dashboards.py            # rewrites dashboards/ctindex.ndjson
     cargo test dashboards                # validation, fields, buckets on real servers
 
+and commit both: a test fails when the NDJSON is not exactly this script's output
+(the_bundled_file_is_what_the_generator_writes). The output is deterministic.
+
 Every object is written in the legacy formats both Kibana 8.x and OpenSearch
 Dashboards 2.x import (see dashboards/README.md): visualizations with a visState
 string, Lucene queries, migrationVersion 7.6.0 / 7.10.0 / 7.9.3, references by
@@ -317,9 +320,20 @@ ALL_PORTS = (
 CREATE = "eventName:(Run* OR Create* OR Launch*)"
 DELETE = "eventName:(Delete* OR Terminate*)"
 SIGNIN = "eventName:ConsoleLogin"
-OK_NO_MFA = "responseElements.ConsoleLogin:Success AND additionalEventData.MFAUsed:(No OR NO OR no)"
-OK_MFA = "responseElements.ConsoleLogin:Success AND additionalEventData.MFAUsed:(Yes OR YES OR yes)"
-FAILED = "responseElements.ConsoleLogin:Failure"
+# ctindex.signin.{result,mfa}: derived at import from responseElements.ConsoleLogin
+# and additionalEventData.MFAUsed (lowercased; see src/transform.rs), typed, so
+# they can be aggregated on OpenSearch too and need no (Yes OR YES OR yes).
+SUCCESS = "ctindex.signin.result:success"
+FAILED = "ctindex.signin.result:failure"
+MFA = "ctindex.signin.mfa:true"
+NO_MFA = "ctindex.signin.mfa:false"
+MFA_UNKNOWN = "NOT _exists_:ctindex.signin.mfa"
+OK_NO_MFA = f"{SUCCESS} AND {NO_MFA}"
+# Who acted: ctindex.identity is the role (not the session) for assumed roles,
+# else the ARN, the invoking service, account:user, ... (src/transform.rs), so a
+# role does not split into one bucket per session as userIdentity.arn does.
+IDENTITY = "ctindex.identity"
+NO_IDENTITY = "(no identity)"
 
 # ---------------------------------------------------------------- objects
 index_pattern()
@@ -329,28 +343,28 @@ s_console_writes = search(
     "[CloudTrail] Console write actions",
     "Events that changed something and were made in the AWS console (sign-ins excluded): candidates for automation.",
     CONSOLE_WRITES,
-    ["userIdentity.arn", "eventSource", "eventName", "awsRegion", "sourceIPAddress", "ctindex.client"],
+    [IDENTITY, "userIdentity.arn", "eventSource", "eventName", "awsRegion", "sourceIPAddress", "ctindex.client"],
 )
 s_ingress = search(
     "search-ingress-anywhere",
     "[CloudTrail] Ingress opened to the Internet (0.0.0.0/0, ::/0)",
     "Security-group ingress rules and inbound network-ACL allow entries for 0.0.0.0/0 or ::/0.",
     INGRESS_ANYWHERE,
-    ["userIdentity.arn", "eventName", "awsRegion", "requestParameters.groupId", "requestParameters.networkAclId", "sourceIPAddress"],
+    [IDENTITY, "eventName", "awsRegion", "requestParameters.groupId", "requestParameters.networkAclId", "sourceIPAddress"],
 )
 s_all_ports = search(
     "search-all-ports",
     "[CloudTrail] Rules opening all ports (0-65535)",
     "Security-group rules and network-ACL allow entries for the port range 0-65535 or all protocols (-1).",
     ALL_PORTS,
-    ["userIdentity.arn", "eventName", "awsRegion", "requestParameters.groupId", "requestParameters.networkAclId", "sourceIPAddress"],
+    [IDENTITY, "eventName", "awsRegion", "requestParameters.groupId", "requestParameters.networkAclId", "sourceIPAddress"],
 )
 s_signins = search(
     "search-risky-signins",
     "[CloudTrail] Console sign-ins without MFA, and failed sign-ins",
     "ConsoleLogin events that succeeded without MFA or failed.",
     f"{SIGNIN} AND (({OK_NO_MFA}) OR {FAILED})",
-    ["userIdentity.arn", "userIdentity.type", "sourceIPAddress", "responseElements.ConsoleLogin", "additionalEventData.MFAUsed", "errorMessage", "userAgent"],
+    [IDENTITY, "userIdentity.type", "sourceIPAddress", "ctindex.signin.result", "ctindex.signin.mfa", "errorMessage", "userAgent"],
 )
 
 v_channel = vis(
@@ -383,10 +397,10 @@ v_console_names = vis(
 v_console_writers = vis(
     "console-writers",
     "[CloudTrail] Top users and roles by console write actions",
-    "Identities (users, assumed roles and their sessions) that change resources by hand in the console.",
+    "Users and roles that change resources by hand in the console (ctindex.identity: an assumed role counts once, whatever its session names).",
     "horizontal_bar",
     bar_params(horizontal=True, mode="normal", legend=False),
-    [count(), terms("2", "userIdentity.arn", 15, "segment", "Identity")],
+    [count(), terms("2", IDENTITY, 15, "segment", "Identity")],
     CONSOLE_WRITES,
 )
 v_over_time = vis(
@@ -415,7 +429,7 @@ v_console_writes = vis(
     table_params(20),
     [
         count(),
-        metric("4", "cardinality", "userIdentity.arn", "Identities"),
+        metric("4", "cardinality", IDENTITY, "Identities"),
         metric("5", "max", "eventTime", "Last seen"),
         terms("2", "eventSource", 20, "bucket", "Service"),
         terms("3", "eventName", 50, "bucket", "Action"),
@@ -442,7 +456,7 @@ v_denied_who = vis(
         count(),
         metric("3", "cardinality", "eventName", "Distinct actions"),
         metric("4", "max", "eventTime", "Last seen"),
-        terms("2", "userIdentity.arn", 25, "bucket", "Identity", missing="(no ARN)"),
+        terms("2", IDENTITY, 25, "bucket", "Identity", missing=NO_IDENTITY),
     ],
     DENIED,
 )
@@ -456,7 +470,7 @@ v_net = vis(
         count(),
         metric("4", "max", "eventTime", "Last seen"),
         terms("2", "eventName", 20, "bucket", "Action"),
-        terms("3", "userIdentity.arn", 10, "bucket", "Identity", missing="(no ARN)"),
+        terms("3", IDENTITY, 10, "bucket", "Identity", missing=NO_IDENTITY),
     ],
     NET_CHANGES,
 )
@@ -469,7 +483,7 @@ v_create = vis(
     [
         count(),
         metric("4", "cardinality", "eventName", "Distinct actions"),
-        terms("2", "userIdentity.arn", 20, "bucket", "Identity", missing="(no ARN)"),
+        terms("2", IDENTITY, 20, "bucket", "Identity", missing=NO_IDENTITY),
         terms("3", "awsRegion", 5, "bucket", "Region"),
     ],
     CREATE,
@@ -483,7 +497,7 @@ v_delete = vis(
     [
         count(),
         metric("4", "cardinality", "eventName", "Distinct actions"),
-        terms("2", "userIdentity.arn", 20, "bucket", "Identity", missing="(no ARN)"),
+        terms("2", IDENTITY, 20, "bucket", "Identity", missing=NO_IDENTITY),
         terms("3", "awsRegion", 5, "bucket", "Region"),
     ],
     DELETE,
@@ -491,15 +505,20 @@ v_delete = vis(
 v_signin_outcomes = vis(
     "signin-outcomes",
     "[CloudTrail] Console sign-ins: MFA and failures",
-    "ConsoleLogin events: successful with MFA, successful without MFA, failed.",
+    "ConsoleLogin events by result (ctindex.signin.result: success, failure), each split by MFA use (ctindex.signin.mfa).",
     "pie",
     pie_params(),
     [
         count(),
+        terms("2", "ctindex.signin.result", 5, "segment", "Result", missing="(no result)"),
         filters(
-            "2",
+            "3",
             "segment",
-            [("With MFA", OK_MFA), ("Without MFA", OK_NO_MFA), ("Failed", FAILED)],
+            [
+                ("MFA", MFA),
+                ("No MFA", NO_MFA),
+                ("MFA not recorded", MFA_UNKNOWN),
+            ],
         ),
     ],
     SIGNIN,
@@ -507,13 +526,13 @@ v_signin_outcomes = vis(
 v_no_mfa = vis(
     "signins-without-mfa",
     "[CloudTrail] Console sign-ins without MFA",
-    "Successful ConsoleLogin events with MFAUsed: No, per identity and source address.",
+    "Successful ConsoleLogin events without MFA (ctindex.signin.mfa: false), per identity and source address.",
     "table",
     table_params(20),
     [
         count(),
         metric("4", "max", "eventTime", "Last seen"),
-        terms("2", "userIdentity.arn", 25, "bucket", "Identity", missing="(no ARN)"),
+        terms("2", IDENTITY, 25, "bucket", "Identity", missing=NO_IDENTITY),
         terms("3", "sourceIPAddress", 5, "bucket", "Source address"),
     ],
     f"{SIGNIN} AND {OK_NO_MFA}",
@@ -521,14 +540,14 @@ v_no_mfa = vis(
 v_failed = vis(
     "failed-signins",
     "[CloudTrail] Failed console sign-ins",
-    "Failed ConsoleLogin events per source address and identity (no ARN: the user name was unknown).",
+    "Failed ConsoleLogin events per source address and identity (for an unknown user name: account:name or the identity type).",
     "table",
     table_params(20),
     [
         count(),
         metric("4", "max", "eventTime", "Last seen"),
         terms("2", "sourceIPAddress", 25, "bucket", "Source address"),
-        terms("3", "userIdentity.arn", 5, "bucket", "Identity", missing="(no ARN)"),
+        terms("3", IDENTITY, 5, "bucket", "Identity", missing=NO_IDENTITY),
     ],
     f"{SIGNIN} AND {FAILED}",
 )

@@ -399,7 +399,8 @@ fn check_object(object: &Map<String, Value>, problem: &mut dyn FnMut(String)) {
 
     // The JSON held in strings.
     let meta = match attributes.get("kibanaSavedObjectMeta") {
-        None if kind == "search" || kind == "visualization" => {
+        // Kibana's dashboard schema requires the object, even without a query.
+        None if kind == "search" || kind == "visualization" || kind == "dashboard" => {
             problem("no kibanaSavedObjectMeta.searchSourceJSON".into());
             None
         }
@@ -525,12 +526,36 @@ fn json_string(value: Option<&Value>, name: &str, problem: &mut dyn FnMut(String
     }
 }
 
+/// Legacy visualization types that both Kibana 8.x and OpenSearch
+/// Dashboards 2.x render from a visState (no Lens, TSVB or Vega here).
+const VIS_TYPES: [&str; 7] = ["pie", "histogram", "horizontal_bar", "line", "area", "table", "metric"];
+
+/// Aggregations of those visualizations that both products know by these names.
+const AGG_TYPES: [&str; 11] = [
+    "count",
+    "cardinality",
+    "max",
+    "min",
+    "sum",
+    "avg",
+    "terms",
+    "date_histogram",
+    "histogram",
+    "range",
+    "filters",
+];
+
 fn check_vis_state(state: &Value, title: Option<&Value>, problem: &mut dyn FnMut(String)) {
     if state.get("title") != title {
         problem("visState.title differs from the title attribute".into());
     }
-    if !state.get("type").is_some_and(Value::is_string) {
-        problem("visState.type must be a string".into());
+    match state.get("type").and_then(Value::as_str) {
+        Some(kind) if VIS_TYPES.contains(&kind) => {}
+        Some(kind) => problem(format!(
+            "visState.type '{kind}' is not one of the legacy types both products render ({})",
+            VIS_TYPES.join(", ")
+        )),
+        None => problem("visState.type must be a string".into()),
     }
     if !state.get("params").is_some_and(Value::is_object) {
         problem("visState.params must be an object".into());
@@ -545,8 +570,15 @@ fn check_vis_state(state: &Value, title: Option<&Value>, problem: &mut dyn FnMut
         if id.is_empty() || !ids.insert(id) {
             problem(format!("visState.aggs: missing or repeated agg id '{id}'"));
         }
-        if !agg.get("type").is_some_and(Value::is_string) || !agg.get("schema").is_some_and(Value::is_string) {
-            problem(format!("visState.aggs[{id}] needs a type and a schema"));
+        match agg.get("type").and_then(Value::as_str) {
+            Some(kind) if AGG_TYPES.contains(&kind) => {}
+            Some(kind) => problem(format!(
+                "visState.aggs[{id}]: aggregation type '{kind}' is not supported here"
+            )),
+            None => problem(format!("visState.aggs[{id}] needs a type")),
+        }
+        if !agg.get("schema").is_some_and(Value::is_string) {
+            problem(format!("visState.aggs[{id}] needs a schema"));
         }
         if !agg.get("params").is_some_and(Value::is_object) {
             problem(format!("visState.aggs[{id}].params must be an object"));
@@ -775,6 +807,32 @@ mod tests {
                     o["attributes"]["optionsJSON"] = json!("{");
                 }),
                 "optionsJSON does not hold valid JSON",
+            ),
+            (
+                edited("dashboard-security", |o| {
+                    o["attributes"].as_object_mut().unwrap().remove("kibanaSavedObjectMeta");
+                }),
+                "no kibanaSavedObjectMeta",
+            ),
+            (
+                edited("channel-pie", |o| {
+                    let state = o["attributes"]["visState"]
+                        .as_str()
+                        .unwrap()
+                        .replace("\"pie\"", "\"lens\"");
+                    o["attributes"]["visState"] = json!(state);
+                }),
+                "visState.type 'lens'",
+            ),
+            (
+                edited("channel-pie", |o| {
+                    let state = o["attributes"]["visState"]
+                        .as_str()
+                        .unwrap()
+                        .replace("\"terms\"", "\"multi_terms\"");
+                    o["attributes"]["visState"] = json!(state);
+                }),
+                "aggregation type 'multi_terms'",
             ),
             (
                 edited("search-all-ports", |o| {

@@ -21,12 +21,17 @@ pub const FILE_NAME: &str = "ctindex.ndjson";
 
 const IMPORT_PATH: &str = "/api/saved_objects/_import?overwrite=true";
 
-/// Which product serves the dashboards.
+/// Which product serves the dashboards (`--flavor`). The import request is
+/// the same for both: it carries the XSRF header of each, and the saved
+/// objects import into both. What the flavor changes is checked before the
+/// request (`--space` is refused for OpenSearch Dashboards, which has no
+/// spaces) and the product named in messages when the server does not name
+/// itself (Kibana sends `kbn-name`, OpenSearch Dashboards `osd-name`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Product {
-    /// Kibana 8.x (Elasticsearch).
+    /// Kibana 8.x (Elasticsearch); --space selects a space.
     Kibana,
-    /// OpenSearch Dashboards 2.x.
+    /// OpenSearch Dashboards 2.x; no spaces, so no --space.
     OpensearchDashboards,
 }
 
@@ -35,6 +40,14 @@ impl Product {
         match self {
             Product::Kibana => "Kibana",
             Product::OpensearchDashboards => "OpenSearch Dashboards",
+        }
+    }
+
+    /// The value of `--flavor` that names the product.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Product::Kibana => "kibana",
+            Product::OpensearchDashboards => "opensearch-dashboards",
         }
     }
 }
@@ -353,6 +366,15 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flavor_flags_are_the_values_clap_accepts() {
+        use clap::ValueEnum;
+        for product in Product::value_variants() {
+            let value = product.to_possible_value().unwrap();
+            assert_eq!(value.get_name(), product.flag());
+        }
+    }
 
     #[test]
     fn a_clean_import() {

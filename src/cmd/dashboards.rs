@@ -89,7 +89,7 @@ async fn install(args: DashboardsInstallArgs) -> Result<Outcome> {
         (Some(asked), Some(found)) if asked != found => {
             tracing::warn!(
                 "--flavor {} given, but {target} answers like {}",
-                asked.name(),
+                asked.flag(),
                 found.name()
             );
             found
