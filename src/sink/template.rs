@@ -102,16 +102,20 @@ pub async fn install(cluster: &Cluster, prefix: &str, replicas: Option<u32>) -> 
         )
         .await
         .unwrap_or(Value::Null);
-    let missing: Vec<&String> = existing
+    let own: Vec<(&String, &Value)> = existing
         .as_object()
         .map(|indices| {
             indices
                 .iter()
-                .filter(|(index, aliases)| is_own_index(prefix, index) && aliases["aliases"].get(prefix).is_none())
-                .map(|(index, _)| index)
+                .filter(|(index, _)| is_own_index(prefix, index))
                 .collect()
         })
         .unwrap_or_default();
+    let missing: Vec<&String> = own
+        .iter()
+        .filter(|(_, aliases)| aliases["aliases"].get(prefix).is_none())
+        .map(|(index, _)| *index)
+        .collect();
     if !missing.is_empty() {
         let actions: Vec<Value> = missing
             .iter()
@@ -121,6 +125,18 @@ pub async fn install(cluster: &Cluster, prefix: &str, replicas: Option<u32>) -> 
             .json(Method::Post, "/_aliases", Some(&json!({ "actions": actions })))
             .await
             .with_context(|| format!("cannot add the alias {prefix} to the existing {prefix}-* indices"))?;
+    }
+    // Fields the template gained since an index was made (by an older
+    // ctindex, or before the template) are added to it, so that new derived
+    // fields are searchable there too. A conflict only warns: the index
+    // keeps working with its own mapping.
+    let mappings = &body["template"]["mappings"];
+    for chunk in own.chunks(50) {
+        let names: Vec<&str> = chunk.iter().map(|(index, _)| index.as_str()).collect();
+        let path = format!("/{}/_mapping?ignore_unavailable=true", names.join(","));
+        if let Err(e) = cluster.json(Method::Put, &path, Some(mappings)).await {
+            tracing::warn!("could not bring the mapping of {} up to date: {e:#}", names.join(", "));
+        }
     }
     tracing::info!(
         "index template {name} installed on {} ({} {})",

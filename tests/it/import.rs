@@ -393,6 +393,21 @@ fn nested_prefixes_install_side_by_side_and_keep_their_aliases_apart() {
             "{}",
             cluster.name
         );
+        // The index made before its template got the template's mapping too.
+        let mapping = cluster.get(&format!("/{outer}-2024.02/_mapping"));
+        let properties = &mapping[format!("{outer}-2024.02")]["mappings"]["properties"];
+        assert_eq!(
+            properties["eventName"]["type"],
+            json!("keyword"),
+            "{}: {mapping}",
+            cluster.name
+        );
+        assert_eq!(
+            properties["ctindex"]["properties"]["identity"]["type"],
+            json!("keyword"),
+            "{}: {mapping}",
+            cluster.name
+        );
         assert_eq!(
             aliases(&format!("{outer}-2024.04")),
             vec![outer.as_str()],
