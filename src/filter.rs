@@ -14,6 +14,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::raw::Shape;
+
 /// Dropped unless `--keep` says otherwise: identifiers of credentials.
 /// Access key ids and session tokens are not secret keys, but they identify
 /// live credentials and are what leak scanners look for.
@@ -34,6 +36,10 @@ enum Segment {
 struct Pattern {
     text: String,
     segments: Vec<Segment>,
+    /// For each segment: the first literal key from there on, quoted as it
+    /// appears in JSON text (None when only wildcards follow), for
+    /// [`FieldFilter::may_touch`].
+    next_literal: Vec<Option<String>>,
 }
 
 /// A bad `--drop`/`--keep` pattern.
@@ -70,9 +76,18 @@ impl Pattern {
         if segments.iter().all(|s| *s == Segment::AnyDepth) {
             return Err(error("it would match every field"));
         }
+        let next_literal = (0..segments.len())
+            .map(|i| {
+                segments[i..].iter().find_map(|s| match s {
+                    Segment::Key(k) => Some(format!("\"{k}\"")),
+                    _ => None,
+                })
+            })
+            .collect();
         Ok(Pattern {
             text: text.to_string(),
             segments,
+            next_literal,
         })
     }
 }
@@ -196,6 +211,37 @@ impl FieldFilter {
             }
         }
         removed
+    }
+
+    /// Whether [`FieldFilter::apply`] might change the top-level field `key`,
+    /// whose JSON text is `raw`: false means it certainly leaves it as it is.
+    /// A pattern that reaches inside the field must find its next literal
+    /// key in the text; a `\u` escape could hide one, so it always counts.
+    pub fn may_touch(&self, key: &str, raw: &[u8], shape: &Shape) -> bool {
+        if self.redact_key_ids
+            && shape.longest_string >= 16
+            && (shape.unicode_escape || crate::raw::contains(raw, b"AKIA") || crate::raw::contains(raw, b"ASIA"))
+        {
+            return true;
+        }
+        let start = self.drop.start();
+        if start.is_empty() {
+            return false;
+        }
+        let (next, here) = self.drop.step(&start, key);
+        if here {
+            return true;
+        }
+        next.iter().any(|&(p, i)| {
+            let pattern = &self.drop.patterns[p];
+            match pattern.next_literal.get(i).and_then(Option::as_ref) {
+                // Only wildcards left: anything inside may match.
+                None => i < pattern.segments.len(),
+                // A key that JSON text may spell with escapes: be safe.
+                Some(quoted) if quoted[1..quoted.len() - 1].contains(['\\', '/', '"']) => true,
+                Some(quoted) => shape.unicode_escape || crate::raw::contains(raw, quoted.as_bytes()),
+            }
+        })
     }
 
     fn filter_map(&self, map: &mut Map<String, Value>, drop: &[State], keep: &[State], removed: &mut usize) {

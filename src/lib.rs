@@ -30,6 +30,7 @@ pub mod kibana;
 pub mod normalize;
 pub mod pipeline;
 pub mod progress;
+pub mod raw;
 pub mod sink;
 pub mod source;
 pub mod state;

@@ -24,6 +24,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::raw::Shape;
+
 /// Sizes the cluster can take; beyond them a value is cut down and flagged.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -206,6 +208,43 @@ pub fn normalize(event: &mut Map<String, Value>, limits: &Limits) -> Vec<String>
         enforce_limits(value, &mut path, 2, limits, &mut changed);
     }
     changed
+}
+
+/// Whether a top-level key passes [`normalize`] unchanged (the fast path
+/// of [`crate::raw`] takes only events whose keys all do).
+pub fn plain_top_key(key: &str) -> bool {
+    !(key.len() > MAX_KEY_BYTES || key.contains('.') || key.trim().is_empty() || METADATA_NAMES.contains(&key))
+}
+
+/// Whether [`normalize`] might change the top-level field `key`, judging by
+/// the shape of its JSON text. False means it certainly leaves it as it is
+/// (given at most [`MAX_UNKNOWN_FIELDS`] unknown fields and plain top-level
+/// keys); true may be a false alarm.
+pub fn may_change(key: &str, shape: &Shape, limits: &Limits) -> bool {
+    let container = matches!(shape.first, b'{' | b'[');
+    // A container at the value's own level sits at depth 2 in the index.
+    if shape.longest_string > limits.max_string_bytes
+        || shape.longest_key > MAX_KEY_BYTES
+        || (container && shape.depth + 1 > limits.max_depth)
+    {
+        return true;
+    }
+    let null = shape.first == b'n';
+    if FREE_FORM.contains(&key) {
+        return !(shape.first == b'{' || null || (shape.first == b'[' && !shape.scalar_elements));
+    }
+    if SCALAR_FIELDS.contains(&key) {
+        return shape.first == b'{' || (shape.first == b'[' && shape.depth >= 2);
+    }
+    if BOOLEAN_FIELDS.contains(&key) {
+        return shape.first == b'"';
+    }
+    if STRUCTURED_FIELDS.contains(&key) {
+        // Inside the typed objects dotted and blank keys are renamed, and
+        // userIdentity holds a free-form part (webIdFederationData).
+        return key == "userIdentity" || !(shape.first == b'{' || null) || shape.odd_key;
+    }
+    false
 }
 
 /// The second try for a document the cluster refused to parse: every

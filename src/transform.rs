@@ -17,6 +17,7 @@ use crate::classify;
 use crate::decode::Event;
 use crate::filter::FieldFilter;
 use crate::normalize::{self, Limits};
+use crate::raw::{RawEvent, Shape};
 
 /// Where a document goes and what it holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,19 +65,86 @@ impl Transformer {
     /// Transforms one event found in `origin` (a file path or S3 key).
     pub fn apply(&self, mut event: Event, origin: &str) -> Doc {
         let (id, id_generated) = event_id(&event);
-        let class = classify::classify(&event);
-        let identity = identity(&event);
-        let signin = signin(&event);
-        self.filter.apply(&mut event);
+        let index = self.finish(&mut event, id_generated, origin);
+        Doc {
+            index,
+            id,
+            source: event,
+        }
+    }
 
-        let month = event_month(&event);
+    /// The fast path: transforms an event given as JSON text, parsing only
+    /// the fields that classification reads or that filtering or the
+    /// template may change (see [`crate::raw`]). None when the event needs
+    /// the whole tree (odd top-level keys, no usable `eventID`, …) or is not
+    /// an event: [`Transformer::apply`] takes those.
+    pub fn apply_raw<'a>(&self, raw: &'a RawEvent<'a>, origin: &str) -> Option<RawDoc<'a>> {
+        let fields = &raw.fields;
+        let mut unknown = 0;
+        for (key, _) in fields {
+            if key == "ctindex" || !normalize::plain_top_key(key) {
+                return None;
+            }
+            if !normalize::TOP_LEVEL_FIELDS.contains(&key.as_ref()) {
+                unknown += 1;
+            }
+        }
+        if unknown > normalize::MAX_UNKNOWN_FIELDS || raw.has_duplicate_keys() {
+            return None;
+        }
+        let console_login = raw.get("eventName").is_some_and(|v| v.get() == "\"ConsoleLogin\"");
+        let mut parsed = Map::new();
+        let mut in_tree = vec![false; fields.len()];
+        for (i, (key, value)) in fields.iter().enumerate() {
+            let text = value.get().as_bytes();
+            let needed =
+                HEAD_FIELDS.contains(&key.as_ref()) || (console_login && SIGNIN_FIELDS.contains(&key.as_ref())) || {
+                    let shape = Shape::of(text);
+                    self.filter.may_touch(key, text, &shape)
+                        || self
+                            .limits
+                            .as_ref()
+                            .is_some_and(|l| normalize::may_change(key, &shape, l))
+                };
+            if needed {
+                parsed.insert(key.to_string(), serde_json::from_str(value.get()).ok()?);
+                in_tree[i] = true;
+            }
+        }
+        if !crate::decode::is_event(&parsed) {
+            return None;
+        }
+        let (id, id_generated) = event_id(&parsed);
+        if id_generated {
+            // The content hash is over the whole event.
+            return None;
+        }
+        let index = self.finish(&mut parsed, false, origin);
+        Some(RawDoc {
+            index,
+            id,
+            fields,
+            in_tree,
+            tree: parsed,
+        })
+    }
+
+    /// Classifies, filters, routes, normalises and adds `ctindex.*` to an
+    /// event (or to the parsed part of one); returns its index.
+    fn finish(&self, event: &mut Event, id_generated: bool, origin: &str) -> String {
+        let class = classify::classify(event);
+        let identity = identity(event);
+        let signin = signin(event);
+        self.filter.apply(event);
+
+        let month = event_month(event);
         let index = match month {
             Some((year, month)) => format!("{}-{year:04}.{month:02}", self.index_prefix),
             None => format!("{}-{UNDATED}", self.index_prefix),
         };
 
         let truncated = match &self.limits {
-            Some(limits) => normalize::normalize(&mut event, limits),
+            Some(limits) => normalize::normalize(event, limits),
             None => Vec::new(),
         };
 
@@ -108,11 +176,115 @@ impl Transformer {
                 event.insert("ctindex".into(), Value::Object(meta));
             }
         }
-        Doc {
-            index,
-            id,
-            source: event,
+        index
+    }
+}
+
+/// Fields the fast path always parses: what classification, the derived
+/// fields, the index and the export's header read.
+const HEAD_FIELDS: &[&str] = &[
+    "eventID",
+    "eventTime",
+    "@timestamp",
+    "eventName",
+    "eventSource",
+    "eventType",
+    "eventCategory",
+    "eventVersion",
+    "userIdentity",
+    "userAgent",
+    "sessionCredentialFromConsole",
+    "sourceIPAddress",
+    "awsRegion",
+    "recipientAccountId",
+    "errorCode",
+    "errorMessage",
+];
+
+/// Fields the sign-in outcome reads, parsed for `ConsoleLogin` events.
+const SIGNIN_FIELDS: &[&str] = &["responseElements", "additionalEventData"];
+
+/// A document made by the fast path: the parsed fields (transformed, with
+/// `ctindex`) and the untouched ones as their original JSON text.
+#[derive(Debug)]
+pub struct RawDoc<'a> {
+    pub index: String,
+    pub id: String,
+    fields: &'a [(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)],
+    /// Which of `fields` were parsed (and live in `tree`, unless filtered out).
+    in_tree: Vec<bool>,
+    tree: Event,
+}
+
+/// A document as the encoders see it, whichever path made it.
+pub trait Document {
+    fn index(&self) -> &str;
+    fn id(&self) -> &str;
+    /// A top-level field, for the fields the fast path always parses (and `ctindex`).
+    fn field(&self, key: &str) -> Option<&Value>;
+    /// The document as compact JSON.
+    fn write_json(&self, out: &mut Vec<u8>);
+}
+
+impl Document for Doc {
+    fn index(&self) -> &str {
+        &self.index
+    }
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.source.get(key)
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) {
+        // Serialising a Map of Values into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, &self.source);
+    }
+}
+
+impl Document for RawDoc<'_> {
+    fn index(&self) -> &str {
+        &self.index
+    }
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.tree.get(key)
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        let mut first = true;
+        let mut put_key = |out: &mut Vec<u8>, key: &str| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            let _ = serde_json::to_writer(&mut *out, key);
+            out.push(b':');
+        };
+        for (i, (key, raw)) in self.fields.iter().enumerate() {
+            if self.in_tree[i] {
+                if let Some(value) = self.tree.get(key.as_ref()) {
+                    put_key(out, key);
+                    let _ = serde_json::to_writer(&mut *out, value);
+                }
+            } else {
+                put_key(out, key);
+                out.extend_from_slice(raw.get().as_bytes());
+            }
         }
+        if let Some(meta) = self.tree.get("ctindex") {
+            put_key(out, "ctindex");
+            let _ = serde_json::to_writer(&mut *out, meta);
+        }
+        out.push(b'}');
     }
 }
 
@@ -406,6 +578,89 @@ mod tests {
                 signin,
                 "{input}"
             );
+        }
+    }
+
+    /// Every event of the bundled fixtures (and of the corpus when it is
+    /// beside the checkout), as JSON text: what the fast path would get.
+    fn sample_events() -> Vec<(String, Vec<u8>)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut out = Vec::new();
+        for dir in [root.join("tests/fixtures"), root.join("../shared/cloudtrail-corpus")] {
+            for entry in walkdir::WalkDir::new(&dir).sort_by_file_name().into_iter().flatten() {
+                let path = entry.path();
+                if !entry.file_type().is_file() || !crate::source::is_candidate(&path.to_string_lossy()) {
+                    continue;
+                }
+                let Ok(decoded) = crate::decode::decode(&std::fs::read(path).unwrap()) else {
+                    continue;
+                };
+                for event in decoded.events {
+                    out.push((path.display().to_string(), serde_json::to_vec(&event).unwrap()));
+                }
+            }
+        }
+        out
+    }
+
+    fn check_fast_path(t: &Transformer, events: &[(String, Vec<u8>)]) -> usize {
+        let mut fast = 0;
+        for (origin, text) in events {
+            let tree: Event = serde_json::from_slice(text).unwrap();
+            let slow = t.apply(tree, origin);
+            let raw = RawEvent::parse(text).unwrap();
+            if let Some(doc) = t.apply_raw(&raw, origin) {
+                fast += 1;
+                let mut json = Vec::new();
+                doc.write_json(&mut json);
+                let got: Value = serde_json::from_slice(&json).unwrap();
+                assert_eq!(
+                    got,
+                    Value::Object(slow.source.clone()),
+                    "{origin}: {}",
+                    String::from_utf8_lossy(text)
+                );
+                assert_eq!(
+                    (doc.index(), doc.id()),
+                    (slow.index.as_str(), slow.id.as_str()),
+                    "{origin}"
+                );
+            }
+        }
+        fast
+    }
+
+    #[test]
+    fn the_fast_path_makes_the_same_documents() {
+        let events = sample_events();
+        assert!(events.len() > 2000, "{} events", events.len());
+        // Defaults; a small string limit and depth; extra drops and keeps; no redaction; export.
+        let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut drops = own(DEFAULT_DROP);
+        drops.extend(own(&[
+            "requestParameters.policy*",
+            "**.userData",
+            "resources.ARN",
+            "*.tags",
+        ]));
+        let cases = [
+            transformer(Limits::default()),
+            transformer(Limits {
+                max_string_bytes: 200,
+                max_depth: 4,
+            }),
+            Transformer::new(
+                FieldFilter::new(&drops, &own(&["userIdentity.accessKeyId"]), true).unwrap(),
+                "ct",
+                Limits::default(),
+            ),
+            Transformer::new(FieldFilter::new(&[], &[], false).unwrap(), "ct", Limits::default()),
+            Transformer::for_export(FieldFilter::new(&own(DEFAULT_DROP), &[], true).unwrap()),
+        ];
+        for t in &cases {
+            let fast = check_fast_path(t, &events);
+            // Most events take the fast path (the rest are odd on purpose).
+            assert!(fast * 10 > events.len() * 9, "{fast} of {}", events.len());
         }
     }
 

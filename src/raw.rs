@@ -1,0 +1,236 @@
+//! Raw events: an event as its top-level fields, each still JSON text.
+//!
+//! The fast path of the transform. Building a full value tree of every event
+//! costs most of an import's CPU, yet most of an event passes through
+//! unchanged. Here an event is split into its top-level fields without
+//! building values ([`RawEvent::parse`]), one cheap pass over each field's
+//! text tells whether anything could change inside it ([`Shape`]), and only
+//! the fields that need it (the few that classification reads, and those a
+//! filter, the redaction or the template's shape rules may change) are parsed
+//! into values; every other field is copied to the output as it came.
+//!
+//! Pure and synchronous. Invariant: [`Shape`] errs on the side of "may
+//! change": a field it passes is one the value path would leave as it is.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// An event object as (key, raw value) pairs, in their order.
+#[derive(Debug)]
+pub struct RawEvent<'a> {
+    pub fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+impl<'a> RawEvent<'a> {
+    /// Splits one JSON object into its top-level fields. Fails on anything
+    /// but an object, and on invalid JSON.
+    pub fn parse(bytes: &'a [u8]) -> serde_json::Result<RawEvent<'a>> {
+        serde_json::from_slice(bytes)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+
+    /// Whether a key occurs twice (the value path keeps the last one).
+    pub fn has_duplicate_keys(&self) -> bool {
+        self.fields
+            .iter()
+            .enumerate()
+            .any(|(i, (k, _))| self.fields[..i].iter().any(|(other, _)| other == k))
+    }
+}
+
+impl<'de> Deserialize<'de> for RawEvent<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = RawEvent<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(24));
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    fields.push((key.0, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(RawEvent { fields })
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+/// A key, borrowed from the input unless it holds escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// What one pass over a field's JSON text finds.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// The first byte: `{`, `[`, `"`, a digit, `t`/`f`/`n`.
+    pub first: u8,
+    /// Deepest nesting of objects and arrays (the value itself is 1; 0 for a
+    /// scalar). Arrays count too, so this is never below the index's depth.
+    pub depth: usize,
+    /// Longest string or key, as escaped text (never shorter than decoded).
+    pub longest_string: usize,
+    /// Longest key, as escaped text.
+    pub longest_key: usize,
+    /// Some key holds a dot or is blank.
+    pub odd_key: bool,
+    /// Some string holds a `\u` escape (which can hide any text).
+    pub unicode_escape: bool,
+    /// For an array: some element is not an object.
+    pub scalar_elements: bool,
+}
+
+impl Shape {
+    /// Scans one JSON value (known to be valid JSON).
+    pub fn of(raw: &[u8]) -> Shape {
+        let mut shape = Shape {
+            first: raw.first().copied().unwrap_or(b' '),
+            ..Shape::default()
+        };
+        let mut depth = 0usize;
+        let mut i = 0;
+        // At depth 1 inside a top-level array: the next value is an element.
+        let top_array = shape.first == b'[';
+        let mut expect_element = false;
+        while i < raw.len() {
+            let b = raw[i];
+            match b {
+                b'"' => {
+                    if expect_element {
+                        shape.scalar_elements = true;
+                        expect_element = false;
+                    }
+                    let start = i + 1;
+                    let mut j = start;
+                    let mut dot = false;
+                    let mut blank = true;
+                    while j < raw.len() {
+                        match raw[j] {
+                            b'\\' => {
+                                if raw.get(j + 1) == Some(&b'u') {
+                                    shape.unicode_escape = true;
+                                }
+                                blank = false;
+                                j += 2;
+                            }
+                            b'"' => break,
+                            c => {
+                                dot |= c == b'.';
+                                blank &= c.is_ascii_whitespace();
+                                j += 1;
+                            }
+                        }
+                    }
+                    let len = j - start;
+                    shape.longest_string = shape.longest_string.max(len);
+                    // A key is a string followed by a colon.
+                    let mut k = j + 1;
+                    while k < raw.len() && raw[k].is_ascii_whitespace() {
+                        k += 1;
+                    }
+                    if raw.get(k) == Some(&b':') {
+                        shape.longest_key = shape.longest_key.max(len);
+                        shape.odd_key |= dot || blank;
+                    }
+                    i = j + 1;
+                    continue;
+                }
+                b'{' | b'[' => {
+                    if expect_element {
+                        shape.scalar_elements |= b == b'[';
+                        expect_element = false;
+                    }
+                    depth += 1;
+                    shape.depth = shape.depth.max(depth);
+                    if top_array && depth == 1 {
+                        expect_element = true;
+                    }
+                }
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    expect_element = false;
+                }
+                b',' if top_array && depth == 1 => expect_element = true,
+                c if c.is_ascii_whitespace() => {}
+                _ => {
+                    if expect_element {
+                        shape.scalar_elements = true;
+                        expect_element = false;
+                    }
+                }
+            }
+            i += 1;
+        }
+        shape
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(haystack, needle).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_fields_in_order_borrowing_keys() {
+        let text = br#"{"b": {"x": [1, {"y": "z"}]}, "a\u0041": "s", "c": null}"#;
+        let event = RawEvent::parse(text).unwrap();
+        let keys: Vec<&str> = event.fields.iter().map(|(k, _)| k.as_ref()).collect();
+        assert_eq!(keys, ["b", "aA", "c"]);
+        assert!(matches!(event.fields[0].0, Cow::Borrowed(_)));
+        assert_eq!(event.get("b").unwrap().get(), r#"{"x": [1, {"y": "z"}]}"#);
+        assert!(!event.has_duplicate_keys());
+        assert!(RawEvent::parse(br#"{"a": 1, "a": 2}"#).unwrap().has_duplicate_keys());
+        assert!(RawEvent::parse(b"[1]").is_err());
+        assert!(RawEvent::parse(br#"{"a": }"#).is_err());
+    }
+
+    #[test]
+    fn shapes() {
+        let s = Shape::of(br#"{"a": {"b.c": ["x", {"d": "long\"er"}]}, " ": 1}"#);
+        assert_eq!((s.first, s.depth), (b'{', 4));
+        assert_eq!(s.longest_string, 8);
+        assert_eq!(s.longest_key, 3);
+        assert!(s.odd_key && !s.unicode_escape && !s.scalar_elements);
+        let s = Shape::of(br#"[{"a": "\u0041"}, {"b": 1}]"#);
+        assert!(s.unicode_escape && !s.scalar_elements && !s.odd_key);
+        for text in [&br#"[{"a": 1}, "b"]"#[..], br#"[{"a": 1}, [1]]"#, b"[{}, 2]", b"[null]"] {
+            assert!(Shape::of(text).scalar_elements, "{}", String::from_utf8_lossy(text));
+        }
+        assert!(!Shape::of(br#"[{"a": ["b", 1]}, {}]"#).scalar_elements);
+        let s = Shape::of(br#""a.b""#);
+        assert_eq!((s.first, s.depth, s.longest_string, s.odd_key), (b'"', 0, 3, false));
+        assert_eq!(Shape::of(b"true").depth, 0);
+        // A string that looks like a key only when followed by a colon.
+        assert_eq!(Shape::of(br#"{"k": "v.w"}"#).odd_key, false);
+    }
+}
