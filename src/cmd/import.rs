@@ -30,6 +30,7 @@ pub async fn run(args: ImportArgs) -> Result<Outcome> {
 /// the same pipeline; sync adds state, a lease and a look-back window.
 pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Result<Outcome> {
     let prefix = config::index_prefix(&args.index.index_prefix)?;
+    let selection = Arc::new(config::selection(&args.s3)?);
     let s3 = if args.sources.iter().any(|s| s.starts_with("s3://")) {
         Some(Arc::new(S3::connect(config::s3(&args.s3)?).await?))
     } else {
@@ -38,7 +39,9 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
     let sources = args
         .sources
         .iter()
-        .map(|s| Source::parse(s, s3.as_ref()).map_err(|e| config::UsageError(format!("{e:#}")).into()))
+        .map(|s| {
+            Source::parse(s, s3.as_ref(), selection.clone()).map_err(|e| config::UsageError(format!("{e:#}")).into())
+        })
         .collect::<Result<Vec<_>>>()?;
     let mut drop: Vec<String> = if args.no_default_drops {
         Vec::new()
