@@ -88,7 +88,7 @@ pub(crate) async fn run_sources(
             other => other,
         };
         let id = format!("{index_prefix}|{}", source.id());
-        let lease = match state.acquire(&id, settings.lease_ttl).await {
+        let mut lease = match state.acquire(&id, settings.lease_ttl).await {
             Ok(lease) => lease,
             Err(e) if e.downcast_ref::<state::Busy>().is_some() => {
                 tracing::info!("{}: skipped: {e}", source.id());
@@ -96,17 +96,23 @@ pub(crate) async fn run_sources(
             }
             Err(e) => return Err(e),
         };
-        sync_source(state, source, &id, lease, settings, cancel, &pipeline).await?;
+        let result = sync_source(state, source, &id, lease.as_mut(), settings, cancel, &pipeline).await;
+        if let Some(lease) = lease
+            && let Err(e) = state.release(lease).await
+        {
+            tracing::warn!("{e:#}");
+        }
+        result?;
     }
     Ok(())
 }
 
-/// Syncs one source under its lease, and gives the lease back.
+/// Syncs one source under its lease.
 async fn sync_source(
     state: &StateStore,
     source: Source,
     id: &str,
-    mut lease: Option<Lease>,
+    lease: Option<&mut Lease>,
     settings: &SyncSettings,
     cancel: &Arc<Cancel>,
     pipeline: &impl Fn(Option<Arc<dyn Tracker>>) -> Pipeline,
@@ -185,7 +191,7 @@ async fn sync_source(
         records: tx,
         seen: Mutex::default(),
     });
-    let recorder = record_loop(state, id, rx, lease.as_mut(), settings.lease_ttl, cancel);
+    let recorder = record_loop(state, id, rx, lease, settings.lease_ttl, cancel);
     let run = async {
         let result = pipeline(Some(tracker.clone() as Arc<dyn Tracker>))
             .run(vec![source.with_selection(selection), Source::Known(retries)])
@@ -207,11 +213,6 @@ async fn sync_source(
         HashMap::new()
     };
     let finished = state.finish(id, &moved, settings.lookback_days).await;
-    if let Some(lease) = lease
-        && let Err(e) = state.release(lease).await
-    {
-        tracing::warn!("{e:#}");
-    }
     recorded?;
     result?;
     finished
