@@ -161,11 +161,11 @@ pub struct S3Args {
     #[arg(long, env = "CTINDEX_S3_ENDPOINT", value_name = "URL")]
     pub endpoint_url: Option<String>,
 
-    /// Only these accounts (comma-separated or repeated), in CloudTrail's S3 layout.
+    /// Only these accounts (12 digits; comma-separated or repeated), in CloudTrail's layout (S3 or local).
     #[arg(long, value_name = "ID,...", value_delimiter = ',')]
     pub accounts: Vec<String>,
 
-    /// Only these regions (comma-separated or repeated), in CloudTrail's S3 layout.
+    /// Only these regions (comma-separated or repeated), in CloudTrail's layout (S3 or local).
     #[arg(long, value_name = "REGION,...", value_delimiter = ',')]
     pub regions: Vec<String>,
 
@@ -173,7 +173,7 @@ pub struct S3Args {
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day)]
     pub from: Option<i64>,
 
-    /// Last delivery day to read (UTC, inclusive; default: today when --from is given).
+    /// Last delivery day to read (UTC, inclusive; default: today when --from is given, else no limit).
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day)]
     pub to: Option<i64>,
 
@@ -336,7 +336,8 @@ pub struct SyncArgs {
     #[command(flatten)]
     pub import: ImportArgs,
 
-    /// First run only: start at this delivery day (UTC); later runs continue where the last one ended.
+    /// Start at this delivery day (UTC) in account/region folders synced for the first time;
+    /// the others continue where the last sync ended.
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day)]
     pub since: Option<i64>,
 
@@ -352,6 +353,11 @@ pub struct SyncArgs {
     /// The index that holds sync state in the cluster.
     #[arg(long, default_value = "ctindex-state", value_name = "NAME")]
     pub state_index: String,
+
+    /// How long the lease on a source lasts without renewal (renewed every quarter of it). A sync
+    /// that dies on another host keeps its sources busy this long.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(4..=86_400))]
+    pub lease_seconds: u64,
 }
 
 #[derive(Debug, Args)]

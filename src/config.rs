@@ -10,6 +10,8 @@ use elasticsearch::http::Url;
 use crate::cli::{AuthArgs, ClusterArgs, FilterArgs, S3Args};
 use crate::filter::{DEFAULT_DROP, FieldFilter};
 use crate::sink::client::{Auth, ClusterConfig};
+use crate::source::Selection;
+use crate::source::layout::{Days, day_text, is_account, today};
 use crate::source::s3::S3Options;
 
 /// A problem with the command line or the environment: exit code 2.
@@ -109,26 +111,43 @@ fn secret(value: &Option<String>, file: &Option<std::path::PathBuf>, option: &st
     }
 }
 
-/// Resolves the S3 options: dates in order, accounts that look like accounts.
-pub fn s3(args: &S3Args) -> Result<S3Options> {
-    let today = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| (d.as_secs() / 86_400) as i64)
-        .unwrap_or(0);
+/// Resolves what to read of every source: accounts that look like
+/// accounts, dates in order. `--from` alone reads up to today, `--to` alone
+/// everything up to that day.
+pub fn selection(args: &S3Args) -> Result<Selection> {
     let to = match (args.from, args.to) {
-        (Some(_), None) => Some(today),
+        (Some(_), None) => Some(today()),
         (_, to) => to,
     };
-    let from = match (args.from, to) {
-        (None, Some(_)) => return usage("--to needs --from"),
-        (Some(f), Some(t)) if f > t => return usage("--from is after --to"),
-        (from, _) => from,
-    };
+    if let (Some(from), Some(to)) = (args.from, to)
+        && from > to
+    {
+        return usage(format!("--from {} is after --to {}", day_text(from), day_text(to)));
+    }
     for account in &args.accounts {
-        if account.is_empty() || !account.chars().all(|c| c.is_ascii_digit()) {
-            return usage(format!("--accounts: '{account}' is not an AWS account id (12 digits)"));
+        if !is_account(account) {
+            return usage(format!(
+                "--accounts: '{account}' is not an AWS account id (12 digits, e.g. 123456789012)"
+            ));
         }
     }
+    for region in &args.regions {
+        if region.is_empty() || !region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return usage(format!(
+                "--regions: '{region}' is not an AWS region name (e.g. eu-west-1)"
+            ));
+        }
+    }
+    Ok(Selection {
+        accounts: args.accounts.iter().cloned().collect(),
+        regions: args.regions.iter().cloned().collect(),
+        days: Days { from: args.from, to },
+        windows: Default::default(),
+    })
+}
+
+/// Resolves how to reach S3.
+pub fn s3(args: &S3Args) -> Result<S3Options> {
     if let Some(endpoint) = &args.endpoint_url
         && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
     {
@@ -140,10 +159,6 @@ pub fn s3(args: &S3Args) -> Result<S3Options> {
         profile: args.profile.clone(),
         region: args.region.clone(),
         endpoint_url: args.endpoint_url.clone(),
-        accounts: args.accounts.clone(),
-        regions: args.regions.clone(),
-        from,
-        to,
         max_bytes_in_flight: args.max_bytes_in_flight as u64,
     })
 }
@@ -249,6 +264,46 @@ mod tests {
         assert!(kibana(None, &a.auth).unwrap_err().to_string().contains("--kibana-url"));
         let err = kibana(Some("kibana:5601"), &a.auth).unwrap_err().to_string();
         assert!(err.contains("--kibana-url"), "{err}");
+    }
+
+    fn s3_args() -> S3Args {
+        S3Args {
+            profile: None,
+            region: None,
+            endpoint_url: None,
+            accounts: Vec::new(),
+            regions: Vec::new(),
+            from: None,
+            to: None,
+            downloads: 32,
+            max_bytes_in_flight: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn selections() {
+        let usage_error = |a: &S3Args| {
+            selection(a)
+                .unwrap_err()
+                .downcast_ref::<UsageError>()
+                .map(|e| e.0.clone())
+        };
+        let mut a = s3_args();
+        a.accounts = vec!["12345".into()];
+        assert!(usage_error(&a).unwrap().contains("--accounts: '12345'"));
+        a.accounts = vec!["123456789012".into()];
+        a.regions = vec!["eu west".into()];
+        assert!(usage_error(&a).unwrap().contains("--regions"));
+        a.regions = vec!["eu-west-1".into()];
+        // --to alone: everything up to that day.
+        a.to = Some(100);
+        let s = selection(&a).unwrap();
+        assert_eq!((s.days.from, s.days.to), (None, Some(100)));
+        a.from = Some(101);
+        assert!(usage_error(&a).unwrap().contains("is after --to"));
+        // --from alone: up to today.
+        a.to = None;
+        assert_eq!(selection(&a).unwrap().days.to, Some(today()));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! Data flows one way, one module per stage:
-//! - [`source`]: where files come from (local folders; listing and reading);
+//! - [`source`]: where files come from (local folders and S3; the CloudTrail
+//!   layout and the selection applied to it; listing and reading);
 //! - [`decode`]: gzip and the container shapes, bytes to events;
 //! - [`transform`]: id, field filter ([`filter`]), classification
 //!   ([`classify`]), monthly index; [`normalize`] fits events to the template;

@@ -73,14 +73,18 @@ pub enum FileOutcome {
     Indexed,
     /// Its content is not usable (corrupt, not CloudTrail): reading it again cannot help.
     Unusable,
+    /// It could not be read (denied, archived, failing): worth trying again later.
+    Unreadable,
+    /// It is not there any more.
+    Missing,
 }
 
 /// Sync's view of the pipeline: which listed objects to read, and which are done.
 pub trait Tracker: Send + Sync {
     /// Whether a listed object still needs reading.
     fn wanted(&self, object: &SourceObject) -> bool;
-    /// An object is done. Objects that could not be read are not reported:
-    /// the next run tries them again.
+    /// An object is done with, read or not (objects never started, after a
+    /// cancel or a fatal error, are not reported).
     fn done(&self, object: &SourceObject, outcome: FileOutcome);
 }
 
@@ -93,6 +97,8 @@ enum FileKind {
     Unusable,
     /// It could not be read.
     Unread,
+    /// It is not there any more.
+    Missing,
 }
 
 /// Where the pipeline's batches go.
@@ -279,7 +285,9 @@ impl Pipeline {
             match (object, kind) {
                 (Some(object), FileKind::Events) => tracker.done(&object, FileOutcome::Indexed),
                 (Some(object), FileKind::Unusable) => tracker.done(&object, FileOutcome::Unusable),
-                _ => {}
+                (Some(object), FileKind::Unread) => tracker.done(&object, FileOutcome::Unreadable),
+                (Some(object), FileKind::Missing) => tracker.done(&object, FileOutcome::Missing),
+                (None, _) => {}
             }
         }
     }
@@ -336,7 +344,12 @@ impl Pipeline {
             Err(e) => {
                 tracing::warn!("skipped: {e:#}");
                 Stats::add(&self.stats.files_skipped, 1);
-                return FileOutput::nothing(file, FileKind::Unread);
+                let kind = if crate::source::is_missing(&e) {
+                    FileKind::Missing
+                } else {
+                    FileKind::Unread
+                };
+                return FileOutput::nothing(file, kind);
             }
         };
         Stats::add(&self.stats.bytes_read, bytes.len() as u64);

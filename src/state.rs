@@ -1,20 +1,30 @@
-//! Sync state: which objects of a source are fully indexed, and who is syncing.
+//! Sync state: which objects of a source are done, how far each part of it
+//! is synced, and who is syncing.
 //!
 //! Owns the two places state can live: a small index in the cluster itself
 //! (the default, so a sync can run from any host or container) and a local
-//! JSON file (`--state-file`). Each finished object is one record
-//! (`source`, `name`, `version`, delivery `day`), so concurrent syncs never
-//! overwrite each other's records, and a run reads only the records of its
-//! look-back window. A lease per source (a document updated with the
+//! JSON file (`--state-file`). Each object read is one record (`source`,
+//! `name`, `version`, delivery `day`, `scope`, outcome), so concurrent syncs
+//! never overwrite each other's records. Each scope (an account/region
+//! folder of the CloudTrail layout, see [`crate::source::layout`]) has a
+//! checkpoint: the last day a complete run saw in it; a run reads only the
+//! records of each scope's look-back window, and objects that failed to
+//! read, wherever they are. A lease per source (a document updated with the
 //! cluster's optimistic concurrency control, or a lock on the state file)
 //! keeps two syncs from doing the same work at once.
 //!
-//! Invariant: an object is recorded only after every one of its events was
-//! acknowledged or dead-lettered (the pipeline's ledger says so), so a crash
-//! at any moment loses nothing: unrecorded objects are read again, and
+//! The state file is rewritten (pruned to what future windows can consult)
+//! only at the end of a run; in between, records are appended to a journal
+//! beside it, so a flush costs what it adds.
+//!
+//! Invariant: an object is recorded as done only after every one of its
+//! events was acknowledged or dead-lettered (the pipeline's ledger says so),
+//! and a checkpoint moves only after a run read everything it listed, so a
+//! crash at any moment loses nothing: unrecorded objects are read again, and
 //! events have stable ids.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,20 +36,82 @@ use sha2::{Digest, Sha256};
 
 use crate::assets;
 use crate::sink::client::{Cluster, SendError};
+use crate::source::layout::scope_and_day;
 
-/// How long a lease lasts without renewal.
+/// How long a lease lasts without renewal, by default (`--lease-seconds`).
 pub const LEASE_TTL: Duration = Duration::from_secs(120);
 
-/// One finished object.
+/// Records read from the cluster per search request.
+const PAGE: usize = 5000;
+
+/// What became of an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Every event acknowledged or dead-lettered.
+    Indexed,
+    /// Content that cannot be read as CloudTrail: reading it again cannot help.
+    Unusable,
+    /// Could not be read (denied, archived, failing): tried again next run.
+    Failed,
+    /// Gone between listing and reading.
+    Missing,
+}
+
+impl Outcome {
+    /// Whether the object, at the same version, needs no reading again.
+    pub fn is_done(self) -> bool {
+        matches!(self, Outcome::Indexed | Outcome::Unusable)
+    }
+}
+
+/// One object read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub name: String,
     pub version: String,
+    #[serde(default)]
+    pub size: u64,
     /// Delivery day (days since 1970-01-01), from the key's `YYYY/MM/DD/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub day: Option<i64>,
-    /// "indexed", or "unusable" for content that cannot be read as CloudTrail.
-    pub outcome: String,
+    /// The account/region folder it belongs to ("" outside the layout).
+    #[serde(default)]
+    pub scope: String,
+    pub outcome: Outcome,
+}
+
+impl Record {
+    /// A record of `name`, with its scope and day from the name.
+    pub fn new(name: &str, version: &str, size: u64, outcome: Outcome) -> Record {
+        let (scope, day) = scope_and_day(name);
+        Record {
+            name: name.to_string(),
+            version: version.to_string(),
+            size,
+            day,
+            scope: scope.into_owned(),
+            outcome,
+        }
+    }
+}
+
+/// Which records a run consults: per scope, from its window's first day;
+/// other scopes from `default_from` (None: all).
+#[derive(Debug, Clone, Default)]
+pub struct Windows {
+    pub by_scope: HashMap<String, i64>,
+    pub default_from: Option<i64>,
+}
+
+impl Windows {
+    fn consults(&self, record: &Record) -> bool {
+        let from = self.by_scope.get(&record.scope).copied().or(self.default_from);
+        match (record.day, from) {
+            (Some(day), Some(from)) => day >= from,
+            _ => true,
+        }
+    }
 }
 
 /// Where state lives.
@@ -51,6 +123,8 @@ pub enum StateStore {
     },
     File {
         path: PathBuf,
+        /// Records since the file was last written, one JSON line each.
+        journal: PathBuf,
         data: tokio::sync::Mutex<FileData>,
         _lock: std::fs::File,
     },
@@ -62,6 +136,25 @@ pub struct FileData {
     version: u32,
     /// source → object name → record.
     sources: BTreeMap<String, BTreeMap<String, Record>>,
+    /// source → scope → last synced day.
+    #[serde(default)]
+    checkpoints: BTreeMap<String, BTreeMap<String, i64>>,
+}
+
+impl FileData {
+    fn insert(&mut self, source: &str, record: Record) {
+        self.sources
+            .entry(source.to_string())
+            .or_default()
+            .insert(record.name.clone(), record);
+    }
+}
+
+/// One line of the state file's journal.
+#[derive(Debug, Serialize, Deserialize)]
+struct JournalLine {
+    source: String,
+    record: Record,
 }
 
 /// A held lease.
@@ -71,6 +164,7 @@ pub struct Lease {
     seq_no: u64,
     primary_term: u64,
     body: Value,
+    ttl: Duration,
 }
 
 /// Why a lease could not be had.
@@ -113,14 +207,19 @@ fn process_alive(pid: u64) -> bool {
 }
 
 impl StateStore {
-    /// State in the cluster, in `index` (created when missing).
+    /// State in the cluster, in `index` (created when missing; new fields
+    /// added to an older one's mappings).
     pub async fn in_cluster(cluster: Cluster, index: &str) -> Result<StateStore> {
+        let body: Value = serde_json::from_str(assets::STATE_INDEX).context("the embedded state index is not JSON")?;
         let exists = cluster.send(Method::Head, &format!("/{index}"), None).await;
         match exists {
-            Ok(_) => {}
+            Ok(_) => {
+                cluster
+                    .json(Method::Put, &format!("/{index}/_mapping"), Some(&body["mappings"]))
+                    .await
+                    .with_context(|| format!("cannot update the mappings of the sync state index {index}"))?;
+            }
             Err(SendError::Status { status: 404, .. }) => {
-                let body: Value =
-                    serde_json::from_str(assets::STATE_INDEX).context("the embedded state index is not JSON")?;
                 match cluster.json(Method::Put, &format!("/{index}"), Some(&body)).await {
                     Ok(_) => {}
                     Err(e) if e.to_string().contains("resource_already_exists_exception") => {}
@@ -159,149 +258,244 @@ impl StateStore {
                 }
             });
         }
-        let data = match std::fs::read(path) {
+        let mut data: FileData = match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
                 format!(
                     "{} is not a ctindex state file (move it away to start over)",
                     path.display()
                 )
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileData {
-                version: 1,
-                ..FileData::default()
-            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileData::default(),
             Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display()))),
         };
+        data.version = 2;
+        // Files written before records had scopes.
+        for objects in data.sources.values_mut() {
+            for record in objects.values_mut().filter(|r| r.scope.is_empty()) {
+                record.scope = scope_and_day(&record.name).0.into_owned();
+            }
+        }
+        let journal = PathBuf::from(format!("{}.journal", path.display()));
+        match std::fs::read_to_string(&journal) {
+            Ok(text) => {
+                for line in text.lines() {
+                    // A line cut off by a crash was never acknowledged: skip it.
+                    match serde_json::from_str::<JournalLine>(line) {
+                        Ok(JournalLine { source, record }) => data.insert(&source, record),
+                        Err(e) => tracing::debug!("{}: incomplete line skipped: {e}", journal.display()),
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {}", journal.display()))),
+        }
         Ok(StateStore::File {
             path: path.to_path_buf(),
+            journal,
             data: tokio::sync::Mutex::new(data),
             _lock: lock,
         })
     }
 
-    /// The latest delivery day recorded for a source.
-    pub async fn last_day(&self, source: &str) -> Result<Option<i64>> {
+    /// Every scope's checkpoint: the last day a complete run saw in it.
+    pub async fn checkpoints(&self, source: &str) -> Result<HashMap<String, i64>> {
         match self {
             StateStore::Cluster { cluster, index } => {
-                let query = json!({"size": 0, "query": {"bool": {"filter": [{"term": {"kind": "object"}}, {"term": {"source": source}}]}},
-                                   "aggs": {"last": {"max": {"field": "day"}}}});
-                let answer = cluster
-                    .json(Method::Post, &format!("/{index}/_search"), Some(&query))
-                    .await
-                    .with_context(|| format!("cannot read the sync state in {index}"))?;
-                Ok(answer["aggregations"]["last"]["value"].as_f64().map(|d| d as i64))
+                let filter = json!([{"term": {"kind": "scope"}}, {"term": {"source": source}}]);
+                let hits = search_all(cluster, index, filter, &["scope", "day"], "scope").await?;
+                Ok(hits
+                    .iter()
+                    .filter_map(|h| Some((h["scope"].as_str()?.to_string(), h["day"].as_i64()?)))
+                    .collect())
+            }
+            StateStore::File { data, .. } => {
+                let data = data.lock().await;
+                Ok(data
+                    .checkpoints
+                    .get(source)
+                    .map(|c| c.iter().map(|(k, v)| (k.clone(), *v)).collect())
+                    .unwrap_or_default())
+            }
+        }
+    }
+
+    /// The objects recorded as done that the windows consult: name → version.
+    pub async fn done(&self, source: &str, windows: &Windows) -> Result<HashMap<String, String>> {
+        match self {
+            StateStore::Cluster { cluster, index } => {
+                // One clause per distinct window start, one for scopes without
+                // a window, one for records without a day.
+                let mut by_start: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+                for (scope, from) in &windows.by_scope {
+                    by_start.entry(*from).or_default().push(scope);
+                }
+                let mut should: Vec<Value> = by_start
+                    .iter()
+                    .map(|(from, scopes)| {
+                        json!({"bool": {"filter": [{"terms": {"scope": scopes}}, {"range": {"day": {"gte": from}}}]}})
+                    })
+                    .collect();
+                let windowed: Vec<&String> = windows.by_scope.keys().collect();
+                let mut others = json!({"bool": {"must_not": [{"terms": {"scope": windowed}}]}});
+                if let Some(from) = windows.default_from {
+                    others["bool"]["filter"] = json!([{"range": {"day": {"gte": from}}}]);
+                }
+                should.push(others);
+                should.push(json!({"bool": {"must_not": {"exists": {"field": "day"}}}}));
+                let filter = json!([{"term": {"kind": "object"}}, {"term": {"source": source}},
+                                    {"terms": {"outcome": ["indexed", "unusable"]}},
+                                    {"bool": {"should": should, "minimum_should_match": 1}}]);
+                let hits = search_all(cluster, index, filter, &["name", "version"], "name").await?;
+                Ok(hits
+                    .iter()
+                    .filter_map(|h| Some((h["name"].as_str()?.to_string(), h["version"].as_str()?.to_string())))
+                    .collect())
             }
             StateStore::File { data, .. } => {
                 let data = data.lock().await;
                 Ok(data
                     .sources
                     .get(source)
-                    .and_then(|objects| objects.values().filter_map(|r| r.day).max()))
+                    .into_iter()
+                    .flat_map(|objects| objects.values())
+                    .filter(|r| r.outcome.is_done() && windows.consults(r))
+                    .map(|r| (r.name.clone(), r.version.clone()))
+                    .collect())
             }
         }
     }
 
-    /// The objects of a source recorded as done, from `since` on (and those
-    /// without a day): name → version.
-    pub async fn done_since(&self, source: &str, since: Option<i64>) -> Result<HashMap<String, String>> {
-        let mut done = HashMap::new();
+    /// The objects that failed to read, to try again.
+    pub async fn failed(&self, source: &str) -> Result<Vec<Record>> {
         match self {
             StateStore::Cluster { cluster, index } => {
-                let mut filter = vec![json!({"term": {"kind": "object"}}), json!({"term": {"source": source}})];
-                if let Some(day) = since {
-                    filter.push(json!({"bool": {"should": [{"range": {"day": {"gte": day}}},
-                                                           {"bool": {"must_not": {"exists": {"field": "day"}}}}]}}));
-                }
-                let mut after: Option<Value> = None;
-                loop {
-                    let mut query = json!({"size": 5000, "query": {"bool": {"filter": filter}},
-                                           "_source": ["name", "version"], "sort": [{"name": "asc"}], "track_total_hits": false});
-                    if let Some(a) = &after {
-                        query["search_after"] = a.clone();
-                    }
-                    let page = cluster
-                        .json(Method::Post, &format!("/{index}/_search"), Some(&query))
-                        .await
-                        .with_context(|| format!("cannot read the sync state in {index}"))?;
-                    let hits = page["hits"]["hits"].as_array().cloned().unwrap_or_default();
-                    for hit in &hits {
-                        if let (Some(name), Some(version)) =
-                            (hit["_source"]["name"].as_str(), hit["_source"]["version"].as_str())
-                        {
-                            done.insert(name.to_string(), version.to_string());
-                        }
-                    }
-                    if hits.len() < 5000 {
-                        break;
-                    }
-                    after = hits.last().map(|h| h["sort"].clone());
-                }
+                let filter = json!([{"term": {"kind": "object"}}, {"term": {"source": source}},
+                                    {"term": {"outcome": "failed"}}]);
+                let fields = ["name", "version", "size", "day", "scope", "outcome"];
+                let hits = search_all(cluster, index, filter, &fields, "name").await?;
+                Ok(hits
+                    .into_iter()
+                    .filter_map(|h| serde_json::from_value(h).ok())
+                    .collect())
             }
             StateStore::File { data, .. } => {
                 let data = data.lock().await;
-                if let Some(objects) = data.sources.get(source) {
-                    for record in objects.values() {
-                        if since.is_none_or(|s| record.day.is_none_or(|d| d >= s)) {
-                            done.insert(record.name.clone(), record.version.clone());
-                        }
-                    }
-                }
+                Ok(data
+                    .sources
+                    .get(source)
+                    .into_iter()
+                    .flat_map(|objects| objects.values())
+                    .filter(|r| r.outcome == Outcome::Failed)
+                    .cloned()
+                    .collect())
             }
         }
-        Ok(done)
     }
 
-    /// Records finished objects; `durable` makes them visible to the next run
-    /// before returning (a refresh, or the file written).
-    pub async fn record(&self, source: &str, records: &[Record], durable: bool) -> Result<()> {
+    /// Records objects read. Written at once (to the cluster, or appended to
+    /// the state file's journal and synced), visible to other runs within a
+    /// second.
+    pub async fn record(&self, source: &str, records: &[Record]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
         match self {
             StateStore::Cluster { cluster, index } => {
-                if !records.is_empty() {
+                let mut body = Vec::new();
+                let done_at = crate::dlq::now_rfc3339();
+                for r in records {
+                    let action = json!({"index": {"_index": index, "_id": doc_id(&[source, &r.name])}});
+                    let doc = json!({"kind": "object", "source": source, "name": r.name, "version": r.version,
+                                     "size": r.size, "day": r.day, "scope": r.scope, "outcome": r.outcome,
+                                     "done_at": done_at});
+                    body.extend_from_slice(action.to_string().as_bytes());
+                    body.push(b'\n');
+                    body.extend_from_slice(doc.to_string().as_bytes());
+                    body.push(b'\n');
+                }
+                bulk(cluster, index, body).await
+            }
+            StateStore::File { journal, data, .. } => {
+                let mut data = data.lock().await;
+                let mut lines = Vec::new();
+                for record in records {
+                    serde_json::to_writer(
+                        &mut lines,
+                        &JournalLine {
+                            source: source.to_string(),
+                            record: record.clone(),
+                        },
+                    )?;
+                    lines.push(b'\n');
+                    data.insert(source, record.clone());
+                }
+                let mut file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(journal)
+                    .with_context(|| format!("cannot open {}", journal.display()))?;
+                file.write_all(&lines)
+                    .and_then(|()| file.sync_data())
+                    .with_context(|| format!("cannot write {}", journal.display()))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends a source's run: moves the checkpoints given (scope → last day
+    /// seen; none after an incomplete run) and makes everything durable. The
+    /// state file is rewritten without the records no future window can
+    /// consult: older than their scope's checkpoint minus `keep_days` (those
+    /// that failed to read are kept until read).
+    pub async fn finish(&self, source: &str, checkpoints: &HashMap<String, i64>, keep_days: u32) -> Result<()> {
+        match self {
+            StateStore::Cluster { cluster, index } => {
+                if !checkpoints.is_empty() {
                     let mut body = Vec::new();
-                    let done_at = crate::dlq::now_rfc3339();
-                    for r in records {
-                        let action = json!({"index": {"_index": index, "_id": doc_id(&[source, &r.name])}});
-                        let doc = json!({"kind": "object", "source": source, "name": r.name, "version": r.version,
-                                         "day": r.day, "outcome": r.outcome, "done_at": done_at});
+                    for (scope, day) in checkpoints {
+                        let action = json!({"index": {"_index": index, "_id": doc_id(&["scope", source, scope])}});
+                        let doc = json!({"kind": "scope", "source": source, "scope": scope, "day": day,
+                                         "done_at": crate::dlq::now_rfc3339()});
                         body.extend_from_slice(action.to_string().as_bytes());
                         body.push(b'\n');
                         body.extend_from_slice(doc.to_string().as_bytes());
                         body.push(b'\n');
                     }
-                    let answer = cluster
-                        .send(
-                            Method::Post,
-                            "/_bulk?filter_path=errors,items.*.error",
-                            Some(body.into()),
-                        )
-                        .await
-                        .with_context(|| format!("cannot record sync state in {index}"))?;
-                    let answer: Value = serde_json::from_slice(&answer).unwrap_or_default();
-                    if answer["errors"].as_bool() == Some(true) {
-                        bail!("the cluster refused sync state records in {index}: {}", answer["items"]);
-                    }
+                    bulk(cluster, index, body).await?;
                 }
-                if durable {
-                    cluster.refresh(index).await?;
-                }
+                cluster.refresh(index).await
             }
-            StateStore::File { path, data, .. } => {
+            StateStore::File {
+                path, journal, data, ..
+            } => {
                 let mut data = data.lock().await;
-                let objects = data.sources.entry(source.to_string()).or_default();
-                for r in records {
-                    objects.insert(r.name.clone(), r.clone());
+                let saved = data.checkpoints.entry(source.to_string()).or_default();
+                for (scope, day) in checkpoints {
+                    saved.insert(scope.clone(), *day);
                 }
-                if durable || !records.is_empty() {
-                    write_atomically(path, &serde_json::to_vec_pretty(&*data)?)?;
+                let saved = saved.clone();
+                if let Some(objects) = data.sources.get_mut(source) {
+                    objects.retain(|_, r| {
+                        r.outcome == Outcome::Failed
+                            || match (r.day, saved.get(&r.scope)) {
+                                (Some(day), Some(last)) => day >= last - i64::from(keep_days),
+                                _ => true,
+                            }
+                    });
+                }
+                write_atomically(path, &serde_json::to_vec(&*data)?)?;
+                match std::fs::remove_file(journal) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(anyhow::Error::new(e).context(format!("cannot remove {}", journal.display()))),
                 }
             }
         }
-        Ok(())
     }
 
     /// Takes the lease on a source; `Busy` when a live sync holds it. A lease
     /// whose holder died on this host, or that expired, is taken over.
-    pub async fn acquire(&self, source: &str) -> Result<Option<Lease>> {
+    pub async fn acquire(&self, source: &str, ttl: Duration) -> Result<Option<Lease>> {
         let StateStore::Cluster { cluster, index } = self else {
             return Ok(None); // the state file's lock is the lease
         };
@@ -342,7 +536,7 @@ impl StateStore {
                 }
                 tracing::info!("taking over the sync lease of {} (expired or dead)", held["holder"]);
             }
-            let lease_body = body(now_ms() + LEASE_TTL.as_millis() as i64);
+            let lease_body = body(now_ms() + ttl.as_millis() as i64);
             match cluster.json(Method::Put, &path, Some(&lease_body)).await {
                 Ok(answer) => {
                     return Ok(Some(Lease {
@@ -350,6 +544,7 @@ impl StateStore {
                         seq_no: answer["_seq_no"].as_u64().unwrap_or(0),
                         primary_term: answer["_primary_term"].as_u64().unwrap_or(0),
                         body: lease_body,
+                        ttl,
                     }));
                 }
                 // Someone else wrote it first: look again.
@@ -369,7 +564,7 @@ impl StateStore {
         let StateStore::Cluster { cluster, index } = self else {
             return Ok(());
         };
-        lease.body["expires_ms"] = json!(now_ms() + LEASE_TTL.as_millis() as i64);
+        lease.body["expires_ms"] = json!(now_ms() + lease.ttl.as_millis() as i64);
         let path = format!(
             "/{index}/_doc/{}?if_seq_no={}&if_primary_term={}",
             lease.id, lease.seq_no, lease.primary_term
@@ -400,9 +595,50 @@ impl StateStore {
     }
 }
 
+/// Every hit's `_source` (only `fields`) of a search in the state index,
+/// page by page in `sort` order (a field unique among the hits).
+async fn search_all(cluster: &Cluster, index: &str, filter: Value, fields: &[&str], sort: &str) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut after: Option<Value> = None;
+    loop {
+        let mut query = json!({"size": PAGE, "query": {"bool": {"filter": filter}}, "_source": fields,
+                               "sort": [{sort: "asc"}], "track_total_hits": false});
+        if let Some(a) = &after {
+            query["search_after"] = a.clone();
+        }
+        let page = cluster
+            .json(Method::Post, &format!("/{index}/_search"), Some(&query))
+            .await
+            .with_context(|| format!("cannot read the sync state in {index}"))?;
+        let hits = page["hits"]["hits"].as_array().cloned().unwrap_or_default();
+        let full = hits.len() >= PAGE;
+        after = hits.last().map(|h| h["sort"].clone());
+        out.extend(hits.into_iter().map(|mut h| h["_source"].take()));
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
+/// Sends a bulk body of state documents; any refused one is an error.
+async fn bulk(cluster: &Cluster, index: &str, body: Vec<u8>) -> Result<()> {
+    let answer = cluster
+        .send(
+            Method::Post,
+            "/_bulk?filter_path=errors,items.*.error",
+            Some(body.into()),
+        )
+        .await
+        .with_context(|| format!("cannot record sync state in {index}"))?;
+    let answer: Value = serde_json::from_slice(&answer).unwrap_or_default();
+    if answer["errors"].as_bool() == Some(true) {
+        bail!("the cluster refused sync state records in {index}: {}", answer["items"]);
+    }
+    Ok(())
+}
+
 /// Writes a file via a temporary file and a rename, so a crash leaves the old or the new one.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
     let tmp = PathBuf::from(format!("{}.tmp-{}", path.display(), std::process::id()));
     let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
     file.write_all(bytes)?;
@@ -415,17 +651,18 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn record(name: &str, day: Option<i64>) -> Record {
-        Record {
-            name: name.into(),
-            version: "v1".into(),
-            day,
-            outcome: "indexed".into(),
-        }
+    fn record(name: &str, outcome: Outcome) -> Record {
+        Record::new(name, "v1", 10, outcome)
+    }
+
+    const A: &str = "s3://b/AWSLogs/111111111111/CloudTrail/us-east-1/";
+
+    fn day(text: &str) -> i64 {
+        crate::source::layout::parse_day(text).unwrap()
     }
 
     #[tokio::test]
-    async fn file_state_round_trip_and_lock() {
+    async fn file_state_journal_windows_and_pruning() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/sync.json");
         {
@@ -434,24 +671,79 @@ mod tests {
                 StateStore::in_file(&path).unwrap_err().downcast_ref::<Busy>().is_some(),
                 "second opener is refused"
             );
-            assert_eq!(store.last_day("s").await.unwrap(), None);
+            assert!(store.checkpoints("s").await.unwrap().is_empty());
             store
                 .record(
                     "s",
-                    &[record("a", Some(10)), record("b", Some(12)), record("c", None)],
-                    true,
+                    &[
+                        record(&format!("{A}2024/03/01/a.json.gz"), Outcome::Indexed),
+                        record(&format!("{A}2024/03/05/b.json.gz"), Outcome::Indexed),
+                        record(&format!("{A}2024/03/01/bad.json.gz"), Outcome::Failed),
+                        record("s3://b/loose/c.json", Outcome::Indexed),
+                    ],
                 )
                 .await
                 .unwrap();
-            store.record("other", &[record("x", Some(99))], true).await.unwrap();
+            store
+                .record("other", &[record("s3://c/x/2024/01/01/x.json", Outcome::Indexed)])
+                .await
+                .unwrap();
+            // Killed here: no finish. The journal holds the records.
+            assert!(dir.path().join("state/sync.json.journal").exists());
         }
         let store = StateStore::in_file(&path).unwrap();
-        assert_eq!(store.last_day("s").await.unwrap(), Some(12));
-        let done = store.done_since("s", Some(11)).await.unwrap();
-        let mut names: Vec<_> = done.keys().cloned().collect();
-        names.sort();
-        assert_eq!(names, ["b", "c"]);
-        assert_eq!(store.done_since("s", None).await.unwrap().len(), 3);
+        let mut windows = Windows::default();
+        assert_eq!(
+            store.done("s", &windows).await.unwrap().len(),
+            3,
+            "failed ones are not done"
+        );
+        windows.by_scope.insert(A.into(), day("2024-03-04"));
+        let mut done: Vec<String> = store.done("s", &windows).await.unwrap().into_keys().collect();
+        done.sort();
+        assert_eq!(done, [format!("{A}2024/03/05/b.json.gz"), "s3://b/loose/c.json".into()]);
+        assert_eq!(store.failed("s").await.unwrap().len(), 1);
+
+        // A complete run moves the checkpoint and prunes what no window will consult.
+        store
+            .finish("s", &[(A.to_string(), day("2024-03-05"))].into(), 1)
+            .await
+            .unwrap();
+        assert!(!dir.path().join("state/sync.json.journal").exists());
+        drop(store);
+        let store = StateStore::in_file(&path).unwrap();
+        assert_eq!(
+            store.checkpoints("s").await.unwrap(),
+            [(A.to_string(), day("2024-03-05"))].into()
+        );
+        let mut kept: Vec<String> = store
+            .done("s", &Windows::default())
+            .await
+            .unwrap()
+            .into_keys()
+            .collect();
+        kept.sort();
+        assert_eq!(kept, [format!("{A}2024/03/05/b.json.gz"), "s3://b/loose/c.json".into()]);
+        assert_eq!(
+            store.failed("s").await.unwrap().len(),
+            1,
+            "failures are kept until read"
+        );
+        assert_eq!(store.done("other", &Windows::default()).await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn old_state_files_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.json");
+        let name = format!("{A}2024/03/01/a.json.gz");
+        let old = json!({"version": 1, "sources": {"s": {name.clone(): {"name": name, "version": "e", "day": 19783, "outcome": "indexed"}}}});
+        std::fs::write(&path, old.to_string()).unwrap();
+        let StateStore::File { data, .. } = StateStore::in_file(&path).unwrap() else {
+            unreachable!()
+        };
+        let data = data.into_inner();
+        assert_eq!(data.sources["s"][&name].scope, A);
     }
 
     #[test]

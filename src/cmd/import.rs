@@ -143,6 +143,7 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
 
 /// The SOURCE arguments, and the S3 client when one of them is an `s3://` URL.
 pub(crate) async fn open_sources(args: &[String], s3_args: &S3Args) -> Result<(Vec<Source>, Option<Arc<S3>>)> {
+    let selection = Arc::new(config::selection(s3_args)?);
     let s3 = if args.iter().any(|s| s.starts_with("s3://")) {
         Some(Arc::new(S3::connect(config::s3(s3_args)?).await?))
     } else {
@@ -150,7 +151,9 @@ pub(crate) async fn open_sources(args: &[String], s3_args: &S3Args) -> Result<(V
     };
     let sources = args
         .iter()
-        .map(|s| Source::parse(s, s3.as_ref()).map_err(|e| config::UsageError(format!("{e:#}")).into()))
+        .map(|s| {
+            Source::parse(s, s3.as_ref(), selection.clone()).map_err(|e| config::UsageError(format!("{e:#}")).into())
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok((sources, s3))
 }

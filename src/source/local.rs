@@ -1,32 +1,43 @@
-//! Local folders and files: walking them in name order.
+//! Local folders and files: walking them in name order, skipping whole
+//! folders the selection rules out (accounts, regions, days in the
+//! CloudTrail layout).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
-use super::{Listed, Location, SourceObject, is_candidate, is_digest};
+use super::{Listed, Location, Missing, Selection, SourceObject, is_candidate, is_digest};
 
 /// Lists `root` (a folder of any depth, or one file) into `tx`.
-pub async fn list(root: PathBuf, tx: mpsc::Sender<Listed>) -> Result<()> {
-    tokio::task::spawn_blocking(move || walk(&root, &tx))
+pub async fn list(root: PathBuf, selection: Arc<Selection>, tx: mpsc::Sender<Listed>) -> Result<()> {
+    tokio::task::spawn_blocking(move || walk(&root, &selection, &tx))
         .await
         .context("the folder listing task failed")?
 }
 
 /// Reads one local file.
 pub async fn read(name: &str, path: &Path) -> Result<Vec<u8>> {
-    tokio::fs::read(path)
-        .await
-        .with_context(|| format!("{name}: cannot read"))
+    match tokio::fs::read(path).await {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(anyhow::Error::new(Missing(e.to_string())).context(format!("{name}: cannot read")))
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("{name}: cannot read"))),
+    }
 }
-fn walk(root: &Path, tx: &mpsc::Sender<Listed>) -> Result<()> {
+
+fn walk(root: &Path, selection: &Selection, tx: &mpsc::Sender<Listed>) -> Result<()> {
     let explicit_file = root.is_file();
     let walker = walkdir::WalkDir::new(root)
         .follow_links(true)
         .sort_by_file_name()
         .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+        .filter_entry(|e| {
+            (e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'))
+                && (!e.file_type().is_dir() || selection.may_hold(&e.path().to_string_lossy()))
+        });
     for entry in walker {
         let listed = match entry {
             Err(e) => {
@@ -40,7 +51,9 @@ fn walk(root: &Path, tx: &mpsc::Sender<Listed>) -> Result<()> {
             Ok(entry) => {
                 let path = entry.path();
                 let name = path.display().to_string();
-                if is_digest(&name) {
+                if !selection.wants_file(&name) {
+                    continue;
+                } else if is_digest(&name) {
                     Listed::Digest(name.into())
                 } else if !explicit_file && !is_candidate(&entry.file_name().to_string_lossy()) {
                     tracing::trace!("{name}: not a .json/.json.gz/.ndjson/.jsonl file, ignored");

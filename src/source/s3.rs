@@ -2,16 +2,21 @@
 //!
 //! Owns the connection (the standard credential chain and region
 //! resolution, `--profile`, `--region`, `--endpoint-url` with path-style
-//! addressing), knowledge of the CloudTrail key layout
+//! addressing), listing with the CloudTrail key layout in mind
 //! (`[prefix/]AWSLogs/[o-org/]<account>/CloudTrail[-Insight]/<region>/YYYY/MM/DD/`),
-//! turning `--accounts`/`--regions`/`--from`/`--to` into exact prefixes that are
-//! listed concurrently, and downloads bounded by bytes in flight.
+//! and downloads bounded by bytes in flight.
+//!
+//! Listing is a walk down the layout: accounts, kinds, regions, then only
+//! the years, months and days the [`Selection`] asks for (or each day of a
+//! short range directly), then the objects of each day. Every step is one
+//! delimiter listing; up to [`LIST_CONCURRENCY`] run at once, discovery and
+//! object listings alike, deepest first, so objects flow to the readers while
+//! discovery goes on.
 //!
 //! Invariant: LIST requests grow with the number of accounts, regions and
 //! days asked for, never with the days outside the range; a missing or
 //! unreadable object is reported by key, never fatal.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -26,24 +31,29 @@ use aws_sdk_s3::config::ProvideCredentials;
 use aws_sdk_s3::config::Region;
 use aws_sdk_s3::error::DisplayErrorContext;
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use tokio::sync::{Semaphore, mpsc};
 
-use super::{Listed, Location, SourceObject, is_digest};
+pub use super::layout::{Days, parse_day};
+use super::layout::{Selection, today};
+use super::{Listed, Location, Missing, SourceObject, is_candidate, is_digest};
 use crate::transform::civil_from_days;
 
-/// How to reach S3 and what to select, from the command line.
+/// LIST requests in flight at once for one source, discovery and object
+/// listings together.
+pub const LIST_CONCURRENCY: usize = 8;
+
+/// A range of at most this many days is listed day by day, without
+/// discovering its years and months first (fewer requests for short ranges,
+/// such as a sync's look-back window).
+const DIRECT_DAYS: i64 = 7;
+
+/// How to reach S3, from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct S3Options {
     pub profile: Option<String>,
     pub region: Option<String>,
     pub endpoint_url: Option<String>,
-    /// Only these accounts (12 digits), when not empty.
-    pub accounts: Vec<String>,
-    /// Only these regions, when not empty.
-    pub regions: Vec<String>,
-    /// Delivery days, inclusive, as days since 1970-01-01.
-    pub from: Option<i64>,
-    pub to: Option<i64>,
     /// Bytes of objects being downloaded or waiting to be decoded, at most.
     pub max_bytes_in_flight: u64,
 }
@@ -65,45 +75,87 @@ impl std::fmt::Debug for S3 {
     }
 }
 
-/// Parses `YYYY-MM-DD` into days since 1970-01-01.
-pub fn parse_day(text: &str) -> Result<i64, String> {
-    let bad = || format!("'{text}' is not a date (use YYYY-MM-DD, UTC)");
-    let parts: Vec<&str> = text.trim().split('-').collect();
-    let [y, m, d] = parts.as_slice() else { return Err(bad()) };
-    let (y, m, d): (i64, u32, u32) = (
-        y.parse().map_err(|_| bad())?,
-        m.parse().map_err(|_| bad())?,
-        d.parse().map_err(|_| bad())?,
-    );
-    if !(1970..=2999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return Err(bad());
-    }
-    let days = days_from_civil(y, m, d);
-    if civil_from_days(days) != (y as u32, m, d) {
-        return Err(bad());
-    }
-    Ok(days)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Splits `s3://bucket/prefix` into (bucket, prefix).
+/// Splits `s3://bucket/prefix` into (bucket, prefix), normalised: a prefix
+/// names a folder (`s3://b/AWSLogs` is `s3://b/AWSLogs/`), unless its last
+/// part is a log file's name.
 pub fn parse_url(url: &str) -> Result<(String, String)> {
     let rest = url.strip_prefix("s3://").context("not an s3:// URL")?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
         bail!("{url}: no bucket name (use s3://BUCKET/PREFIX)");
     }
-    Ok((bucket.to_string(), prefix.to_string()))
+    let prefix = prefix.trim_start_matches('/');
+    let prefix = if prefix.is_empty() || prefix.ends_with('/') || is_candidate(last_segment(prefix)) {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/")
+    };
+    Ok((bucket.to_string(), prefix))
+}
+
+/// One step of the walk down the layout: a prefix and what is under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    /// Above the layout: is there an `AWSLogs/` folder right under it?
+    Root(String),
+    /// `AWSLogs/`: accounts and organisations.
+    Logs(String),
+    /// `AWSLogs/o-org/`: the organisation's accounts.
+    Org(String),
+    /// `…/<account>/`: its `CloudTrail/` and `CloudTrail-Insight/` folders.
+    Account(String),
+    /// `…/CloudTrail/`: regions.
+    Kind(String),
+    /// `…/<region>/`: the days of its range.
+    Region(String),
+    /// `…/<region>/`: the years in range.
+    Years(String, Days),
+    /// `…/YYYY/`: the months in range.
+    Months(String, Days, u32),
+    /// `…/YYYY/MM/`: the days in range.
+    DaysOf(String, Days, u32, u32),
+    /// Every object under the prefix (the selection still applies to each key).
+    Objects(String),
+}
+
+/// Where the walk of a (normalised) prefix starts.
+fn first_step(prefix: &str) -> Step {
+    if !(prefix.is_empty() || prefix.ends_with('/')) {
+        return Step::Objects(prefix.to_string()); // one object's key
+    }
+    let segments: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
+    let Some(root) = segments.iter().position(|s| *s == "AWSLogs") else {
+        return Step::Root(prefix.to_string());
+    };
+    let below = &segments[root + 1..];
+    let in_org = below.first().is_some_and(|s| s.starts_with("o-"));
+    let prefix = prefix.to_string();
+    match (in_org, below.len() - usize::from(in_org)) {
+        (false, 0) => Step::Logs(prefix),
+        (true, 0) => Step::Org(prefix),
+        (_, 1) => Step::Account(prefix),
+        (_, 2) => Step::Kind(prefix),
+        (_, 3) => Step::Region(prefix),
+        _ => Step::Objects(prefix),
+    }
+}
+
+/// What is listed under a region for a range of days.
+fn region_steps(region: String, days: Days) -> Vec<Step> {
+    if days.is_open() {
+        return vec![Step::Objects(region)];
+    }
+    // An open end is today; tomorrow too, for clocks a little behind.
+    let last = days.to.unwrap_or(today() + 1);
+    match days.from {
+        Some(first) if first <= last && last - first < DIRECT_DAYS => (first..=last)
+            .map(|day| {
+                let (y, m, d) = civil_from_days(day);
+                Step::Objects(format!("{region}{y:04}/{m:02}/{d:02}/"))
+            })
+            .collect(),
+        _ => vec![Step::Years(region, days)],
+    }
 }
 
 impl S3 {
@@ -173,175 +225,139 @@ impl S3 {
         })
     }
 
-    /// Lists one `s3://bucket/prefix` source into `tx`.
-    ///
-    /// `days` (first, last delivery day) overrides `--from`/`--to` (sync uses it).
+    /// Lists one `s3://bucket/prefix` source (prefix as [`parse_url`] gives
+    /// it) into `tx`: what the selection asks for, [`LIST_CONCURRENCY`] LIST
+    /// requests at a time.
     pub async fn list(
         self: &Arc<Self>,
         bucket: &str,
         prefix: &str,
-        days: Option<Days>,
+        selection: &Selection,
         tx: &mpsc::Sender<Listed>,
     ) -> Result<()> {
-        let days = days.unwrap_or(Days {
-            from: self.options.from,
-            to: self.options.to,
-        });
-        let plan = self.plan(bucket, prefix, days).await?;
-        tracing::debug!("s3://{bucket}/{prefix}: listing {} prefix(es)", plan.len());
-        let tx = tx.clone();
-        let results = futures::stream::iter(plan)
-            .map(|(prefix, recursive_filter)| {
-                let tx = tx.clone();
-                let s3 = self.clone();
-                async move {
-                    s3.list_objects(bucket, &prefix, recursive_filter.then_some(days), &tx)
-                        .await
-                }
-            })
-            .buffer_unordered(8)
-            .collect::<Vec<_>>()
-            .await;
-        results.into_iter().collect()
+        // A stack: the deepest steps run first, so objects flow early.
+        let mut pending = vec![first_step(prefix)];
+        let mut running = FuturesUnordered::new();
+        loop {
+            while running.len() < LIST_CONCURRENCY
+                && let Some(step) = pending.pop()
+            {
+                running.push(self.step(bucket, step, selection, tx));
+            }
+            match running.next().await {
+                None => return Ok(()),
+                Some(Err(e)) => return Err(e),
+                // The reader is gone: stop.
+                Some(Ok(None)) => return Ok(()),
+                // In reverse, so the first (earliest) is taken first.
+                Some(Ok(Some(next))) => pending.extend(next.into_iter().rev()),
+            }
+        }
     }
 
-    /// The prefixes to list for a source: exact day prefixes where the layout
-    /// and the options allow, else the prefix itself (recursively, with the
-    /// day filter applied to the keys).
-    async fn plan(&self, bucket: &str, prefix: &str, days: Days) -> Result<Vec<(String, bool)>> {
-        let root = match prefix.find("AWSLogs/") {
-            Some(at) if at == 0 || prefix[..at].ends_with('/') => Some(prefix[..at + "AWSLogs/".len()].to_string()),
-            _ => {
-                // Above the layout (the bucket root or a trail's prefix)? Look for AWSLogs/ beneath.
-                let base = if prefix.is_empty() || prefix.ends_with('/') {
-                    prefix.to_string()
+    /// Runs one step of the walk: the steps it leads to, or None when the
+    /// reader is gone.
+    async fn step(
+        self: &Arc<Self>,
+        bucket: &str,
+        step: Step,
+        selection: &Selection,
+        tx: &mpsc::Sender<Listed>,
+    ) -> Result<Option<Vec<Step>>> {
+        let next = match step {
+            Step::Root(base) => {
+                let logs = format!("{base}AWSLogs/");
+                if self.common_prefixes(bucket, &base).await?.contains(&logs) {
+                    vec![Step::Logs(logs)]
                 } else {
-                    format!("{prefix}/")
-                };
-                let children = self.common_prefixes(bucket, &base).await?;
-                children
-                    .contains(&format!("{base}AWSLogs/"))
-                    .then(|| format!("{base}AWSLogs/"))
+                    vec![Step::Objects(base)]
+                }
             }
-        };
-        let Some(root) = root else {
-            return Ok(vec![(prefix.to_string(), true)]);
-        };
-        let below: Vec<&str> = prefix[prefix.len().min(root.len())..]
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .collect();
-        // Deeper than the account level: list what was asked for, filtering keys by day.
-        if below.len() > 2 || (below.len() == 2 && !below[0].starts_with("o-")) {
-            return Ok(vec![(prefix.to_string(), true)]);
-        }
-
-        // Accounts (through organisations where the trail is an organisation trail).
-        let mut accounts = Vec::new();
-        let scopes: Vec<String> = match below.as_slice() {
-            [] => {
-                let mut scopes = Vec::new();
-                for child in self.common_prefixes(bucket, &root).await? {
+            Step::Logs(root) => self
+                .common_prefixes(bucket, &root)
+                .await?
+                .into_iter()
+                .filter_map(|child| {
                     let name = last_segment(&child);
                     if name.starts_with("o-") {
-                        scopes.push(child);
+                        Some(Step::Org(child))
                     } else {
-                        accounts.push(child);
+                        selection.wants_account(name).then_some(Step::Account(child))
                     }
-                }
-                scopes
-            }
-            [first] if first.starts_with("o-") => vec![format!("{root}{first}/")],
-            [first] => {
-                accounts.push(format!("{root}{first}/"));
-                Vec::new()
-            }
-            [org, account] => {
-                accounts.push(format!("{root}{org}/{account}/"));
-                Vec::new()
-            }
-            _ => Vec::new(),
-        };
-        for org in scopes {
-            if self.options.accounts.is_empty() {
-                accounts.extend(self.common_prefixes(bucket, &org).await?);
-            } else {
-                accounts.extend(self.options.accounts.iter().map(|a| format!("{org}{a}/")));
-            }
-        }
-        if !self.options.accounts.is_empty() {
-            let wanted: BTreeSet<&str> = self.options.accounts.iter().map(String::as_str).collect();
-            accounts.retain(|a| wanted.contains(last_segment(a)));
-            if below.is_empty() {
-                // Accounts asked for that sit directly under AWSLogs/ but were not listed as such.
-                for a in &self.options.accounts {
-                    let direct = format!("{root}{a}/");
-                    if !accounts.contains(&direct) {
-                        accounts.push(direct);
-                    }
-                }
-            }
-        }
-
-        // Regions under CloudTrail/ and CloudTrail-Insight/ of each account, then days.
-        let mut plan = Vec::new();
-        for account in accounts {
-            let kinds: Vec<String> = self
+                })
+                .collect(),
+            // Accounts asked for: no need to list the organisation's thousands.
+            Step::Org(org) if !selection.accounts.is_empty() => selection
+                .accounts
+                .iter()
+                .map(|a| Step::Account(format!("{org}{a}/")))
+                .collect(),
+            Step::Org(org) => self
+                .common_prefixes(bucket, &org)
+                .await?
+                .into_iter()
+                .map(Step::Account)
+                .collect(),
+            Step::Account(account) if !selection.wants_account(last_segment(&account)) => Vec::new(),
+            Step::Account(account) => self
                 .common_prefixes(bucket, &account)
                 .await?
                 .into_iter()
                 .filter(|k| matches!(last_segment(k), "CloudTrail" | "CloudTrail-Insight"))
-                .collect();
-            for kind in kinds {
-                let regions = if self.options.regions.is_empty() {
-                    self.common_prefixes(bucket, &kind).await?
-                } else {
-                    self.options.regions.iter().map(|r| format!("{kind}{r}/")).collect()
-                };
-                for region in regions {
-                    if days.from.is_none() && days.to.is_none() {
-                        plan.push((region, true));
-                    } else {
-                        let found = self.day_prefixes(bucket, &region, days).await?;
-                        plan.extend(found.into_iter().map(|day| (day, false)));
-                    }
-                }
+                .map(Step::Kind)
+                .collect(),
+            Step::Kind(kind) if !selection.regions.is_empty() => selection
+                .regions
+                .iter()
+                .map(|r| Step::Region(format!("{kind}{r}/")))
+                .collect(),
+            Step::Kind(kind) => self
+                .common_prefixes(bucket, &kind)
+                .await?
+                .into_iter()
+                .map(Step::Region)
+                .collect(),
+            Step::Region(region) if !selection.wants_region(last_segment(&region)) => Vec::new(),
+            Step::Region(region) => {
+                let days = selection.days_for(&format!("s3://{bucket}/{region}"));
+                region_steps(region, days)
             }
-        }
-        Ok(plan)
-    }
-
-    /// The `YYYY/MM/DD/` folders under a region that fall in the range, found
-    /// by walking years, then months, then days in range only: the requests
-    /// grow with the folders in range, not with the calendar days between.
-    async fn day_prefixes(&self, bucket: &str, region: &str, days: Days) -> Result<Vec<String>> {
-        let (from, to) = (days.from.map(civil_from_days), days.to.map(civil_from_days));
-        let year_ok = |y: u32| from.is_none_or(|f| y >= f.0) && to.is_none_or(|t| y <= t.0);
-        let month_ok =
-            |y: u32, m: u32| from.is_none_or(|f| (y, m) >= (f.0, f.1)) && to.is_none_or(|t| (y, m) <= (t.0, t.1));
-        let mut out = Vec::new();
-        for year in self.common_prefixes(bucket, region).await? {
-            let Ok(y) = last_segment(&year).parse::<u32>() else {
-                continue;
-            };
-            if !year_ok(y) {
-                continue;
-            }
-            for month in self.common_prefixes(bucket, &year).await? {
-                let Ok(m) = last_segment(&month).parse::<u32>() else {
-                    continue;
-                };
-                if !month_ok(y, m) {
-                    continue;
+            Step::Years(region, days) => self
+                .common_prefixes(bucket, &region)
+                .await?
+                .into_iter()
+                .filter_map(|year| {
+                    let y = last_segment(&year).parse::<u32>().ok()?;
+                    days.may_hold(y, None, None).then_some(Step::Months(year, days, y))
+                })
+                .collect(),
+            Step::Months(year, days, y) => self
+                .common_prefixes(bucket, &year)
+                .await?
+                .into_iter()
+                .filter_map(|month| {
+                    let m = last_segment(&month).parse::<u32>().ok()?;
+                    days.may_hold(y, Some(m), None)
+                        .then_some(Step::DaysOf(month, days, y, m))
+                })
+                .collect(),
+            Step::DaysOf(month, days, y, m) => self
+                .common_prefixes(bucket, &month)
+                .await?
+                .into_iter()
+                .filter_map(|day| {
+                    let d = last_segment(&day).parse::<u32>().ok()?;
+                    days.may_hold(y, Some(m), Some(d)).then_some(Step::Objects(day))
+                })
+                .collect(),
+            Step::Objects(prefix) => {
+                if !self.list_objects(bucket, &prefix, selection, tx).await? {
+                    return Ok(None);
                 }
-                for day in self.common_prefixes(bucket, &month).await? {
-                    if days.contains_key(&day) {
-                        out.push(day);
-                    }
-                }
+                Vec::new()
             }
-        }
-        Ok(out)
+        };
+        Ok(Some(next))
     }
 
     /// One delimiter listing: the "folders" directly under a prefix.
@@ -369,15 +385,15 @@ impl S3 {
         Ok(out)
     }
 
-    /// Lists every object under a prefix into `tx`, skipping digests and, for
-    /// recursive listings, keys outside the day range.
+    /// Lists every object under a prefix into `tx`, skipping what the
+    /// selection does not want; false when the reader is gone.
     async fn list_objects(
         self: &Arc<Self>,
         bucket: &str,
         prefix: &str,
-        filter_days: Option<Days>,
+        selection: &Selection,
         tx: &mpsc::Sender<Listed>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut pages = self
             .client
             .list_objects_v2()
@@ -395,11 +411,13 @@ impl S3 {
                 if key.ends_with('/') {
                     continue;
                 }
-                let name: Arc<str> = Arc::from(format!("s3://{bucket}/{key}"));
+                let name = format!("s3://{bucket}/{key}");
+                if !selection.wants_file(&name) {
+                    continue;
+                }
+                let name: Arc<str> = Arc::from(name);
                 let listed = if is_digest(key) {
                     Listed::Digest(name)
-                } else if filter_days.is_some_and(|d| !d.contains_key(key)) {
-                    continue;
                 } else {
                     Listed::Object(SourceObject {
                         name,
@@ -413,11 +431,11 @@ impl S3 {
                     })
                 };
                 if tx.send(listed).await.is_err() {
-                    return Ok(());
+                    return Ok(false);
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Downloads one object, waiting for room in the bytes-in-flight budget;
@@ -449,12 +467,11 @@ impl S3 {
                     .send()
                     .await
                     .map_err(|e| {
-                        let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key());
-                        anyhow::anyhow!(
-                            "{}{}",
-                            if missing { "no such key: " } else { "" },
-                            DisplayErrorContext(&e)
-                        )
+                        if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                            anyhow::Error::new(Missing(DisplayErrorContext(&e).to_string()))
+                        } else {
+                            anyhow::anyhow!("{}", DisplayErrorContext(&e))
+                        }
                     })?;
                 let bytes = object.body.collect().await.context("the download broke off")?;
                 anyhow::Ok(bytes.into_bytes().to_vec())
@@ -472,39 +489,8 @@ impl S3 {
     }
 }
 
-/// A range of delivery days (days since 1970-01-01), inclusive; open where None.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Days {
-    pub from: Option<i64>,
-    pub to: Option<i64>,
-}
-
-impl Days {
-    /// Whether a key's delivery day (its `YYYY/MM/DD/` folders) is in range;
-    /// keys without such folders always are.
-    pub fn contains_key(&self, key: &str) -> bool {
-        match key_day(key) {
-            Some(day) => self.from.is_none_or(|f| day >= f) && self.to.is_none_or(|t| day <= t),
-            None => true,
-        }
-    }
-}
-
 fn last_segment(prefix: &str) -> &str {
     prefix.trim_end_matches('/').rsplit('/').next().unwrap_or("")
-}
-
-/// The delivery day of a CloudTrail key: the `YYYY/MM/DD` folders after the region.
-pub fn key_day(key: &str) -> Option<i64> {
-    let parts: Vec<&str> = key.split('/').collect();
-    parts.windows(3).find_map(|w| {
-        let (y, m, d) = (w[0], w[1], w[2]);
-        if y.len() == 4 && m.len() == 2 && d.len() == 2 {
-            parse_day(&format!("{y}-{m}-{d}")).ok()
-        } else {
-            None
-        }
-    })
 }
 
 #[cfg(test)]
@@ -512,28 +498,87 @@ mod tests {
     use super::*;
 
     #[test]
-    fn days() {
-        assert_eq!(parse_day("1970-01-01"), Ok(0));
-        assert_eq!(parse_day("2024-02-29"), Ok(19_782));
-        assert!(parse_day("2023-02-29").is_err());
-        assert!(parse_day("2024-13-01").is_err());
-        assert!(parse_day("yesterday").is_err());
-        for d in [-1000, 0, 19_000, 30_000] {
-            let (y, m, dd) = civil_from_days(d);
-            assert_eq!(days_from_civil(i64::from(y), m, dd), d);
+    fn urls_are_normalised() {
+        for (url, bucket, prefix) in [
+            ("s3://b", "b", ""),
+            ("s3://b/", "b", ""),
+            ("s3://b/AWSLogs", "b", "AWSLogs/"),
+            ("s3://b//AWSLogs/", "b", "AWSLogs/"),
+            ("s3://b/trail", "b", "trail/"),
+            (
+                "s3://b/AWSLogs/1/CloudTrail/us-east-1/2024/01/01/x.json.gz",
+                "b",
+                "AWSLogs/1/CloudTrail/us-east-1/2024/01/01/x.json.gz",
+            ),
+        ] {
+            assert_eq!(parse_url(url).unwrap(), (bucket.into(), prefix.into()), "{url}");
+        }
+        assert!(parse_url("s3:///x").is_err());
+        assert_eq!(last_segment("AWSLogs/o-abc/"), "o-abc");
+    }
+
+    #[test]
+    fn walks_start_at_the_prefix_level() {
+        let s = |p: &str| p.to_string();
+        for (prefix, step) in [
+            ("", Step::Root(s(""))),
+            ("trail/", Step::Root(s("trail/"))),
+            ("AWSLogs/", Step::Logs(s("AWSLogs/"))),
+            ("t/AWSLogs/o-x/", Step::Org(s("t/AWSLogs/o-x/"))),
+            ("AWSLogs/111111111111/", Step::Account(s("AWSLogs/111111111111/"))),
+            (
+                "AWSLogs/o-x/111111111111/",
+                Step::Account(s("AWSLogs/o-x/111111111111/")),
+            ),
+            (
+                "AWSLogs/111111111111/CloudTrail/",
+                Step::Kind(s("AWSLogs/111111111111/CloudTrail/")),
+            ),
+            (
+                "AWSLogs/o-x/111111111111/CloudTrail/eu-west-1/",
+                Step::Region(s("AWSLogs/o-x/111111111111/CloudTrail/eu-west-1/")),
+            ),
+            (
+                "AWSLogs/111111111111/CloudTrail/eu-west-1/2024/",
+                Step::Objects(s("AWSLogs/111111111111/CloudTrail/eu-west-1/2024/")),
+            ),
+            ("a/x.json.gz", Step::Objects(s("a/x.json.gz"))),
+        ] {
+            assert_eq!(first_step(prefix), step, "{prefix}");
         }
     }
 
     #[test]
-    fn keys_and_urls() {
-        assert_eq!(
-            key_day("AWSLogs/o-abc/123456789012/CloudTrail/us-east-1/2024/02/29/x.json.gz"),
-            parse_day("2024-02-29").ok()
+    fn short_ranges_are_listed_day_by_day() {
+        let day = |t: &str| parse_day(t).unwrap();
+        let r = || "R/".to_string();
+        let steps = region_steps(
+            r(),
+            Days {
+                from: Some(day("2024-02-28")),
+                to: Some(day("2024-03-01")),
+            },
         );
-        assert_eq!(key_day("random/key.json"), None);
-        assert_eq!(parse_url("s3://b/AWSLogs/").unwrap(), ("b".into(), "AWSLogs/".into()));
-        assert_eq!(parse_url("s3://b").unwrap(), ("b".into(), "".into()));
-        assert!(parse_url("s3:///x").is_err());
-        assert_eq!(last_segment("AWSLogs/o-abc/"), "o-abc");
+        assert_eq!(
+            steps,
+            ["R/2024/02/28/", "R/2024/02/29/", "R/2024/03/01/"].map(|p| Step::Objects(p.into()))
+        );
+        let long = Days {
+            from: Some(day("2024-01-01")),
+            to: Some(day("2024-03-01")),
+        };
+        assert_eq!(region_steps(r(), long), [Step::Years(r(), long)]);
+        assert_eq!(region_steps(r(), Days::default()), [Step::Objects(r())]);
+        // An open end: up to tomorrow when that is close, else walked.
+        let recent = Days {
+            from: Some(today() - 1),
+            to: None,
+        };
+        assert_eq!(region_steps(r(), recent).len(), 3);
+        let old = Days {
+            from: Some(day("2024-01-01")),
+            to: None,
+        };
+        assert_eq!(region_steps(r(), old), [Step::Years(r(), old)]);
     }
 }

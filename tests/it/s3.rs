@@ -385,63 +385,258 @@ fn s3_selection_lists_only_what_is_asked_for() {
         assert!(cluster.count(&prefix, json!({"match_all": {}})) > 0, "{extra:?}");
         cluster.cleanup(&prefix);
     }
-
-    // LIST requests do not grow with the days outside the range: add 40 days of
-    // files outside it, and the same selection lists exactly as much.
-    let select = [
-        "--accounts",
-        ACCOUNTS[0],
-        "--regions",
-        "us-east-1",
-        "--from",
-        "2023-07-09",
-        "--to",
-        "2023-07-09",
-    ];
-    let prefix = support::prefix("lists");
-    let before = list_requests(&server, &trail.bucket);
-    let (run, s1) = import(&cluster, &server, &url, &prefix, &select);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let first = list_requests(&server, &trail.bucket) - before;
-
-    let rt = runtime();
-    let c = client(&server.endpoint);
-    let extra_dir = tempfile::tempdir().unwrap();
-    let one = support::fixtures().join("trail/AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10");
-    let sample = std::fs::read_dir(&one).unwrap().flatten().next().unwrap().path();
-    for day in 1..=20 {
-        for month in ["05", "06"] {
-            let key = format!(
-                "{}/CloudTrail/us-east-1/2023/{month}/{day:02}/extra.json.gz",
-                account_root(ACCOUNTS[0])
-            );
-            put(
-                &rt,
-                &c,
-                &trail.bucket,
-                &key,
-                std::fs::read(&sample).unwrap(),
-                extra_dir.path(),
-            );
-        }
-    }
-    let before = list_requests(&server, &trail.bucket);
-    let (run, s2) = import(&cluster, &server, &url, &prefix, &select);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let second = list_requests(&server, &trail.bucket) - before;
-    assert_eq!(s1["events_read"], s2["events_read"]);
-    assert_eq!(s1["s3_list_requests"], s2["s3_list_requests"], "ctindex's own count");
-    if server.request_log.is_some() {
-        assert!(first > 0, "the server's request log shows no LIST requests");
-        assert_eq!(first, second, "LIST requests grew with days outside the range");
-    }
-    eprintln!(
-        "LIST requests for one account, region and day: {first} (server log), {} (ctindex)",
-        s1["s3_list_requests"]
-    );
-    cluster.cleanup(&prefix);
 }
 
+/// `import --dry-run` (reads and encodes everything, sends nothing): the
+/// run and its summary.
+fn dry_run(server: &Server, source: &str, extra: &[&str]) -> (support::Run, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("s.json");
+    let mut args = vec![
+        "import",
+        source,
+        "--dry-run",
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ];
+    s3_env_args(server, &mut args);
+    args.extend_from_slice(extra);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ctindex"));
+    cmd.args(&args).current_dir(dir.path());
+    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        if std::env::var(key).is_err() {
+            cmd.env(key, "test");
+        }
+    }
+    let run: support::Run = cmd.output().unwrap().into();
+    let s = std::fs::read_to_string(&summary)
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or(Value::Null);
+    (run, s)
+}
+
+/// A bucket of its own with a one-account trail (`days` of one file each in
+/// us-east-1); returns its name.
+fn small_trail(server: &Server, tag: &str, days: &[&str]) -> String {
+    let bucket = format!("ctindex-{tag}-{}", std::process::id());
+    runtime()
+        .block_on(client(&server.endpoint).create_bucket().bucket(&bucket).send())
+        .unwrap();
+    let sample = support::fixtures().join("trail/AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10");
+    let sample = std::fs::read_dir(&sample).unwrap().flatten().next().unwrap().path();
+    let body = std::fs::read(&sample).unwrap();
+    put_many(
+        &server.endpoint,
+        &bucket,
+        days.iter()
+            .map(|day| {
+                (
+                    format!("AWSLogs/{}/CloudTrail/us-east-1/{day}/f.json.gz", ACCOUNTS[0]),
+                    body.clone(),
+                )
+            })
+            .collect(),
+    );
+    bucket
+}
+
+#[test]
+fn list_requests_do_not_grow_with_the_days_outside_the_range() {
+    let Some(server) = server("list_requests_do_not_grow_with_the_days_outside_the_range") else {
+        return;
+    };
+    let bucket = small_trail(&server, "lists", &["2023/07/08", "2023/07/09", "2023/07/10"]);
+    let url = format!("s3://{bucket}");
+    let selections: [&[&str]; 3] = [
+        // One day: listed directly.
+        &["--regions", "us-east-1", "--from", "2023-07-09", "--to", "2023-07-09"],
+        // A month: years, months and days are walked, in range only.
+        &["--accounts", ACCOUNTS[0], "--from", "2023-07-01", "--to", "2023-07-31"],
+        // From a day on, open-ended.
+        &["--from", "2023-07-09"],
+    ];
+    let measure = || -> Vec<(usize, Value)> {
+        selections
+            .iter()
+            .map(|select| {
+                let before = list_requests(&server, &bucket);
+                let (run, s) = dry_run(&server, &url, select);
+                assert_eq!(run.code, 0, "{select:?}: {}", run.stderr);
+                (list_requests(&server, &bucket) - before, s)
+            })
+            .collect()
+    };
+    let first = measure();
+    // 40 days of files outside every range, in two other months.
+    let extra: Vec<(String, Vec<u8>)> = (1..=20)
+        .flat_map(|day| {
+            ["05", "06"].map(|month| {
+                (
+                    format!(
+                        "AWSLogs/{}/CloudTrail/us-east-1/2023/{month}/{day:02}/extra.json.gz",
+                        ACCOUNTS[0]
+                    ),
+                    gz(b"{\"Records\":[]}"),
+                )
+            })
+        })
+        .collect();
+    put_many(&server.endpoint, &bucket, extra);
+    let second = measure();
+    for ((select, (a, s1)), (b, s2)) in selections.iter().zip(&first).zip(&second) {
+        assert!(s1["events_read"].as_u64().unwrap() > 0, "{select:?}");
+        assert_eq!(s1["events_read"], s2["events_read"], "{select:?}");
+        assert_eq!(s1["files"], s2["files"], "{select:?}");
+        assert_eq!(
+            s1["s3_list_requests"], s2["s3_list_requests"],
+            "{select:?}: ctindex's own count"
+        );
+        if server.request_log.is_some() {
+            assert!(*a > 0, "the server's request log shows no LIST requests");
+            assert_eq!(a, b, "{select:?}: LIST requests grew with days outside the range");
+            assert_eq!(*a as u64, s1["s3_list_requests"].as_u64().unwrap(), "{select:?}");
+        }
+        eprintln!(
+            "LIST requests for {select:?}: {a} (server log), {} (ctindex)",
+            s1["s3_list_requests"]
+        );
+    }
+    // The bucket root, AWSLogs/, the account's folders, then the day itself.
+    assert_eq!(first[0].1["s3_list_requests"], json!(4), "one day is listed directly");
+}
+
+#[test]
+fn selection_applies_to_every_prefix_shape_and_to_local_mirrors() {
+    let Some(server) = server("selection_applies_to_every_prefix_shape_and_to_local_mirrors") else {
+        return;
+    };
+    let trail = trail(&server);
+    let org = "AWSLogs/o-test123456";
+    let region_level = format!("{org}/{}/CloudTrail/us-east-1", ACCOUNTS[2]);
+    let deep = format!("AWSLogs/{}/CloudTrail/eu-west-1/2023", ACCOUNTS[1]);
+    let two = format!("{},{}", ACCOUNTS[2], ACCOUNTS[0]);
+    type Pick = Box<dyn Fn(&(String, String, String, usize)) -> bool>;
+    // (prefix under the bucket / mirror, options, what is expected, LIST requests if known)
+    let cases: Vec<(&str, Vec<&str>, Pick, Option<u64>)> = vec![
+        // No trailing slash: still the layout.
+        (
+            "AWSLogs",
+            vec!["--accounts", ACCOUNTS[1]],
+            Box::new(|f| f.0 == ACCOUNTS[1]),
+            None,
+        ),
+        (
+            org,
+            vec!["--regions", "eu-west-1"],
+            Box::new(|f| f.0 == ACCOUNTS[2] && f.1 == "eu-west-1"),
+            None,
+        ),
+        (
+            "AWSLogs/111111111111/",
+            vec!["--from", "2023-07-09", "--to", "2023-07-09"],
+            Box::new(|f| f.0 == ACCOUNTS[0] && f.2 == "2023/07/09"),
+            None,
+        ),
+        // At region level, a day is one LIST, not a recursive listing of the region.
+        (
+            &region_level,
+            vec!["--from", "2023-07-10", "--to", "2023-07-10"],
+            Box::new(|f| f.0 == ACCOUNTS[2] && f.1 == "us-east-1" && f.2 == "2023/07/10"),
+            Some(1),
+        ),
+        // --to alone: everything up to that day.
+        (
+            &region_level,
+            vec!["--to", "2023-07-09"],
+            Box::new(|f| f.0 == ACCOUNTS[2] && f.1 == "us-east-1" && f.2 != "2023/07/10"),
+            None,
+        ),
+        // Deeper than the region: listed recursively, keys still selected.
+        (
+            &deep,
+            vec!["--from", "2023-07-10"],
+            Box::new(|f| f.0 == ACCOUNTS[1] && f.1 == "eu-west-1" && f.2 == "2023/07/10"),
+            None,
+        ),
+        (&deep, vec!["--accounts", ACCOUNTS[0]], Box::new(|_| false), None),
+        (&deep, vec!["--regions", "us-east-1"], Box::new(|_| false), None),
+        (
+            "",
+            vec!["--accounts", &two, "--regions", "us-east-1", "--to", "2023-07-09"],
+            Box::new(|f| f.0 != ACCOUNTS[1] && f.1 == "us-east-1" && f.2 != "2023/07/10"),
+            None,
+        ),
+    ];
+    for (prefix, options, wanted, lists) in &cases {
+        let expected: usize = trail.files.values().filter(|f| wanted(f)).map(|f| f.3).sum();
+        let url = format!("s3://{}/{prefix}", trail.bucket);
+        let (run, s) = dry_run(&server, &url, options);
+        assert_eq!(run.code, 0, "{url} {options:?}: {}", run.stderr);
+        assert_eq!(s["events_read"], json!(expected), "{url} {options:?}");
+        if let Some(lists) = lists {
+            assert_eq!(s["s3_list_requests"], json!(lists), "{url} {options:?}");
+        }
+        let mirror = trail.mirror.path().join(prefix);
+        let (run, s) = dry_run(&server, mirror.to_str().unwrap(), options);
+        assert_eq!(run.code, 0, "{} {options:?}: {}", mirror.display(), run.stderr);
+        assert_eq!(s["events_read"], json!(expected), "{} {options:?}", mirror.display());
+    }
+}
+
+#[test]
+fn bad_selections_are_usage_errors_for_every_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    for (options, named) in [
+        (vec!["--accounts", "12345"], "--accounts"),
+        (vec!["--accounts", "123456789012,abcdefghijkl"], "--accounts"),
+        (vec!["--from", "2024-03-02", "--to", "2024-03-01"], "--from"),
+    ] {
+        let mut args = vec!["import", path, "--dry-run"];
+        args.extend(&options);
+        let run = support::ctindex(&args);
+        assert_eq!(run.code, 2, "{options:?}: {}", run.stderr);
+        assert!(run.stderr.contains(named), "{options:?}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn an_unreadable_object_is_reported_by_key_and_counted() {
+    let Some(server) = server("an_unreadable_object_is_reported_by_key_and_counted") else {
+        return;
+    };
+    let bucket = small_trail(&server, "glacier", &["2023/07/08", "2023/07/09"]);
+    // An object moved to Glacier cannot be downloaded until restored.
+    let key = format!(
+        "AWSLogs/{}/CloudTrail/us-east-1/2023/07/09/archived.json.gz",
+        ACCOUNTS[0]
+    );
+    runtime()
+        .block_on(
+            client(&server.endpoint)
+                .put_object()
+                .bucket(&bucket)
+                .key(&key)
+                .storage_class(aws_sdk_s3::types::StorageClass::Glacier)
+                .body(ByteStream::from(gz(b"{\"Records\":[]}")))
+                .send(),
+        )
+        .unwrap();
+    let (run, s) = dry_run(&server, &format!("s3://{bucket}"), &[]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(
+        (s["files"].as_u64(), s["files_skipped"].as_u64()),
+        (Some(2), Some(1)),
+        "{}",
+        run.stderr
+    );
+    assert!(s["events_read"].as_u64().unwrap() > 0);
+    assert!(
+        run.stderr.contains(&format!("s3://{bucket}/{key}")) && run.stderr.contains("InvalidObjectState"),
+        "the key and the reason are named: {}",
+        run.stderr
+    );
+}
 #[test]
 fn missing_credentials_fail_fast_with_what_was_tried() {
     let start = std::time::Instant::now();
