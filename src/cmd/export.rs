@@ -15,14 +15,16 @@ use anyhow::{Context, Result};
 
 use super::Outcome;
 use super::import::{default_workers, open_sources, report, watch_signals};
+use super::sync::{self, Finish, SyncSettings};
 use crate::cli::ExportArgs;
 use crate::config::{self, usage};
 use crate::dlq::DeadLetters;
 use crate::export::commit::Folder;
 use crate::export::{Encoder, Exporter, LineWriter, Stdout};
-use crate::pipeline::{Cancel, Options, Output, Pipeline};
+use crate::pipeline::{Cancel, Options, Output, Pipeline, Tracker};
 use crate::progress::{Reporter, Stats, Summary};
 use crate::sink::FileNames;
+use crate::state::StateStore;
 use crate::transform::Transformer;
 
 /// Records move from the decoders to the sorter in batches of about this size.
@@ -36,15 +38,34 @@ pub async fn run(args: ExportArgs) -> Result<Outcome> {
     if to_stdout && args.report.summary_json.as_deref() == Some(Path::new("-")) {
         return usage("the events go to stdout: write --summary-json to a file");
     }
+    if args.incremental && (args.s3.from.is_some() || args.s3.to.is_some()) {
+        return usage("--incremental chooses its own days: use --since for the first run instead of --from/--to");
+    }
     let (sources, _s3) = open_sources(&args.sources, &args.s3).await?;
     let transformer = Arc::new(Transformer::for_export(config::field_filter(&args.filter)?));
     let folder = match to_stdout {
         true => None,
         false => Some(Folder::open(&args.out)?),
     };
+    let state = match (&folder, args.incremental) {
+        (Some(folder), true) => {
+            let path = args
+                .state_file
+                .clone()
+                .unwrap_or_else(|| folder.work().join("state.json"));
+            Some(StateStore::in_file(&path)?)
+        }
+        _ => None,
+    };
     if let Some(folder) = &folder
         && let Some(journal) = folder.recover()?
     {
+        // The lines of the interrupted run are in; now its records.
+        if let Some(state) = &state {
+            for finish in &journal.records {
+                finish.save(state).await?;
+            }
+        }
         folder.clear(&journal)?;
     }
     let spill_dir = match &folder {
@@ -55,21 +76,24 @@ pub async fn run(args: ExportArgs) -> Result<Outcome> {
     let stats = Arc::new(Stats::default());
     let dlq = Arc::new(DeadLetters::new(&args.report.dead_letter));
     let exporter = Arc::new(Exporter::new(args.sort_memory, spill_dir.clone(), stats.clone()));
+    let encoder = Arc::new(Encoder {
+        format: args.format,
+        route: !to_stdout,
+    });
     let workers = args.workers.map(usize::from).unwrap_or_else(default_workers);
     let cancel = Arc::new(Cancel::default());
     let signals = tokio::spawn(watch_signals(cancel.clone()));
-    let pipeline = Pipeline {
-        transformer,
+    let names = Arc::new(FileNames::default());
+    let decoders = Arc::new(tokio::sync::Semaphore::new(workers));
+    let pipeline = |tracker: Option<Arc<dyn Tracker>>| Pipeline {
+        transformer: transformer.clone(),
         output: Output::Export {
-            encoder: Arc::new(Encoder {
-                format: args.format,
-                route: !to_stdout,
-            }),
+            encoder: encoder.clone(),
             exporter: exporter.clone(),
         },
         stats: stats.clone(),
         dlq: dlq.clone(),
-        names: Arc::new(FileNames::default()),
+        names: names.clone(),
         options: Options {
             batch_bytes: BATCH_BYTES,
             concurrency: 1,
@@ -77,8 +101,8 @@ pub async fn run(args: ExportArgs) -> Result<Outcome> {
             downloads: usize::from(args.s3.downloads),
         },
         cancel: cancel.clone(),
-        decoders: Arc::new(tokio::sync::Semaphore::new(workers)),
-        tracker: None,
+        decoders: decoders.clone(),
+        tracker,
         in_flight: Default::default(),
     };
 
@@ -89,14 +113,27 @@ pub async fn run(args: ExportArgs) -> Result<Outcome> {
         true,
         Duration::from_secs(args.report.progress_interval.max(1)),
     );
-    let mut result = pipeline.run(sources).await;
+    let read = match &state {
+        None => pipeline(None).run(sources).await.map(|()| Vec::new()),
+        Some(state) => {
+            let settings = SyncSettings {
+                since: args.since,
+                lookback_days: args.lookback_days,
+                state_file: None,
+                state_index: String::new(),
+                lease_ttl: Duration::from_secs(120),
+                deferred: true,
+            };
+            sync::run_sources(state, sources, "export", &settings, &cancel, pipeline).await
+        }
+    };
     reporter.finish().await;
     signals.abort();
-    drop(pipeline);
-    if result.is_ok() {
-        // What was read is written, also after a Ctrl-C.
-        result = write(exporter, folder).await;
-    }
+    // What was read is written, also after a Ctrl-C.
+    let mut result = match read {
+        Ok(finishes) => write(exporter, folder, finishes, state).await,
+        Err(e) => Err(e),
+    };
     if to_stdout {
         let _ = std::fs::remove_dir_all(&spill_dir);
     }
@@ -115,25 +152,40 @@ pub async fn run(args: ExportArgs) -> Result<Outcome> {
     report(&summary, result, &args.report, to_stdout)
 }
 
-/// Merges the sorted records into the folder (committed) or onto stdout.
-async fn write(exporter: Arc<Exporter>, folder: Option<Folder>) -> Result<()> {
+/// Merges the sorted records onto stdout, or into the folder: committed
+/// through its journal, then the incremental state saved.
+async fn write(
+    exporter: Arc<Exporter>,
+    folder: Option<Folder>,
+    finishes: Vec<Finish>,
+    state: Option<StateStore>,
+) -> Result<()> {
     let exporter = Arc::try_unwrap(exporter)
         .map_err(|_| anyhow::anyhow!("internal: the exporter is still in use after the run"))?;
-    tokio::task::spawn_blocking(move || match folder {
-        None => exporter.finish(&mut Stdout::default() as &mut dyn LineWriter),
-        Some(folder) => {
-            let mut stager = folder.stager()?;
-            exporter.finish(&mut stager)?;
-            let journal = folder.commit(stager.into_staged(), Vec::new())?;
-            if journal.files.iter().any(|f| f.base > 0) {
-                tracing::info!(
-                    "appended to existing files in {} (--incremental reads only objects not exported before)",
-                    folder.root().display()
-                );
-            }
-            folder.clear(&journal)
-        }
+    let Some(folder) = folder else {
+        return tokio::task::spawn_blocking(move || exporter.finish(&mut Stdout::default() as &mut dyn LineWriter))
+            .await
+            .context("the export's writing task failed")?;
+    };
+    let incremental = state.is_some();
+    let (folder, journal) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut stager = folder.stager()?;
+        exporter.finish(&mut stager)?;
+        let journal = folder.commit(stager.into_staged(), finishes)?;
+        Ok((folder, journal))
     })
     .await
-    .context("the export's writing task failed")?
+    .context("the export's writing task failed")??;
+    if !incremental && journal.files.iter().any(|f| f.base > 0) {
+        tracing::info!(
+            "appended to existing files in {} (--incremental reads only objects not exported before)",
+            folder.root().display()
+        );
+    }
+    if let Some(state) = &state {
+        for finish in &journal.records {
+            finish.save(state).await?;
+        }
+    }
+    folder.clear(&journal)
 }

@@ -109,7 +109,9 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
                 },
             };
             match state {
-                Ok(state) => sync::run_sources(&state, sources, &prefix, settings, &cancel, pipeline).await,
+                Ok(state) => sync::run_sources(&state, sources, &prefix, settings, &cancel, pipeline)
+                    .await
+                    .map(drop),
                 Err(e) if e.downcast_ref::<Busy>().is_some() => {
                     tracing::info!("nothing to do: {e}");
                     Ok(())

@@ -45,6 +45,30 @@ pub struct SyncSettings {
     pub state_index: String,
     /// How long the lease lasts without renewal; renewed every quarter of it.
     pub lease_ttl: Duration,
+    /// Keep the records of the run instead of writing them as objects are
+    /// done: `export --incremental` saves them only once its lines are
+    /// committed (see [`Finish`]).
+    pub deferred: bool,
+}
+
+/// What one source's run leaves to save: its records and the checkpoints
+/// that may move. A plain sync saves them as it goes; a deferred one hands
+/// them back.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Finish {
+    pub source: String,
+    pub records: Vec<Record>,
+    pub checkpoints: HashMap<String, i64>,
+    pub lookback_days: u32,
+}
+
+impl Finish {
+    /// Saves the records and moves the checkpoints (idempotent: a replay
+    /// after a crash changes nothing more).
+    pub async fn save(&self, state: &StateStore) -> Result<()> {
+        state.record(&self.source, &self.records).await?;
+        state.finish(&self.source, &self.checkpoints, self.lookback_days).await
+    }
 }
 
 pub async fn run(args: SyncArgs) -> Result<Outcome> {
@@ -62,11 +86,13 @@ pub async fn run(args: SyncArgs) -> Result<Outcome> {
         state_file: args.state_file,
         state_index: args.state_index,
         lease_ttl: Duration::from_secs(args.lease_seconds),
+        deferred: false,
     };
     super::import::execute(args.import, Some(settings)).await
 }
 
-/// Syncs each source in turn through a pipeline made by `pipeline`.
+/// Syncs each source in turn through a pipeline made by `pipeline`. With
+/// `settings.deferred`, returns what is left to save of each source.
 pub(crate) async fn run_sources(
     state: &StateStore,
     sources: Vec<Source>,
@@ -74,7 +100,8 @@ pub(crate) async fn run_sources(
     settings: &SyncSettings,
     cancel: &Arc<Cancel>,
     pipeline: impl Fn(Option<Arc<dyn Tracker>>) -> Pipeline,
-) -> Result<()> {
+) -> Result<Vec<Finish>> {
+    let mut finishes = Vec::new();
     for source in sources {
         if cancel.is_cancelled() {
             break;
@@ -102,9 +129,9 @@ pub(crate) async fn run_sources(
         {
             tracing::warn!("{e:#}");
         }
-        result?;
+        finishes.extend(result?);
     }
-    Ok(())
+    Ok(finishes)
 }
 
 /// Syncs one source under its lease.
@@ -116,7 +143,7 @@ async fn sync_source(
     settings: &SyncSettings,
     cancel: &Arc<Cancel>,
     pipeline: &impl Fn(Option<Arc<dyn Tracker>>) -> Pipeline,
-) -> Result<()> {
+) -> Result<Option<Finish>> {
     let name = source.id();
     let checkpoints = state.checkpoints(id).await?;
     if let Some(since) = settings.since
@@ -191,7 +218,7 @@ async fn sync_source(
         records: tx,
         seen: Mutex::default(),
     });
-    let recorder = record_loop(state, id, rx, lease, settings.lease_ttl, cancel);
+    let recorder = record_loop(state, id, rx, lease, settings, cancel);
     let run = async {
         let result = pipeline(Some(tracker.clone() as Arc<dyn Tracker>))
             .run(vec![source.with_selection(selection), Source::Known(retries)])
@@ -212,10 +239,26 @@ async fn sync_source(
     } else {
         HashMap::new()
     };
-    let finished = state.finish(id, &moved, settings.lookback_days).await;
-    recorded?;
-    result?;
-    finished
+    let finish = Finish {
+        source: id.to_string(),
+        records: Vec::new(),
+        checkpoints: moved,
+        lookback_days: settings.lookback_days,
+    };
+    match recorded {
+        // Deferred: the caller saves it all once its output is safe (also
+        // after a failure: what was done is done).
+        Ok(records) if settings.deferred => {
+            result?;
+            Ok(Some(Finish { records, ..finish }))
+        }
+        recorded => {
+            let finished = state.finish(id, &finish.checkpoints, finish.lookback_days).await;
+            recorded?;
+            result?;
+            finished.map(|()| None)
+        }
+    }
 }
 
 /// Decides what to read from the state, and reports objects read.
@@ -258,15 +301,18 @@ impl Tracker for SyncTracker {
 /// Writes records as they come (every second or 1,000 records) and renews
 /// the lease. When the lease is lost or records cannot be written, it
 /// cancels the run (no new objects are read) and writes nothing more: the
-/// objects not recorded are read again by the next sync.
+/// objects not recorded are read again by the next sync. Deferred, it only
+/// collects the records and returns them.
 async fn record_loop(
     state: &StateStore,
     source: &str,
     mut rx: mpsc::UnboundedReceiver<Record>,
     mut lease: Option<&mut Lease>,
-    lease_ttl: Duration,
+    settings: &SyncSettings,
     cancel: &Cancel,
-) -> Result<()> {
+) -> Result<Vec<Record>> {
+    let lease_ttl = settings.lease_ttl;
+    let mut kept = Vec::new();
     let mut pending = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
     let stop = |failure: &mut Option<anyhow::Error>, e: anyhow::Error| {
@@ -281,6 +327,7 @@ async fn record_loop(
         tokio::select! {
             // An object read: buffer it (after a failure, only drain).
             received = rx.recv() => match received {
+                Some(record) if settings.deferred => kept.push(record),
                 Some(record) if failure.is_none() => {
                     pending.push(record);
                     if pending.len() >= 1000
@@ -310,6 +357,6 @@ async fn record_loop(
     }
     match failure {
         Some(e) => Err(e),
-        None => state.record(source, &pending).await,
+        None => state.record(source, &pending).await.map(|()| kept),
     }
 }

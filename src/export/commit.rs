@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::LineWriter;
-use crate::state::Record;
+use crate::cmd::sync::Finish;
 
 /// The work area inside an output folder: lock, journal, staging, sort runs
 /// and (by default) the `--incremental` state.
@@ -47,7 +47,7 @@ pub struct Staged {
 pub struct Journal {
     pub files: Vec<Staged>,
     #[serde(default)]
-    pub records: Vec<(String, Vec<Record>)>,
+    pub records: Vec<Finish>,
 }
 
 /// The output folder of an export, held for the run (a lock in its work area).
@@ -147,7 +147,7 @@ impl Folder {
 
     /// Journals the run, then appends its staged lines to the outputs.
     /// Returns the journal: save its records, then call [`Folder::clear`].
-    pub fn commit(&self, files: Vec<Staged>, records: Vec<(String, Vec<Record>)>) -> Result<Journal> {
+    pub fn commit(&self, files: Vec<Staged>, records: Vec<Finish>) -> Result<Journal> {
         let mut journal = Journal { files, records };
         for staged in &mut journal.files {
             staged.base = match std::fs::metadata(self.root.join(&staged.output)) {
@@ -338,7 +338,10 @@ mod tests {
                     ..s
                 })
                 .collect(),
-            records: vec![("src".into(), Vec::new())],
+            records: vec![Finish {
+                source: "src".into(),
+                ..Finish::default()
+            }],
         };
         std::fs::write(folder.journal_path(), serde_json::to_vec(&journal).unwrap()).unwrap();
         std::fs::OpenOptions::new()

@@ -451,3 +451,162 @@ fn folder_export_writes_one_file_per_account_and_region() {
     let work: Vec<PathBuf> = walk(&out.join(".ctindex"));
     assert_eq!(work, [out.join(".ctindex/lock")], "{work:?}");
 }
+
+/// A CloudTrail file of `n` events with ids `<tag>-<i>`, in `dir` (a day folder).
+fn trail_file(root: &Path, day: &str, name: &str, tag: &str, n: usize) {
+    let dir = root.join(format!("AWSLogs/111111111111/CloudTrail/us-east-1/{day}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let time = day.replace('/', "-");
+    let records: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut e = event(
+                &format!("{tag}-{i}"),
+                &format!("{time}T{:02}:{:02}:{:02}Z", i / 3600 % 24, i / 60 % 60, i % 60),
+                "111111111111",
+                "us-east-1",
+            );
+            e["requestParameters"] = json!({ "n": i, "pad": "x".repeat(200) });
+            e
+        })
+        .collect();
+    write_gz(
+        &dir.join(format!("111111111111_CloudTrail_us-east-1_{name}.json.gz")),
+        &json!({ "Records": records }),
+    );
+}
+
+fn event_ids(outputs: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    outputs
+        .values()
+        .flatten()
+        .map(|l| parse_line(l).1["eventID"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn incremental(trail: &Path, out: &Path) -> support::Run {
+    support::ctindex(&[
+        "export",
+        trail.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--incremental",
+        "--progress",
+        "off",
+    ])
+}
+
+#[test]
+fn incremental_exports_append_only_new_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trail, out) = (dir.path().join("trail"), dir.path().join("out"));
+    trail_file(&trail, "2024/03/01", "20240301T1000Z_b", "b", 20);
+    trail_file(&trail, "2024/03/01", "20240301T1100Z_c", "c", 20);
+    trail_file(&trail, "2024/03/02", "20240302T1000Z_d", "d", 20);
+    let run = incremental(&trail, &out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let file = out.join("111111111111/cloudtrail_us-east-1.log");
+    let first = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(first.lines().count(), 60);
+
+    // A new file, and a late one whose key sorts before the others of a day
+    // already exported.
+    trail_file(&trail, "2024/03/02", "20240302T1100Z_e", "e", 7);
+    trail_file(&trail, "2024/03/01", "20240301T0900Z_a", "a", 5);
+    let run = incremental(&trail, &out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("12 written"), "{}", run.stdout);
+    let second = std::fs::read_to_string(&file).unwrap();
+    assert!(second.starts_with(&first), "earlier lines changed");
+    let added: Vec<String> = second[first.len()..]
+        .lines()
+        .map(|l| parse_line(l).1["eventID"].as_str().unwrap().to_string())
+        .collect();
+    let mut want: Vec<String> = (0..5)
+        .map(|i| format!("a-{i}"))
+        .chain((0..7).map(|i| format!("e-{i}")))
+        .collect();
+    let mut got = added.clone();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    // The run's own lines are in time order (the late day first).
+    assert!(added[0].starts_with("a-"), "{added:?}");
+
+    // Nothing new: nothing written.
+    let run = incremental(&trail, &out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("0 written"), "{}", run.stdout);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), second);
+}
+
+#[test]
+fn a_killed_incremental_export_loses_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trail, out) = (dir.path().join("trail"), dir.path().join("out"));
+    let (files, per_file) = (120, 250);
+    for f in 0..files {
+        trail_file(
+            &trail,
+            "2024/04/01",
+            &format!("20240401T{:04}Z_{f:03}", f),
+            &format!("f{f:03}"),
+            per_file,
+        );
+    }
+    trail_file(&trail, "2024/03/31", "20240331T2300Z_z", "z", 10);
+    // Export the first day alone, so the kill leaves committed lines behind.
+    assert_eq!(incremental(&trail, &out).code, 0);
+    let before = event_ids(&read_outputs(&out)).len();
+    assert_eq!(before, files * per_file + 10);
+
+    // A second trail folder of the same account, killed part-way.
+    let more = dir.path().join("more");
+    for f in 0..files {
+        trail_file(
+            &more,
+            "2024/04/02",
+            &format!("20240402T{:04}Z_{f:03}", f),
+            &format!("g{f:03}"),
+            per_file,
+        );
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ctindex"))
+        .args([
+            "export",
+            more.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--incremental",
+        ])
+        .args(["--progress", "log", "--progress-interval", "1", "--workers", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let read = regex_lite::Regex::new(r"(\d+) events read").unwrap();
+    let mut log = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap())) {
+        let line = line.unwrap();
+        let n: usize = read.captures(&line).and_then(|c| c[1].parse().ok()).unwrap_or(0);
+        log.push(line);
+        if n > 0 {
+            break;
+        }
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the export ended too early:\n{}",
+        log.join("\n")
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let run = incremental(&more, &out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut ids = event_ids(&read_outputs(&out));
+    let total = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), total, "an event was written twice");
+    assert_eq!(total, 2 * files * per_file + 10);
+}
