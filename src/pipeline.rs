@@ -355,6 +355,10 @@ impl Pipeline {
         let Ok(slot) = self.decoders.clone().acquire_owned().await else {
             return FileOutput::nothing(file, FileKind::Unread);
         };
+        // Stopped while it waited for a decoder: not started, so left for the next run.
+        if self.cancel.is_cancelled() {
+            return FileOutput::nothing(file, FileKind::Unread);
+        }
         let transformer = self.transformer.clone();
         let stats = self.stats.clone();
         let dlq = self.dlq.clone();

@@ -2,6 +2,7 @@
 //! `scripts/stack` (see `support` for how they are found).
 
 mod dashboards;
+mod faults;
 mod import;
 mod s3;
 mod secrets;
