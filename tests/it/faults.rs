@@ -766,6 +766,46 @@ fn sigterm_mid_import_settles_what_is_in_flight_and_a_rerun_completes() {
     assert_eq!(number(&s, "indexed") + number(&s, "failed"), read, "{ctx}");
     assert_eq!(dead_letters(dir.path()).len() as u64, number(&s, "failed"), "{ctx}");
 
+    // A second signal quits at once.
+    let again_dir = tempfile::tempdir().unwrap();
+    let mut again = Background::spawn(
+        again_dir.path(),
+        &import_args(
+            &source,
+            &cluster.url,
+            &prefix,
+            again_dir.path(),
+            &["--batch-bytes", "1MB"],
+        ),
+    );
+    again.wait_for_progress();
+    let pid = again.child.id().to_string();
+    let term = || assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    term();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !again.stderr().contains("stopping: no new files are read") {
+        assert!(
+            again.running(),
+            "it ended before the second signal: {}",
+            tail(&again.stderr())
+        );
+        assert!(Instant::now() < deadline, "the first signal was not heard");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        again.running(),
+        "it ended before the second signal: {}",
+        tail(&again.stderr())
+    );
+    term();
+    let quit = again.wait(Duration::from_secs(60));
+    assert_eq!(quit.code, 130, "{}", tail(&quit.stderr));
+    assert!(
+        quit.stderr.trim_end().ends_with("ctindex: interrupted"),
+        "{}",
+        tail(&quit.stderr)
+    );
+
     let rerun_dir = tempfile::tempdir().unwrap();
     let again = self::run(
         rerun_dir.path(),
