@@ -1169,3 +1169,40 @@ fn hostile_files_are_named_counted_and_everything_else_indexed() {
         cluster.cleanup(&prefix);
     }
 }
+
+#[test]
+fn a_stop_while_connecting_ends_the_run_at_once() {
+    // A server that accepts the connection and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (accepted_tx, accepted_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let held: Vec<TcpStream> = listener
+            .incoming()
+            .flatten()
+            .inspect(|_| {
+                let _ = accepted_tx.send(());
+            })
+            .collect();
+        drop(held);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let source = support::fixtures().join("trail");
+    let args = import_args(&source, &url, "t-connecting", dir.path(), &[]);
+    let import = Background::spawn(dir.path(), &args);
+    accepted_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("ctindex did not connect");
+    let pid = import.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    // Well before the 120 s request timeout.
+    let run = import.wait(Duration::from_secs(60));
+    assert_eq!(run.code, 3, "{}", tail(&run.stderr));
+    assert!(
+        run.stdout.starts_with("interrupted: 0 files, 0 events read"),
+        "{}",
+        run.stdout
+    );
+    let s = support::summary(&dir.path().join("summary.json"));
+    assert_eq!(s["interrupted"], json!(true));
+}
