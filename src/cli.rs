@@ -14,8 +14,9 @@ Exit codes:
   0  all good
   1  failure (nothing or not everything could be done; see the error)
   2  usage error (bad option or argument)
-  3  finished, but some input was skipped or some events were dead-lettered
-130  interrupted by Ctrl-C before anything could be finished";
+  3  finished, but some input was skipped or some events were dead-lettered,
+     or stopped early by Ctrl-C / SIGTERM (what was read is settled first)
+130  a second Ctrl-C: quit at once";
 
 #[derive(Debug, Parser)]
 #[command(

@@ -89,6 +89,12 @@ fn endpoint(text: &str, option: &str, args: &AuthArgs) -> Result<ClusterConfig> 
             "--insecure: the TLS certificate of {} is not verified",
             redact_url(text)
         );
+        if let Some(ca) = &args.ca_cert {
+            tracing::warn!(
+                "--insecure overrides --ca-cert {}: nothing is verified; drop --insecure to verify against that CA",
+                ca.display()
+            );
+        }
     }
     Ok(ClusterConfig {
         url,

@@ -48,7 +48,49 @@ pub struct Reject {
     pub reason: String,
     /// The value itself when it parsed as JSON, so it can be dead-lettered.
     pub raw: Option<Value>,
+    /// Its text when it did not parse (invalid UTF-8 replaced), so it can be
+    /// dead-lettered all the same.
+    pub text: Option<String>,
 }
+
+impl Reject {
+    /// What the dead-letter file keeps of it: the value, or its text as a string.
+    pub fn dead_letter_event(&self) -> Option<Value> {
+        match (&self.raw, &self.text) {
+            (Some(raw), _) => Some(raw.clone()),
+            (None, Some(text)) => Some(Value::String(text.clone())),
+            (None, None) => None,
+        }
+    }
+
+    /// A value that is not valid JSON.
+    fn unparsed(position: Position, bytes: &[u8], error: &serde_json::Error) -> Reject {
+        Reject {
+            position,
+            reason: format!("not valid JSON: {}", json_error(error)),
+            raw: None,
+            text: Some(String::from_utf8_lossy(bytes).into_owned()),
+        }
+    }
+}
+
+/// serde_json's message, with what it means where that is not obvious.
+fn json_error(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    if text.contains("recursion limit exceeded") {
+        format!("nested deeper than {MAX_NESTING} levels ({text})")
+    } else if text.contains("control character") {
+        format!("a raw control character (such as NUL) inside a string; JSON needs it escaped ({text})")
+    } else if text.contains("invalid unicode code point") || text.contains("UTF-8") {
+        format!("invalid UTF-8 ({text})")
+    } else {
+        text
+    }
+}
+
+/// serde_json's recursion limit: deeper values cannot be parsed (the
+/// cluster's own limits are far lower; see [`crate::normalize`]).
+pub const MAX_NESTING: usize = 128;
 
 /// What a file yielded.
 #[derive(Debug, Default)]
@@ -99,7 +141,11 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
             // The events before the break are kept; the break is reported.
             match &mut decoded {
                 Ok(d) if !d.events.is_empty() => {
-                    d.truncated.get_or_insert_with(|| format!("corrupt gzip data: {e}"));
+                    let why = format!("corrupt gzip data: {e}");
+                    d.truncated = Some(match d.truncated.take() {
+                        Some(json) => format!("{why}; {json}"),
+                        None => why,
+                    });
                 }
                 _ => return Err(DecodeError::Gzip(e)),
             }
@@ -164,20 +210,31 @@ fn finish(decoded: Decoded) -> Result<Decoded, DecodeError> {
 const DIGEST: &str = "a CloudTrail digest, not an event";
 
 /// A top-level JSON array: each element an event (or an envelope of events).
-/// Elements before a syntax error are kept.
+/// When the array does not parse in one go, it is read again element by
+/// element, so a bad element costs only itself.
 fn decode_array(text: &[u8]) -> Result<Decoded, DecodeError> {
     let mut values = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(text);
     let result = SeqSeed(&mut values).deserialize(&mut de).and_then(|()| de.end());
     let mut decoded = Decoded::default();
-    for (i, value) in values.into_iter().enumerate() {
-        extract(value, Position::Record(i), &mut decoded);
-    }
-    if let Err(e) = result {
-        if decoded.events.is_empty() && decoded.rejects.is_empty() {
-            return Err(DecodeError::NotJson(e.to_string()));
+    match result {
+        Ok(()) => {
+            for (i, value) in values.into_iter().enumerate() {
+                extract(value, Position::Record(i), &mut decoded);
+            }
         }
-        decoded.truncated = Some(format!("JSON breaks off: {e}"));
+        Err(e) => {
+            drop(values);
+            let end = scan::array(text, 0, &mut decoded);
+            if decoded.events.is_empty() && decoded.rejects.is_empty() {
+                return Err(DecodeError::NotJson(e.to_string()));
+            }
+            match end {
+                Ok(end) if scan::skip_ws(text, end) == text.len() => {}
+                Ok(_) => decoded.truncated = Some("unexpected data after the array".into()),
+                Err(why) => decoded.truncated = Some(why),
+            }
+        }
     }
     Ok(decoded)
 }
@@ -199,16 +256,25 @@ fn decode_object_or_lines(text: &[u8]) -> Result<Decoded, DecodeError> {
 
     if saw_records {
         let mut decoded = Decoded::default();
-        for (i, value) in records.into_iter().enumerate() {
-            extract(value, Position::Record(i), &mut decoded);
-        }
         match first {
-            Ok(()) if rest_is_blank => {}
-            Ok(()) => decoded.truncated = Some("unexpected data after the Records object".into()),
-            Err(e) if decoded.events.is_empty() && decoded.rejects.is_empty() => {
-                return Err(DecodeError::NotJson(e.to_string()));
+            Ok(()) => {
+                for (i, value) in records.into_iter().enumerate() {
+                    extract(value, Position::Record(i), &mut decoded);
+                }
+                if !rest_is_blank {
+                    decoded.truncated = Some("unexpected data after the Records object".into());
+                }
             }
-            Err(e) => decoded.truncated = Some(format!("JSON breaks off: {e}")),
+            // Read it again element by element: a bad element costs only itself.
+            Err(e) => {
+                drop(records);
+                if let Err(why) = scan::records_object(text, &mut decoded) {
+                    decoded.truncated = Some(why);
+                }
+                if decoded.events.is_empty() && decoded.rejects.is_empty() {
+                    return Err(DecodeError::NotJson(e.to_string()));
+                }
+            }
         }
         return Ok(decoded);
     }
@@ -239,11 +305,7 @@ fn decode_lines(text: &[u8]) -> Decoded {
         let position = Position::Line(i + 1);
         match serde_json::from_slice::<Value>(line) {
             Ok(value) => extract(value, position, &mut decoded),
-            Err(e) => decoded.rejects.push(Reject {
-                position,
-                reason: format!("not valid JSON: {e}"),
-                raw: None,
-            }),
+            Err(e) => decoded.rejects.push(Reject::unparsed(position, line, &e)),
         }
     }
     decoded
@@ -296,6 +358,7 @@ fn extract(value: Value, position: Position, out: &mut Decoded) {
                     position,
                     reason: DIGEST.into(),
                     raw: None,
+                    text: None,
                 });
             } else if matches!(object.get("detail"), Some(Value::Object(_)))
                 && (object.contains_key("detail-type") || object.contains_key("source"))
@@ -310,6 +373,7 @@ fn extract(value: Value, position: Position, out: &mut Decoded) {
                         position,
                         reason: format!("CloudTrailEvent is not valid JSON: {e}"),
                         raw: Some(Value::Object(object)),
+                        text: None,
                     }),
                 }
             } else if let Some(Value::Array(log_events)) = object.remove("logEvents") {
@@ -324,6 +388,7 @@ fn extract(value: Value, position: Position, out: &mut Decoded) {
                             position,
                             reason: "CloudWatch Logs event without a JSON message".into(),
                             raw: Some(log_event),
+                            text: None,
                         }),
                     }
                 }
@@ -336,6 +401,7 @@ fn extract(value: Value, position: Position, out: &mut Decoded) {
                         keys.join(", ")
                     ),
                     raw: Some(Value::Object(object)),
+                    text: None,
                 });
             }
         }
@@ -348,6 +414,7 @@ fn extract(value: Value, position: Position, out: &mut Decoded) {
             position,
             reason: format!("not a CloudTrail event (a JSON {})", json_kind(&other)),
             raw: Some(other),
+            text: None,
         }),
     }
 }
@@ -419,6 +486,147 @@ impl<'de> Visitor<'de> for ObjectSeed<'_> {
                 let value = map.next_value::<Value>()?;
                 self.other.insert(key, value);
             }
+        }
+        Ok(())
+    }
+}
+
+/// Where JSON values end, found without parsing them: how an array of
+/// events is read element by element, each parsed on its own, so that an
+/// element that does not parse (nested too deep, a raw NUL, invalid UTF-8,
+/// a syntax error) is rejected with its position and the elements after it
+/// are still read. Nesting is a counter, not recursion: any depth is fine.
+mod scan {
+    use serde_json::Value;
+
+    use super::{Decoded, Position, Reject, extract};
+
+    pub fn skip_ws(text: &[u8], mut pos: usize) -> usize {
+        while pos < text.len() && text[pos].is_ascii_whitespace() {
+            pos += 1;
+        }
+        pos
+    }
+
+    /// The end (exclusive) of the string starting at `pos` (a quote), or
+    /// None when the text ends inside it.
+    fn string_end(text: &[u8], pos: usize) -> Option<usize> {
+        let mut i = pos + 1;
+        while i < text.len() {
+            match text[i] {
+                b'\\' => i += 2,
+                b'"' => return Some(i + 1),
+                _ => i += 1,
+            }
+        }
+        None
+    }
+
+    /// The end (exclusive) of the value starting at `pos`, or None when the
+    /// text ends inside it. Brackets are only counted, not matched: the
+    /// value's own parse finds what is wrong with it.
+    pub fn value_end(text: &[u8], pos: usize) -> Option<usize> {
+        match *text.get(pos)? {
+            b'"' => string_end(text, pos),
+            b'[' | b'{' => {
+                let mut depth = 0usize;
+                let mut i = pos;
+                while i < text.len() {
+                    match text[i] {
+                        b'"' => {
+                            i = string_end(text, i)?;
+                            continue;
+                        }
+                        b'[' | b'{' => depth += 1,
+                        b']' | b'}' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Some(i + 1);
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                None
+            }
+            _ => {
+                let len = text[pos..]
+                    .iter()
+                    .position(|b| matches!(b, b',' | b']' | b'}') || b.is_ascii_whitespace())
+                    .unwrap_or(text.len() - pos);
+                Some(pos + len.max(1))
+            }
+        }
+    }
+
+    /// Reads the array at `start` (a `[`) element by element into `out`;
+    /// returns where it ends, or why it breaks off.
+    pub fn array(text: &[u8], start: usize, out: &mut Decoded) -> Result<usize, String> {
+        let mut pos = skip_ws(text, start + 1);
+        if text.get(pos) == Some(&b']') {
+            return Ok(pos + 1);
+        }
+        let mut i = 0;
+        loop {
+            let Some(end) = value_end(text, pos) else {
+                return Err(format!("JSON breaks off inside record {i}"));
+            };
+            let element = &text[pos..end];
+            match serde_json::from_slice::<Value>(element) {
+                Ok(value) => extract(value, Position::Record(i), out),
+                Err(e) => out.rejects.push(Reject::unparsed(Position::Record(i), element, &e)),
+            }
+            pos = skip_ws(text, end);
+            match text.get(pos) {
+                Some(b',') => pos = skip_ws(text, pos + 1),
+                Some(b']') => return Ok(pos + 1),
+                Some(&other) => {
+                    return Err(format!(
+                        "JSON breaks off after record {i}: unexpected {:?}",
+                        char::from(other)
+                    ));
+                }
+                None => return Err(format!("JSON breaks off after record {i}")),
+            }
+            i += 1;
+        }
+    }
+
+    /// Reads `{"Records":[…], …}` with [`array`] for the Records; other
+    /// keys are skipped. Returns why it breaks off, if it does.
+    pub fn records_object(text: &[u8], out: &mut Decoded) -> Result<(), String> {
+        let mut pos = skip_ws(text, 1);
+        let mut seen = false;
+        loop {
+            match text.get(pos) {
+                Some(b'}') => break,
+                Some(b'"') => {}
+                Some(_) => return Err(format!("JSON breaks off at byte {pos}: a key was expected")),
+                None => return Err("JSON breaks off: the object is not closed".into()),
+            }
+            let key_end = string_end(text, pos).ok_or("JSON breaks off inside a key")?;
+            let key = &text[pos..key_end];
+            pos = skip_ws(text, key_end);
+            if text.get(pos) != Some(&b':') {
+                return Err(format!("JSON breaks off at byte {pos}: ':' was expected"));
+            }
+            pos = skip_ws(text, pos + 1);
+            if key == b"\"Records\"" && !seen && text.get(pos) == Some(&b'[') {
+                seen = true;
+                pos = array(text, pos, out)?;
+            } else {
+                pos = value_end(text, pos).ok_or("JSON breaks off after the Records")?;
+            }
+            pos = skip_ws(text, pos);
+            match text.get(pos) {
+                Some(b',') => pos = skip_ws(text, pos + 1),
+                Some(b'}') => break,
+                _ => return Err(format!("JSON breaks off at byte {pos}")),
+            }
+        }
+        if skip_ws(text, pos + 1) < text.len() {
+            return Err("unexpected data after the Records object".into());
         }
         Ok(())
     }
@@ -539,5 +747,102 @@ mod tests {
         assert_eq!(d.positions, [Position::Record(0), Position::Record(2)]);
         assert_eq!(d.rejects.len(), 1);
         assert_eq!(d.rejects[0].position, Position::Record(1));
+    }
+
+    /// Elements that do not parse cost only themselves, in Records files
+    /// and in plain arrays, compact or pretty-printed, gzipped or not.
+    #[test]
+    fn bad_elements_are_rejected_and_the_rest_of_the_file_kept() {
+        let deep = format!(
+            r#"{{"eventName":"Deep","eventID":"d","x":{}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let nul = "{\"eventName\":\"Nul\",\"eventID\":\"n\",\"x\":\"a\0b\"}";
+        let mut utf8 = br#"{"eventName":"Bad","eventID":"u","x":"a"#.to_vec();
+        utf8.extend_from_slice(b"\xff\xfe");
+        utf8.extend_from_slice(br#"b"}"#);
+        let escaped = r#"{"eventName":"Esc","eventID":"e","eventSource":"s","x":"a\u0000b \ud83d\ude00 \u00e9"}"#;
+        let emoji = "{\"eventName\":\"Emoji\",\"eventID\":\"m\",\"eventSource\":\"s\",\"x\":\"\u{1F600} caf\u{e9} \u{65e5}\u{672c}\"}";
+        let parts: Vec<&[u8]> = vec![
+            EV1.as_bytes(),
+            deep.as_bytes(),
+            nul.as_bytes(),
+            &utf8,
+            escaped.as_bytes(),
+            emoji.as_bytes(),
+            EV2.as_bytes(),
+        ];
+        for (open, sep, close) in [
+            (r#"{"Records":["#, ",", "]}"),
+            ("[", ",", "]"),
+            ("{\n  \"Records\": [\n    ", ",\n    ", "\n  ]\n}\n"),
+        ] {
+            let mut text = open.as_bytes().to_vec();
+            text.extend_from_slice(&parts.join(sep.as_bytes()));
+            text.extend_from_slice(close.as_bytes());
+            for input in [text.clone(), gz(&text)] {
+                let d = decode(&input).unwrap_or_else(|e| panic!("{open}: {e}"));
+                assert_eq!(ids(&d), ["a", "e", "m", "b"], "{open}");
+                let want = [0, 4, 5, 6].map(Position::Record);
+                assert_eq!(d.positions, want, "{open}");
+                assert!(d.truncated.is_none(), "{open}: {:?}", d.truncated);
+                let rejected: Vec<(Position, &str)> =
+                    d.rejects.iter().map(|r| (r.position, r.reason.as_str())).collect();
+                assert_eq!(rejected.len(), 3, "{open}: {rejected:?}");
+                assert_eq!(rejected[0].0, Position::Record(1));
+                assert!(
+                    rejected[0].1.contains("nested deeper than 128 levels"),
+                    "{}",
+                    rejected[0].1
+                );
+                assert_eq!(rejected[1].0, Position::Record(2));
+                assert!(rejected[1].1.contains("raw control character"), "{}", rejected[1].1);
+                assert_eq!(rejected[2].0, Position::Record(3));
+                assert!(rejected[2].1.contains("invalid UTF-8"), "{}", rejected[2].1);
+                // The text of each is kept for the dead-letter file.
+                let kept = d.rejects[1].dead_letter_event().unwrap();
+                assert!(kept.as_str().unwrap().contains(r#""eventID":"n""#), "{kept}");
+                assert_eq!(d.events[1]["x"], "a\u{0}b \u{1F600} \u{e9}");
+                assert_eq!(d.events[2]["x"], "\u{1F600} caf\u{e9} \u{65e5}\u{672c}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_that_breaks_off_after_a_bad_element_names_the_record() {
+        let deep = format!(
+            r#"{{"eventName":"Deep","x":{}{}}}"#,
+            r#"{"a":"#.repeat(150),
+            "}".repeat(150)
+        );
+        let text = format!(r#"{{"Records":[{EV1},{deep},{EV2},{{"eventVersion":"1.0","#);
+        let d = decode(text.as_bytes()).unwrap();
+        assert_eq!(ids(&d), ["a", "b"]);
+        assert_eq!(d.rejects.len(), 1);
+        assert_eq!(d.rejects[0].position, Position::Record(1));
+        assert_eq!(d.truncated.as_deref(), Some("JSON breaks off inside record 3"));
+
+        let text = format!("[{EV1},{deep},{EV2}");
+        let d = decode(text.as_bytes()).unwrap();
+        assert_eq!(ids(&d), ["a", "b"]);
+        assert_eq!(d.truncated.as_deref(), Some("JSON breaks off after record 2"));
+
+        let full = gz(format!(r#"{{"Records":[{EV1},{deep},{EV2},{EV1}]}}"#).as_bytes());
+        let d = decode(&full[..full.len() - 12]).unwrap();
+        assert_eq!(d.events[0]["eventID"], "a");
+        let why = d.truncated.unwrap();
+        assert!(why.starts_with("corrupt gzip data") && why.contains("record"), "{why}");
+    }
+
+    #[test]
+    fn ndjson_keeps_the_text_of_bad_lines() {
+        let text = format!("{EV1}\n{{\"eventName\":\"x\0\"}}\n{}\n{EV2}\n", "[".repeat(300));
+        let d = decode(text.as_bytes()).unwrap();
+        assert_eq!(ids(&d), ["a", "b"]);
+        assert_eq!(d.rejects.len(), 2);
+        assert!(d.rejects[0].reason.contains("raw control character"));
+        assert!(d.rejects[1].reason.contains("nested deeper"));
+        assert_eq!(d.rejects[1].dead_letter_event(), Some(Value::String("[".repeat(300))));
     }
 }

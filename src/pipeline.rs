@@ -16,20 +16,21 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use anyhow::Result;
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::decode::{self, DecodeError};
 use crate::dlq::{DeadLetters, Letter};
 use crate::export::{Encoder, Exporter};
 use crate::progress::Stats;
 use crate::sink::bulk::{Batch, Origin};
-use crate::sink::{FileNames, Sink};
+use crate::sink::{FileNames, Sink, Unsent};
 use crate::source::{Listed, Location, Source, SourceObject};
-use crate::transform::Transformer;
+use crate::transform::{StandIns, Transformer};
 
 /// How far listing may run ahead of reading (entries, not bytes: they are small).
 pub const LISTING_QUEUE: usize = 4096;
@@ -54,15 +55,39 @@ pub struct Options {
 
 /// Set by Ctrl-C / SIGTERM: stop listing, finish what is in flight.
 #[derive(Debug, Default)]
-pub struct Cancel(AtomicBool);
+pub struct Cancel {
+    flag: AtomicBool,
+    /// When the stop was asked for (retries get a short budget from then on).
+    at: OnceLock<Instant>,
+    /// Wakes those waiting in [`Cancel::cancelled`].
+    woken: Notify,
+}
 
 impl Cancel {
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.at.get_or_init(Instant::now);
+        self.flag.store(true, Ordering::Relaxed);
+        self.woken.notify_waiters();
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    /// When the stop was asked for, if it was.
+    pub fn since(&self) -> Option<Instant> {
+        self.at.get().copied()
+    }
+
+    /// Resolves once cancelled (at once if it already is).
+    pub async fn cancelled(&self) {
+        loop {
+            let woken = self.woken.notified();
+            if self.is_cancelled() {
+                return;
+            }
+            woken.await;
+        }
     }
 }
 
@@ -229,34 +254,59 @@ impl Pipeline {
     }
 
     /// Sends batches, `concurrency` at a time, and settles the ledger.
+    /// After a fatal error the batches in flight are finished (dead-lettered
+    /// by the sink) before the error is returned.
     async fn consume(&self, batch_rx: mpsc::Receiver<Batch>, ledger: &Mutex<Ledger>) -> Result<()> {
-        let sends = futures::stream::unfold(batch_rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
-            .map(|batch| async move {
-                let mut counts: HashMap<u32, usize> = HashMap::new();
-                for item in &batch.items {
-                    *counts.entry(item.origin.file).or_default() += 1;
+        let sink = match &self.output {
+            Output::Bulk(sink) => Some(sink),
+            _ => None,
+        };
+        let sends = futures::stream::unfold(batch_rx, |mut rx| async move {
+            let batch = match sink {
+                Some(sink) => sink.next_batch(&mut rx).await,
+                None => rx.recv().await,
+            };
+            batch.map(|b| (b, rx))
+        })
+        .map(|batch| async move {
+            let mut counts: HashMap<u32, usize> = HashMap::new();
+            for item in &batch.items {
+                *counts.entry(item.origin.file).or_default() += 1;
+            }
+            match &self.output {
+                Output::Bulk(sink) => sink.send(batch).await?,
+                Output::DryRun => {
+                    Stats::add(&self.stats.batches, 1);
+                    Stats::add(&self.stats.bulk_bytes, batch.body.len() as u64);
+                    Stats::add(&self.stats.encoded, batch.len() as u64);
                 }
-                match &self.output {
-                    Output::Bulk(sink) => sink.send(batch).await?,
-                    Output::DryRun => {
-                        Stats::add(&self.stats.batches, 1);
-                        Stats::add(&self.stats.bulk_bytes, batch.body.len() as u64);
-                        Stats::add(&self.stats.encoded, batch.len() as u64);
-                    }
-                    Output::Export { exporter, .. } => {
-                        Stats::add(&self.stats.encoded, batch.len() as u64);
-                        let exporter = exporter.clone();
-                        tokio::task::spawn_blocking(move || exporter.add(&batch))
-                            .await
-                            .map_err(|e| anyhow::anyhow!("the export task failed: {e}"))??;
-                    }
+                Output::Export { exporter, .. } => {
+                    Stats::add(&self.stats.encoded, batch.len() as u64);
+                    let exporter = exporter.clone();
+                    tokio::task::spawn_blocking(move || exporter.add(&batch))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("the export task failed: {e}"))??;
                 }
-                anyhow::Ok(counts)
-            })
-            .buffer_unordered(self.options.concurrency.max(1));
+            }
+            anyhow::Ok(counts)
+        })
+        .buffer_unordered(self.options.concurrency.max(1));
         futures::pin_mut!(sends);
+        let mut failure = None;
         while let Some(result) = sends.next().await {
-            for (file, n) in result? {
+            let counts = match result {
+                Ok(counts) => counts,
+                // Dead-lettered unsent while stopping: its files are not done.
+                Err(e) if e.is::<Unsent>() => continue,
+                Err(e) => {
+                    if let (None, Some(sink)) = (&failure, sink) {
+                        sink.abandon(format!("{e:#}"));
+                    }
+                    failure.get_or_insert(e);
+                    continue;
+                }
+            };
+            for (file, n) in counts {
                 let finished = {
                     let mut ledger = lock(ledger);
                     let left = ledger.remaining.get_mut(&file).map(|left| {
@@ -270,7 +320,7 @@ impl Pipeline {
                 }
             }
         }
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 
     fn file_done(&self, file: u32, ledger: &Mutex<Ledger>, kind: FileKind) {
@@ -360,6 +410,10 @@ impl Pipeline {
                 Err(_) => return FileOutput::nothing(file, FileKind::Unread),
             },
         };
+        // Stopped while it waited for a decoder: not started, so left for the next run.
+        if self.cancel.is_cancelled() {
+            return FileOutput::nothing(file, FileKind::Unread);
+        }
         let transformer = self.transformer.clone();
         let encoder = match &self.output {
             Output::Export { encoder, .. } => Some(encoder.clone()),
@@ -436,13 +490,14 @@ fn encode_file(
             index: None,
             id: None,
         };
-        if let Err(e) = dlq.write_value(&letter, reject.raw.as_ref()) {
+        if let Err(e) = dlq.write_value(&letter, reject.dead_letter_event().as_ref()) {
             tracing::error!("{e:#}");
         }
         Stats::add(&stats.events_skipped, 1);
     }
     let mut batch = Batch::with_capacity(bytes.len() + bytes.len() / 4);
     let count = decoded.events.len();
+    let mut stand_ins = StandIns::default();
     for (event, position) in decoded.events.into_iter().zip(decoded.positions) {
         let record = match position {
             decode::Position::Record(i) => i as u32,
@@ -450,6 +505,7 @@ fn encode_file(
             decode::Position::Whole => 0,
         };
         let doc = transformer.apply(event, name);
+        stand_ins.note(&doc, position);
         let origin = Origin { file, record };
         match encoder {
             Some(encoder) => encoder.push(&doc, name, origin, &mut batch),
@@ -457,5 +513,10 @@ fn encode_file(
         }
     }
     Stats::add(&stats.events_read, count as u64);
+    Stats::add(&stats.events_without_id, stand_ins.without_id.len() as u64);
+    Stats::add(&stats.events_undated, stand_ins.undated.len() as u64);
+    for message in stand_ins.messages() {
+        tracing::warn!("{name}: {message}");
+    }
     (batch, FileKind::Events)
 }

@@ -36,6 +36,10 @@ pub struct Stats {
     pub events_read: AtomicU64,
     /// Values inside files that were not CloudTrail events (dead-lettered).
     pub events_skipped: AtomicU64,
+    /// Events indexed with an id made from their content (no usable eventID).
+    pub events_without_id: AtomicU64,
+    /// Events indexed in `<prefix>-undated` (no readable eventTime).
+    pub events_undated: AtomicU64,
     pub created: AtomicU64,
     pub updated: AtomicU64,
     /// Documents whose bulk lines were built but not sent (--dry-run).
@@ -270,6 +274,9 @@ pub struct Summary {
     pub skipped: u64,
     /// Events the cluster refused (in the dead-letter file).
     pub failed: u64,
+    /// Events indexed with an id made from their content / in `<prefix>-undated`.
+    pub without_id: u64,
+    pub undated: u64,
     pub dead_letters: u64,
     pub dead_letter_file: Option<String>,
     pub batches: u64,
@@ -281,6 +288,12 @@ pub struct Summary {
     pub interrupted: bool,
     /// S3 LIST requests sent.
     pub s3_list_requests: u64,
+    /// Bulk requests allowed in flight at once (--concurrency), the lowest
+    /// the adaptive limit went when the cluster pushed back, and how often
+    /// it was lowered.
+    pub concurrency: u64,
+    pub concurrency_low: u64,
+    pub concurrency_decreases: u64,
     /// Peak resident memory of the process (Linux), in bytes.
     pub peak_rss_bytes: Option<u64>,
 }
@@ -307,6 +320,8 @@ impl Summary {
             duplicates: None,
             skipped: g(&stats.events_skipped),
             failed: g(&stats.failed),
+            without_id: g(&stats.events_without_id),
+            undated: g(&stats.events_undated),
             dead_letters,
             dead_letter_file: if dead_letters > 0 { dlq } else { None },
             batches: g(&stats.batches),
@@ -320,6 +335,9 @@ impl Summary {
             },
             interrupted: false,
             s3_list_requests: 0,
+            concurrency: 0,
+            concurrency_low: 0,
+            concurrency_decreases: 0,
             peak_rss_bytes: peak_rss_bytes(),
         }
     }
@@ -370,6 +388,15 @@ impl Summary {
             self.seconds,
             self.events_per_second
         );
+        if self.retries > 0 {
+            line.push_str(&format!("; {} retries", self.retries));
+            if self.concurrency_low < self.concurrency {
+                line.push_str(&format!(
+                    ", concurrency lowered to {} of {}",
+                    self.concurrency_low, self.concurrency
+                ));
+            }
+        }
         if let Some(path) = &self.dead_letter_file {
             line.push_str(&format!("; dead letters in {path}"));
         }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::classify;
-use crate::decode::Event;
+use crate::decode::{Event, Position};
 use crate::filter::FieldFilter;
 use crate::normalize::{self, Limits};
 use crate::raw::{RawEvent, Shape};
@@ -286,6 +286,75 @@ impl Document for RawDoc<'_> {
         }
         out.push(b'}');
     }
+}
+
+/// The events of one file indexed with a stand-in, gathered so that one
+/// message per file names them (instead of one message per event): a
+/// content hash for a missing or unusable `eventID`, the `<prefix>-undated`
+/// index for a missing or unreadable `eventTime`. Both are indexed, so
+/// neither counts as skipped input.
+#[derive(Debug, Default)]
+pub struct StandIns {
+    pub without_id: Vec<Position>,
+    pub undated: Vec<Position>,
+    undated_index: String,
+}
+
+/// Positions named in a [`StandIns`] message; the rest are counted.
+const POSITIONS_SHOWN: usize = 5;
+
+impl StandIns {
+    /// Notes a document if it needed a stand-in.
+    pub fn note(&mut self, doc: &Doc, position: Position) {
+        let generated = doc.source.get("ctindex").and_then(|m| m.get("id_generated"));
+        if generated == Some(&Value::Bool(true)) {
+            self.without_id.push(position);
+        }
+        if doc.index.strip_suffix(UNDATED).is_some_and(|rest| rest.ends_with('-')) {
+            if self.undated.is_empty() {
+                self.undated_index = doc.index.clone();
+            }
+            self.undated.push(position);
+        }
+    }
+
+    /// One message per kind of stand-in used (none when none was).
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.without_id.is_empty() {
+            out.push(format!(
+                "{} without a usable eventID ({}): indexed with an id made from their content \
+                 (ctindex.id_generated), so a re-import does not duplicate them",
+                events(self.without_id.len()),
+                positions(&self.without_id)
+            ));
+        }
+        if !self.undated.is_empty() {
+            out.push(format!(
+                "{} without a readable eventTime ({}): indexed in {}",
+                events(self.undated.len()),
+                positions(&self.undated),
+                self.undated_index
+            ));
+        }
+        out
+    }
+}
+
+fn events(n: usize) -> String {
+    if n == 1 {
+        "1 event".into()
+    } else {
+        format!("{n} events")
+    }
+}
+
+fn positions(list: &[Position]) -> String {
+    let mut shown: Vec<String> = list.iter().take(POSITIONS_SHOWN).map(Position::to_string).collect();
+    if list.len() > POSITIONS_SHOWN {
+        shown.push(format!("{} more", list.len() - POSITIONS_SHOWN));
+    }
+    shown.join(", ")
 }
 
 /// Who acted, as one keyword for dashboards: the role (not the session) for
@@ -669,5 +738,46 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn stand_ins_are_gathered_into_one_message_per_kind() {
+        let t = transformer(Limits::default());
+        let mut stand_ins = StandIns::default();
+        let events = [
+            json!({"eventName": "A", "eventID": "1", "eventTime": "2024-01-01T00:00:00Z"}),
+            json!({"eventName": "B", "eventTime": "2024-01-01T00:00:00Z"}),
+            json!({"eventName": "C", "eventID": "3"}),
+            json!({"eventName": "D", "eventID": "", "eventTime": "yesterday"}),
+        ];
+        for (i, e) in events.into_iter().enumerate() {
+            let doc = t.apply(event(e), "f.json");
+            stand_ins.note(&doc, Position::Record(i));
+        }
+        assert_eq!(stand_ins.without_id, [Position::Record(1), Position::Record(3)]);
+        assert_eq!(stand_ins.undated, [Position::Record(2), Position::Record(3)]);
+        let messages = stand_ins.messages();
+        assert_eq!(messages.len(), 2);
+        assert!(
+            messages[0].starts_with("2 events without a usable eventID (record 1, record 3): "),
+            "{}",
+            messages[0]
+        );
+        assert_eq!(
+            messages[1],
+            "2 events without a readable eventTime (record 2, record 3): indexed in cloudtrail-undated"
+        );
+        assert!(StandIns::default().messages().is_empty());
+
+        let mut many = StandIns::default();
+        let doc = t.apply(event(json!({"eventName": "X"})), "f.json");
+        for n in 1..=8 {
+            many.note(&doc, Position::Line(n));
+        }
+        assert!(
+            many.messages()[0].contains("(line 1, line 2, line 3, line 4, line 5, 3 more)"),
+            "{}",
+            many.messages()[0]
+        );
     }
 }

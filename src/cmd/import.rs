@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -29,7 +30,6 @@ pub async fn run(args: ImportArgs) -> Result<Outcome> {
 /// the same pipeline; sync adds state, a lease and a look-back window.
 pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Result<Outcome> {
     let prefix = config::index_prefix(&args.index.index_prefix)?;
-    let (sources, s3) = open_sources(&args.sources, &args.s3).await?;
     let filter = config::field_filter(&args.filter)?;
     let limits = Limits {
         max_string_bytes: args.max_value_bytes.max(64),
@@ -40,35 +40,35 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
     let stats = Arc::new(Stats::default());
     let dlq = Arc::new(DeadLetters::new(&args.report.dead_letter));
     let names = Arc::new(FileNames::default());
+    // Signals are heard from the start, so a stop while connecting is a stop too.
+    let cancel = Arc::new(Cancel::default());
+    let signals = tokio::spawn(watch_signals(cancel.clone(), dlq.clone()));
 
-    let cluster = if args.dry_run {
-        None
-    } else {
-        let cluster = Cluster::connect(&config::cluster(&args.cluster)?).await?;
-        tracing::info!(
-            "connected to {} {} at {}",
-            cluster.flavor.name(),
-            cluster.version,
-            cluster.url()
-        );
-        if !args.no_setup {
-            template::install(&cluster, &prefix, args.index.replicas).await?;
+    let started = Instant::now();
+    let (s3, sources, cluster) = tokio::select! {
+        // Stopped while connecting: nothing was read, nothing is in flight.
+        _ = cancel.cancelled() => {
+            signals.abort();
+            let mut summary = Summary::from_stats(&stats, started.elapsed(), args.dry_run, 0, None);
+            summary.interrupted = true;
+            return report(&summary, Ok(()), &args.report, false);
         }
-        Some(cluster)
+        // S3 and the cluster reached, the template installed.
+        ready = connect(&args, &prefix) => ready?,
     };
     let sink = cluster.clone().map(|cluster| {
-        Arc::new(Sink {
+        Arc::new(Sink::new(
             cluster,
-            dlq: dlq.clone(),
-            stats: stats.clone(),
-            names: names.clone(),
-            retry_budget: Duration::from_secs(args.retry_budget.max(1)),
-        })
+            dlq.clone(),
+            stats.clone(),
+            names.clone(),
+            Duration::from_secs(args.retry_budget.max(1)),
+            usize::from(args.concurrency),
+            cancel.clone(),
+        ))
     });
 
     let workers = args.workers.map(usize::from).unwrap_or_else(default_workers);
-    let cancel = Arc::new(Cancel::default());
-    let signals = tokio::spawn(watch_signals(cancel.clone()));
     let decoders = Arc::new(tokio::sync::Semaphore::new(workers));
     let pipeline = |tracker: Option<Arc<dyn Tracker>>| Pipeline {
         transformer: transformer.clone(),
@@ -91,7 +91,6 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
         in_flight: Default::default(),
     };
 
-    let started = Instant::now();
     let reporter = Reporter::start(
         stats.clone(),
         args.report.progress,
@@ -123,10 +122,22 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
     reporter.finish().await;
     signals.abort();
     // Whatever fails from here on, the summary is still printed.
-    let mut result = result.and(dlq.flush());
-    if let (Some(cluster), Ok(())) = (&cluster, &result) {
-        result = cluster.refresh(&format!("{prefix}-*")).await;
+    let result = result.and(dlq.flush());
+    if let (Some(cluster), Ok(())) = (&cluster, &result)
+        && let Err(e) = cluster.refresh(&format!("{prefix}-*")).await
+    {
+        // Every event is acknowledged: only their visibility waits for the next automatic refresh.
+        tracing::warn!("{e:#} (the events are indexed; searches see them after the next automatic refresh)");
     }
+    let result = result.map_err(|e| {
+        let read = stats.events_read.load(Ordering::Relaxed);
+        let settled = stats.indexed() + stats.failed.load(Ordering::Relaxed);
+        e.context(format!(
+            "the run stopped early with {} of {read} events read neither indexed nor dead-lettered; \
+             running the same command again is safe (event ids are stable: nothing is duplicated)",
+            read.saturating_sub(settled)
+        ))
+    });
 
     let mut summary = Summary::from_stats(
         &stats,
@@ -138,9 +149,35 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
     summary.interrupted = cancel.is_cancelled();
     summary.s3_list_requests = s3
         .as_ref()
-        .map(|s3| s3.list_requests.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|s3| s3.list_requests.load(Ordering::Relaxed))
         .unwrap_or(0);
+    if let Some(sink) = &sink {
+        let limiter = sink.limiter();
+        summary.concurrency = limiter.max() as u64;
+        summary.concurrency_low = limiter.low() as u64;
+        summary.concurrency_decreases = limiter.decreases.load(Ordering::Relaxed);
+    }
     report(&summary, result, &args.report, false)
+}
+
+/// Reaches S3 (for s3:// sources) and the cluster (unless --dry-run), and
+/// installs the template (unless --no-setup).
+async fn connect(args: &ImportArgs, prefix: &str) -> Result<(Option<Arc<S3>>, Vec<Source>, Option<Cluster>)> {
+    let (sources, s3) = open_sources(&args.sources, &args.s3).await?;
+    if args.dry_run {
+        return Ok((s3, sources, None));
+    }
+    let cluster = Cluster::connect(&config::cluster(&args.cluster)?).await?;
+    tracing::info!(
+        "connected to {} {} at {}",
+        cluster.flavor.name(),
+        cluster.version,
+        cluster.url()
+    );
+    if !args.no_setup {
+        template::install(&cluster, prefix, args.index.replicas).await?;
+    }
+    Ok((s3, sources, Some(cluster)))
 }
 
 /// The SOURCE arguments, and the S3 client when one of them is an `s3://` URL.
@@ -199,8 +236,8 @@ fn write_summary_json(path: &Path, summary: &Summary) -> Result<()> {
 }
 
 /// First Ctrl-C or SIGTERM: stop reading and finish what is in flight.
-/// Second: quit at once.
-pub(crate) async fn watch_signals(cancel: Arc<Cancel>) {
+/// Second: quit at once, with the dead letters written so far on disk.
+pub(crate) async fn watch_signals(cancel: Arc<Cancel>, dlq: Arc<DeadLetters>) {
     let mut count = 0;
     loop {
         wait_for_signal().await;
@@ -211,6 +248,9 @@ pub(crate) async fn watch_signals(cancel: Arc<Cancel>) {
             );
             cancel.cancel();
         } else {
+            if let Err(e) = dlq.flush() {
+                eprintln!("ctindex: {e:#}");
+            }
             eprintln!("ctindex: interrupted");
             std::process::exit(130);
         }

@@ -271,9 +271,10 @@ impl Cluster {
         serde_json::from_slice(&bytes).with_context(|| format!("{path} did not answer JSON"))
     }
 
-    /// Makes recent writes visible to searches (used at the end of a run).
+    /// Makes recent writes visible to searches (used at the end of a run),
+    /// retried like other control requests.
     pub async fn refresh(&self, target: &str) -> Result<()> {
-        self.send(Method::Post, &format!("/{target}/_refresh"), None)
+        self.json(Method::Post, &format!("/{target}/_refresh"), None)
             .await
             .with_context(|| format!("cannot refresh {target}"))?;
         Ok(())

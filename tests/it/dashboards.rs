@@ -7,13 +7,10 @@
 //! query, the time filter on eventTime) and sent to the real servers.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
 
-use crate::support::{self, Cluster};
+use crate::support::{self, Cluster, Endpoint, Request};
 
 // ------------------------------------------------------------------ export
 
@@ -1126,100 +1123,6 @@ fn the_bucket_check_rejects_answers_a_dashboard_would_show_empty() {
 }
 
 // ------------------------------------------------------ install, local endpoint
-
-/// A request as the endpoint received it.
-#[derive(Debug, Clone)]
-struct Request {
-    method: String,
-    target: String,
-    headers: BTreeMap<String, String>,
-    body: Vec<u8>,
-}
-
-type Responder = dyn Fn(&Request) -> (u16, Vec<(&'static str, &'static str)>, String) + Send + Sync;
-
-/// A tiny HTTP/1.1 server on 127.0.0.1 that records every request and
-/// answers with `respond`.
-struct Endpoint {
-    url: String,
-    requests: Arc<Mutex<Vec<Request>>>,
-}
-
-impl Endpoint {
-    fn start(respond: Box<Responder>) -> Endpoint {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = requests.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let Some(request) = read_request(&mut stream) else {
-                    continue;
-                };
-                let (status, headers, body) = respond(&request);
-                seen.lock().unwrap().push(request);
-                let mut head = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
-                    body.len()
-                );
-                for (k, v) in headers {
-                    head.push_str(&format!("{k}: {v}\r\n"));
-                }
-                head.push_str("\r\n");
-                let _ = stream.write_all(head.as_bytes());
-                let _ = stream.write_all(body.as_bytes());
-            }
-        });
-        Endpoint { url, requests }
-    }
-
-    fn requests(&self) -> Vec<Request> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-fn read_request(stream: &mut std::net::TcpStream) -> Option<Request> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next()?.to_string(), parts.next()?.to_string());
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let (k, v) = h.split_once(':')?;
-        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-    }
-    let mut body = Vec::new();
-    if let Some(length) = headers.get("content-length") {
-        body.resize(length.parse().ok()?, 0);
-        reader.read_exact(&mut body).ok()?;
-    } else if headers.get("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).ok()?;
-            let n = usize::from_str_radix(size.trim(), 16).ok()?;
-            let mut chunk = vec![0; n + 2];
-            reader.read_exact(&mut chunk).ok()?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-    }
-    Some(Request {
-        method,
-        target,
-        headers,
-        body,
-    })
-}
 
 /// The parts of a multipart/form-data body: (Content-Disposition, content).
 fn multipart(request: &Request) -> Vec<(String, String)> {

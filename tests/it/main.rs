@@ -3,6 +3,7 @@
 
 mod dashboards;
 mod export;
+mod faults;
 mod import;
 mod s3;
 mod secrets;

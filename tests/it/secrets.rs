@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::support::{self, Cluster};
+use crate::support::{self, Cluster, Endpoint, Request};
 
 const PASSWORD: &str = "pw-Zq8sQ1xV-secret";
 const API_KEY: &str = "YXBpLWtleS1ZZ2g3dlJlLXNlY3JldA==";
@@ -11,8 +11,17 @@ const TOKEN: &str = "tok-Lm4nB7pQ-secret";
 const AWS_SECRET: &str = "aws-Rt5yU9iO-secret";
 
 fn run_verbose(cluster: &Cluster, source: &str, auth: &[&str], env: &[(&str, &str)]) -> String {
-    let dir = tempfile::tempdir().unwrap();
     let prefix = support::prefix("secrets");
+    let (run, all) = verbose(&cluster.url, &prefix, source, auth, env);
+    assert!(matches!(run.code, 0 | 3), "{}: {}", cluster.name, tail(&run.stderr));
+    cluster.cleanup(&prefix);
+    all
+}
+
+/// Runs an import at -vv; returns the run and everything it wrote
+/// (stdout, stderr, the summary JSON, the dead letters).
+fn verbose(url: &str, prefix: &str, source: &str, auth: &[&str], env: &[(&str, &str)]) -> (support::Run, String) {
+    let dir = tempfile::tempdir().unwrap();
     let summary = dir.path().join("summary.json");
     let dead = dir.path().join("dead.ndjson");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ctindex"));
@@ -21,7 +30,7 @@ fn run_verbose(cluster: &Cluster, source: &str, auth: &[&str], env: &[(&str, &st
         "import",
         source,
         "--index-prefix",
-        &prefix,
+        prefix,
         "--progress",
         "log",
         "--progress-interval",
@@ -43,11 +52,10 @@ fn run_verbose(cluster: &Cluster, source: &str, auth: &[&str], env: &[(&str, &st
     for (key, value) in env {
         cmd.env(key, value);
     }
-    if !auth.contains(&"--url") {
-        cmd.args(["--url", &cluster.url]);
+    if !auth.contains(&"--url") && !auth.contains(&"--cloud-id") {
+        cmd.args(["--url", url]);
     }
     let run: support::Run = cmd.output().unwrap().into();
-    assert!(matches!(run.code, 0 | 3), "{}: {}", cluster.name, tail(&run.stderr));
     assert!(
         run.stderr.contains("TRACE") || run.stderr.contains("DEBUG"),
         "not verbose: {}",
@@ -57,8 +65,7 @@ fn run_verbose(cluster: &Cluster, source: &str, auth: &[&str], env: &[(&str, &st
     for file in [&summary, &dead] {
         all.push_str(&std::fs::read_to_string(file).unwrap_or_default());
     }
-    cluster.cleanup(&prefix);
-    all
+    (run, all)
 }
 
 /// Standard base64, to look for credentials the way an Authorization header would carry them.
@@ -123,6 +130,19 @@ fn no_credential_appears_at_the_most_verbose_level() {
     assert_clean(&api_key, &[API_KEY], "API key");
     let bearer = run_verbose(cluster, source, &[], &[("CTINDEX_BEARER_TOKEN", TOKEN)]);
     assert_clean(&bearer, &[TOKEN], "bearer token");
+    let key_file = dir.path().join("api-key");
+    std::fs::write(&key_file, format!("{API_KEY}\n")).unwrap();
+    let from_key_file = run_verbose(cluster, source, &["--api-key-file", key_file.to_str().unwrap()], &[]);
+    assert_clean(&from_key_file, &[API_KEY], "API key from a file");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let from_token_file = run_verbose(
+        cluster,
+        source,
+        &["--bearer-token-file", token_file.to_str().unwrap()],
+        &[],
+    );
+    assert_clean(&from_token_file, &[TOKEN], "bearer token from a file");
 
     // S3 credentials, with the S3 server when there is one.
     if let Ok(endpoint) = std::env::var("S3_ENDPOINT") {
@@ -143,4 +163,126 @@ fn no_credential_appears_at_the_most_verbose_level() {
         );
         assert_clean(&s3, &[AWS_SECRET], "AWS secret key");
     }
+}
+
+/// A server that refuses the credentials: the error paths print no secret
+/// either, although the credentials were sent (the endpoint saw them).
+#[test]
+fn no_credential_appears_when_the_server_refuses_it() {
+    let source = support::fixtures().join("trail/AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10");
+    let source = source.to_str().unwrap();
+    let basic = base64(format!("elastic:{PASSWORD}").as_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("api-key");
+    std::fs::write(&key_file, format!("{API_KEY}\n")).unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let refused = || -> (u16, Vec<(&'static str, &'static str)>, String) {
+        (
+            401,
+            vec![("www-authenticate", "Basic realm=\"security\" charset=\"UTF-8\"")],
+            r#"{"error":{"type":"security_exception","reason":"unable to authenticate user [elastic] for REST request [/_bulk]"},"status":401}"#.into(),
+        )
+    };
+    // Refused at once, and refused only for the bulk requests (after the events were read).
+    let everywhere = Endpoint::start(Box::new(move |_| refused()));
+    let bulk_only = Endpoint::start(Box::new(move |request: &Request| {
+        if request.target.contains("_bulk") {
+            refused()
+        } else {
+            (
+                200,
+                vec![],
+                r#"{"version":{"number":"8.19.0"},"tagline":"You Know, for Search"}"#.into(),
+            )
+        }
+    }));
+    // (what, options, environment, secrets, the Authorization header they make)
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, Vec<&'a str>, String);
+    let cases: Vec<Case> = vec![
+        (
+            "basic auth",
+            vec!["--user", "elastic"],
+            vec![("CTINDEX_PASSWORD", PASSWORD)],
+            vec![PASSWORD, &basic],
+            format!("Basic {basic}"),
+        ),
+        (
+            "API key from a file",
+            vec!["--api-key-file", key_file.to_str().unwrap()],
+            vec![],
+            vec![API_KEY],
+            format!("ApiKey {API_KEY}"),
+        ),
+        (
+            "bearer token from a file",
+            vec!["--bearer-token-file", token_file.to_str().unwrap()],
+            vec![],
+            vec![TOKEN],
+            format!("Bearer {TOKEN}"),
+        ),
+    ];
+    for (what, auth, env, secrets, header) in &cases {
+        for (endpoint, expect) in [(&everywhere, "answered 401"), (&bulk_only, "status 401")] {
+            let seen = endpoint.requests().len();
+            let mut args = auth.clone();
+            args.push("--no-setup");
+            let (run, all) = verbose(&endpoint.url, "secrets-refused", source, &args, env);
+            let ctx = format!("{what}: {}", tail(&run.stderr));
+            assert_eq!(run.code, 1, "{ctx}");
+            assert!(run.stderr.contains(expect), "{ctx}");
+            assert_clean(&all, secrets, what);
+            let sent = &endpoint.requests()[seen..];
+            assert!(!sent.is_empty(), "{ctx}");
+            assert!(
+                sent.iter().all(|r| r.headers.get("authorization") == Some(header)),
+                "{what}: the credentials were not sent"
+            );
+        }
+    }
+    // The bulk refusal dead-letters the events, without the credentials.
+    let (run, all) = verbose(
+        &bulk_only.url,
+        "secrets-refused",
+        source,
+        &["--api-key-file", key_file.to_str().unwrap(), "--no-setup"],
+        &[],
+    );
+    assert!(run.stderr.contains("dead letters in"), "{}", tail(&run.stderr));
+    assert!(all.contains(r#""reason":"the cluster refused the bulk request with status 401"#));
+    assert_clean(&all, &[API_KEY], "dead letters");
+
+    // An Elastic Cloud id whose host cannot be reached.
+    let cloud_id = format!("prod:{}", base64(b"cloud.invalid:9243$es-uuid$kibana-uuid"));
+    let (run, all) = verbose(
+        "",
+        "secrets-cloud",
+        source,
+        &["--cloud-id", &cloud_id, "--api-key-file", key_file.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", tail(&run.stderr));
+    assert!(run.stderr.contains("es-uuid.cloud.invalid"), "{}", tail(&run.stderr));
+    assert_clean(&all, &[API_KEY], "cloud id");
+}
+
+#[test]
+fn insecure_says_that_it_overrides_the_ca() {
+    let endpoint = Endpoint::start(Box::new(|_| (503, vec![], "{}".into())));
+    let run = support::ctindex(&[
+        "setup",
+        "--url",
+        &endpoint.url,
+        "--insecure",
+        "--ca-cert",
+        "/nonexistent/ca.pem",
+        "--timeout",
+        "2",
+    ]);
+    assert!(
+        run.stderr
+            .contains("--insecure overrides --ca-cert /nonexistent/ca.pem"),
+        "{}",
+        run.stderr
+    );
 }

@@ -1,5 +1,6 @@
 //! Test support: the clusters to test against, running the binary, HTTP
-//! calls, and an independent oracle of what the corpus holds.
+//! calls, an independent oracle of what the corpus holds, and a local HTTP
+//! endpoint to stand in for a server.
 //!
 //! Clusters come from `ES_URL`, `OPENSEARCH_URL` and `ES9_URL` (what
 //! `scripts/stack env` prints). Without them, live tests say loudly that they
@@ -9,9 +10,12 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
@@ -418,4 +422,144 @@ pub fn month(event: &serde_json::Map<String, Value>) -> String {
 pub fn summary(path: &Path) -> HashMap<String, Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("no summary at {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
+}
+
+/// The node that fault tests may kill and restart (`ES_FAULTS_URL`, the
+/// `elasticsearch-faults` service of `scripts/stack`): never a shared one.
+/// None, said loudly (or a failure under `CTINDEX_REQUIRE_CLUSTERS=1`), when unset.
+pub fn faults_cluster(test: &str) -> Option<Cluster> {
+    match std::env::var("ES_FAULTS_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(Cluster {
+            name: "elasticsearch-faults",
+            url: url.trim().trim_end_matches('/').to_string(),
+        }),
+        _ if std::env::var("CTINDEX_REQUIRE_CLUSTERS").as_deref() == Ok("1") => panic!(
+            "{test}: ES_FAULTS_URL is not set but CTINDEX_REQUIRE_CLUSTERS=1 \
+             (scripts/stack start elasticsearch-faults; eval \"$(scripts/stack env elasticsearch-faults)\")"
+        ),
+        _ => {
+            loud(&format!(
+                "SKIPPED {test}: no ES_FAULTS_URL set (scripts/test starts the elasticsearch-faults node and sets it)"
+            ));
+            None
+        }
+    }
+}
+
+/// Runs `scripts/stack` with the arguments; panics when it fails.
+pub fn stack(args: &[&str]) {
+    let status = Command::new(root().join("scripts/stack"))
+        .args(args)
+        .status()
+        .expect("cannot run scripts/stack");
+    assert!(status.success(), "scripts/stack {}: {status}", args.join(" "));
+}
+
+// ------------------------------------------------------- local HTTP endpoint
+
+/// A request as a local endpoint received it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub target: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+pub type Responder = dyn Fn(&Request) -> (u16, Vec<(&'static str, &'static str)>, String) + Send + Sync;
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 that records every request and
+/// answers with `respond` (one request per connection).
+pub struct Endpoint {
+    pub url: String,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl Endpoint {
+    pub fn start(respond: Box<Responder>) -> Endpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let Some(request) = read_request(&mut stream) else {
+                    continue;
+                };
+                let (status, headers, body) = respond(&request);
+                seen.lock().unwrap().push(request);
+                let mut head = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+                    body.len()
+                );
+                for (k, v) in headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str("\r\n");
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(body.as_bytes());
+            }
+        });
+        Endpoint { url, requests }
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// Reads one request (head and body) from a connection.
+pub fn read_request(stream: &mut TcpStream) -> Option<Request> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut request = read_head(&mut reader)?;
+    request.body = read_body(&mut reader, &request.headers)?;
+    Some(request)
+}
+
+/// Reads the request line and headers; the body is left unread.
+pub fn read_head(reader: &mut impl BufRead) -> Option<Request> {
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next()?.to_string(), parts.next()?.to_string());
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+    }
+    Some(Request {
+        method,
+        target,
+        headers,
+        body: Vec::new(),
+    })
+}
+
+/// Reads a body announced by `content-length` or sent chunked.
+pub fn read_body(reader: &mut impl BufRead, headers: &BTreeMap<String, String>) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    if let Some(length) = headers.get("content-length") {
+        body.resize(length.parse().ok()?, 0);
+        reader.read_exact(&mut body).ok()?;
+    } else if headers.get("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).ok()?;
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            let mut chunk = vec![0; n + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    }
+    Some(body)
 }
