@@ -36,11 +36,24 @@ enum Segment {
 struct Pattern {
     text: String,
     segments: Vec<Segment>,
-    /// For each segment: the first literal key from there on, quoted as it
-    /// appears in JSON text (None when only wildcards follow), for
+    /// For each segment: a searcher for the first literal key from there
+    /// on, quoted as it appears in JSON text (None when only wildcards
+    /// follow, or when JSON may spell the key with escapes), for
     /// [`FieldFilter::may_touch`].
-    next_literal: Vec<Option<String>>,
+    next_literal: Vec<Option<Literal>>,
 }
+
+/// A quoted key to look for in JSON text.
+#[derive(Debug, Clone)]
+struct Literal(memchr::memmem::Finder<'static>);
+
+impl PartialEq for Literal {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.needle() == other.0.needle()
+    }
+}
+
+impl Eq for Literal {}
 
 /// A bad `--drop`/`--keep` pattern.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +92,11 @@ impl Pattern {
         let next_literal = (0..segments.len())
             .map(|i| {
                 segments[i..].iter().find_map(|s| match s {
-                    Segment::Key(k) => Some(format!("\"{k}\"")),
+                    // A key that JSON text may spell with escapes cannot be searched for.
+                    Segment::Key(k) if !k.contains(['\\', '/', '"']) && !k.chars().any(char::is_control) => {
+                        let quoted = format!("\"{k}\"");
+                        Some(Literal(memchr::memmem::Finder::new(quoted.as_bytes()).into_owned()))
+                    }
                     _ => None,
                 })
             })
@@ -179,6 +196,8 @@ pub struct FieldFilter {
     drop: PatternSet,
     keep: PatternSet,
     redact_key_ids: bool,
+    /// Searchers for what starts an access key id.
+    key_id_starts: [memchr::memmem::Finder<'static>; 2],
 }
 
 impl FieldFilter {
@@ -189,6 +208,10 @@ impl FieldFilter {
             drop: PatternSet::new(drop)?,
             keep: PatternSet::new(keep)?,
             redact_key_ids,
+            key_id_starts: [
+                memchr::memmem::Finder::new(b"AKIA").into_owned(),
+                memchr::memmem::Finder::new(b"ASIA").into_owned(),
+            ],
         })
     }
 
@@ -199,6 +222,54 @@ impl FieldFilter {
 
     /// Removes the matching fields; returns how many were removed.
     pub fn apply(&self, event: &mut Map<String, Value>) -> usize {
+        self.apply_where(event, |_| true)
+    }
+
+    /// Whether [`FieldFilter::apply`] might change the top-level field `key`,
+    /// whose JSON text is `raw`: false means it certainly leaves it as it is.
+    /// A pattern that reaches inside the field must find its next literal
+    /// key in the text; a `\u` escape could hide one, so it always counts.
+    /// Allocation-free: it runs for every field of every event.
+    pub fn may_touch(&self, key: &str, raw: &[u8], shape: &Shape) -> bool {
+        self.may_redact(raw, shape) || self.may_drop(key, raw, shape)
+    }
+
+    /// Whether the redaction might change a value with this JSON text.
+    pub fn may_redact(&self, raw: &[u8], shape: &Shape) -> bool {
+        self.redact_key_ids
+            && shape.longest_string >= 16
+            && (shape.unicode_escape || self.key_id_starts.iter().any(|f| f.find(raw).is_some()))
+    }
+
+    fn may_drop(&self, key: &str, raw: &[u8], shape: &Shape) -> bool {
+        let inside = |pattern: &Pattern, from: usize| {
+            if from >= pattern.segments.len() {
+                return true; // the whole field matches
+            }
+            match &pattern.next_literal[from] {
+                Some(literal) => shape.unicode_escape || literal.0.find(raw).is_some(),
+                // Only wildcards left, or a key JSON may spell with escapes.
+                None => true,
+            }
+        };
+        self.drop.patterns.iter().any(|pattern| match &pattern.segments[0] {
+            // `**` first: the field's own key may be the next one, or any inside.
+            Segment::AnyDepth => {
+                pattern
+                    .segments
+                    .iter()
+                    .any(|s| matches!(s, Segment::Key(k) if k == key))
+                    || inside(pattern, 1)
+            }
+            Segment::Key(k) => k == key && inside(pattern, 1),
+            Segment::Glob(g) => glob_match(g, key) && inside(pattern, 1),
+            Segment::AnyKey => inside(pattern, 1),
+        })
+    }
+
+    /// Removes the matching fields, and masks access key ids only in the
+    /// top-level fields `redact` names (the fast path knows which can hold one).
+    pub fn apply_where(&self, event: &mut Map<String, Value>, redact: impl Fn(&str) -> bool) -> usize {
         let drop = self.drop.start();
         let keep = self.keep.start();
         let mut removed = 0;
@@ -206,42 +277,13 @@ impl FieldFilter {
             self.filter_map(event, &drop, &keep, &mut removed);
         }
         if self.redact_key_ids {
-            for value in event.values_mut() {
-                redact_value(value);
+            for (key, value) in event.iter_mut() {
+                if redact(key) {
+                    redact_value(value);
+                }
             }
         }
         removed
-    }
-
-    /// Whether [`FieldFilter::apply`] might change the top-level field `key`,
-    /// whose JSON text is `raw`: false means it certainly leaves it as it is.
-    /// A pattern that reaches inside the field must find its next literal
-    /// key in the text; a `\u` escape could hide one, so it always counts.
-    pub fn may_touch(&self, key: &str, raw: &[u8], shape: &Shape) -> bool {
-        if self.redact_key_ids
-            && shape.longest_string >= 16
-            && (shape.unicode_escape || crate::raw::contains(raw, b"AKIA") || crate::raw::contains(raw, b"ASIA"))
-        {
-            return true;
-        }
-        let start = self.drop.start();
-        if start.is_empty() {
-            return false;
-        }
-        let (next, here) = self.drop.step(&start, key);
-        if here {
-            return true;
-        }
-        next.iter().any(|&(p, i)| {
-            let pattern = &self.drop.patterns[p];
-            match pattern.next_literal.get(i).and_then(Option::as_ref) {
-                // Only wildcards left: anything inside may match.
-                None => i < pattern.segments.len(),
-                // A key that JSON text may spell with escapes: be safe.
-                Some(quoted) if quoted[1..quoted.len() - 1].contains(['\\', '/', '"']) => true,
-                Some(quoted) => shape.unicode_escape || crate::raw::contains(raw, quoted.as_bytes()),
-            }
-        })
     }
 
     fn filter_map(&self, map: &mut Map<String, Value>, drop: &[State], keep: &[State], removed: &mut usize) {

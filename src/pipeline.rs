@@ -27,10 +27,11 @@ use crate::decode::{self, DecodeError};
 use crate::dlq::{DeadLetters, Letter};
 use crate::export::{Encoder, Exporter};
 use crate::progress::Stats;
+use crate::raw::RawEvent;
 use crate::sink::bulk::{Batch, Origin};
 use crate::sink::{FileNames, Sink, Unsent};
 use crate::source::{Listed, Location, Source, SourceObject};
-use crate::transform::{StandIns, Transformer};
+use crate::transform::{Document, StandIns, Transformer};
 
 /// How far listing may run ahead of reading (entries, not bytes: they are small).
 pub const LISTING_QUEUE: usize = 4096;
@@ -157,10 +158,13 @@ pub struct Pipeline {
 }
 
 /// What one file yielded, encoded.
+/// One piece of a file's output: a file is read in pieces of about
+/// [`PIECE_BYTES`], so a file of any size takes bounded memory.
 struct FileOutput {
     file: u32,
     batch: Batch,
-    kind: FileKind,
+    /// Set on the file's last piece: how it ended.
+    end: Option<FileKind>,
 }
 
 impl FileOutput {
@@ -168,16 +172,48 @@ impl FileOutput {
         FileOutput {
             file,
             batch: Batch::default(),
-            kind,
+            end: Some(kind),
         }
     }
 }
 
-/// Events of each file not yet acknowledged.
+/// The encoded documents of a file are handed on in pieces of this size.
+const PIECE_BYTES: usize = 2 << 20;
+
+/// Pieces of one file that may wait between its decoder and the batches.
+const PIECES_AHEAD: usize = 2;
+
+/// Each file's events not yet acknowledged.
 #[derive(Default)]
 struct Ledger {
-    remaining: HashMap<u32, usize>,
+    remaining: HashMap<u32, Pending>,
     done: u64,
+}
+
+#[derive(Default)]
+struct Pending {
+    items: usize,
+    /// The file's last piece came, with how it ended.
+    end: Option<FileKind>,
+}
+
+impl Ledger {
+    /// Counts a piece of `file`; true when the file is thereby done.
+    fn piece(&mut self, file: u32, items: usize, end: Option<FileKind>) -> Option<FileKind> {
+        let pending = self.remaining.entry(file).or_default();
+        pending.items += items;
+        if end.is_some() {
+            pending.end = end;
+        }
+        (pending.items == 0).then_some(pending.end).flatten()
+    }
+
+    /// Counts acknowledged items of `file`; the file's end when it is done.
+    fn acknowledged(&mut self, file: u32, items: usize) -> Option<FileKind> {
+        let pending = self.remaining.get_mut(&file)?;
+        pending.items = pending.items.saturating_sub(items);
+        (pending.items == 0).then_some(pending.end).flatten()
+    }
 }
 
 impl Pipeline {
@@ -223,19 +259,20 @@ impl Pipeline {
             .take_while(move |_| std::future::ready(!cancel.is_cancelled()))
             .filter_map(|listed| std::future::ready(self.accept(listed)))
             .enumerate()
-            .map(|(n, object)| self.process_file(n as u32, object))
-            .buffer_unordered(self.options.downloads.max(self.options.workers).max(1));
+            .flat_map_unordered(
+                self.options.downloads.max(self.options.workers).max(1),
+                |(n, object)| self.process_file(n as u32, object),
+            );
         futures::pin_mut!(objects);
 
         let capacity = self.options.batch_bytes + self.options.batch_bytes / 8;
         let mut current = Batch::with_capacity(capacity);
         while let Some(output) = objects.next().await {
-            let FileOutput { file, batch, kind } = output;
-            if batch.is_empty() {
+            let FileOutput { file, batch, end } = output;
+            let done = lock(ledger).piece(file, batch.len(), end);
+            if let Some(kind) = done {
                 self.file_done(file, ledger, kind);
-                continue;
             }
-            lock(ledger).remaining.insert(file, batch.len());
             for i in 0..batch.len() {
                 current.push_item_from(&batch, i);
                 if current.body.len() >= self.options.batch_bytes {
@@ -307,16 +344,9 @@ impl Pipeline {
                 }
             };
             for (file, n) in counts {
-                let finished = {
-                    let mut ledger = lock(ledger);
-                    let left = ledger.remaining.get_mut(&file).map(|left| {
-                        *left = left.saturating_sub(n);
-                        *left
-                    });
-                    left == Some(0)
-                };
-                if finished {
-                    self.file_done(file, ledger, FileKind::Events);
+                let done = lock(ledger).acknowledged(file, n);
+                if let Some(kind) = done {
+                    self.file_done(file, ledger, kind);
                 }
             }
         }
@@ -369,8 +399,21 @@ impl Pipeline {
         }
     }
 
-    /// Reads one file and turns it into encoded documents.
-    async fn process_file(&self, file: u32, object: SourceObject) -> FileOutput {
+    /// Reads one file and turns it into pieces of encoded documents.
+    fn process_file(&self, file: u32, object: SourceObject) -> futures::stream::BoxStream<'_, FileOutput> {
+        futures::stream::once(self.start_file(file, object))
+            .flat_map(|started| match started {
+                Ok(pieces) => {
+                    futures::stream::unfold(pieces, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) }).boxed()
+                }
+                Err(nothing) => futures::stream::iter([nothing]).boxed(),
+            })
+            .boxed()
+    }
+
+    /// Gets a file's bytes (S3) and a decoding slot, then decodes it on a
+    /// blocking thread that sends its pieces; or how it ended without.
+    async fn start_file(&self, file: u32, object: SourceObject) -> Result<mpsc::Receiver<FileOutput>, FileOutput> {
         self.names.insert(file, object.name.clone());
         if self.tracker.is_some() {
             self.in_flight
@@ -378,63 +421,50 @@ impl Pipeline {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(file, object.clone());
         }
-        // A local file is read only once a decoding slot is free, so at most
-        // `workers` local files are in memory at once (the disk and the page
-        // cache keep up); S3 objects are fetched ahead, within their own
+        // A local file is read as it is decoded, so its size does not
+        // matter; S3 objects are fetched ahead, within their own
         // bytes-in-flight budget, because the network needs the overlap.
-        let slot = match object.location {
-            Location::File(_) => match self.decoders.clone().acquire_owned().await {
-                Ok(slot) => Some(slot),
-                Err(_) => return FileOutput::nothing(file, FileKind::Unread),
+        let (input, budget) = match &object.location {
+            Location::File(path) => (Input::File(path.clone()), None),
+            Location::S3 { .. } => match object.read().await {
+                Ok((bytes, budget)) => (Input::Bytes(bytes), budget),
+                Err(e) => {
+                    tracing::warn!("skipped: {e:#}");
+                    Stats::add(&self.stats.files_skipped, 1);
+                    let kind = if crate::source::is_missing(&e) {
+                        FileKind::Missing
+                    } else {
+                        FileKind::Unread
+                    };
+                    return Err(FileOutput::nothing(file, kind));
+                }
             },
-            Location::S3 { .. } => None,
         };
-        let (bytes, budget) = match object.read().await {
-            Ok(read) => read,
-            Err(e) => {
-                tracing::warn!("skipped: {e:#}");
-                Stats::add(&self.stats.files_skipped, 1);
-                let kind = if crate::source::is_missing(&e) {
-                    FileKind::Missing
-                } else {
-                    FileKind::Unread
-                };
-                return FileOutput::nothing(file, kind);
-            }
-        };
-        Stats::add(&self.stats.bytes_read, bytes.len() as u64);
-        let slot = match slot {
-            Some(slot) => slot,
-            None => match self.decoders.clone().acquire_owned().await {
-                Ok(slot) => slot,
-                Err(_) => return FileOutput::nothing(file, FileKind::Unread),
-            },
+        let Ok(slot) = self.decoders.clone().acquire_owned().await else {
+            return Err(FileOutput::nothing(file, FileKind::Unread));
         };
         // Stopped while it waited for a decoder: not started, so left for the next run.
         if self.cancel.is_cancelled() {
-            return FileOutput::nothing(file, FileKind::Unread);
+            return Err(FileOutput::nothing(file, FileKind::Unread));
         }
-        let transformer = self.transformer.clone();
-        let encoder = match &self.output {
-            Output::Export { encoder, .. } => Some(encoder.clone()),
-            _ => None,
+        let (tx, rx) = mpsc::channel(PIECES_AHEAD);
+        let work = FileWork {
+            file,
+            name: object.name.clone(),
+            transformer: self.transformer.clone(),
+            encoder: match &self.output {
+                Output::Export { encoder, .. } => Some(encoder.clone()),
+                _ => None,
+            },
+            stats: self.stats.clone(),
+            dlq: self.dlq.clone(),
         };
-        let stats = self.stats.clone();
-        let dlq = self.dlq.clone();
-        let name = object.name.clone();
-        let work = tokio::task::spawn_blocking(move || {
-            let batch = encode_file(&bytes, file, &name, &transformer, encoder.as_deref(), &stats, &dlq);
+        tokio::task::spawn_blocking(move || {
+            let end = work.run(input, &tx);
             drop((slot, budget));
-            batch
+            let _ = tx.blocking_send(FileOutput::nothing(file, end));
         });
-        match work.await {
-            Ok((batch, kind)) => FileOutput { file, batch, kind },
-            Err(e) => {
-                tracing::error!("{}: skipped: decoding failed unexpectedly: {e}", object.name);
-                Stats::add(&self.stats.files_skipped, 1);
-                FileOutput::nothing(file, FileKind::Unread)
-            }
-        }
+        Ok(rx)
     }
 }
 
@@ -442,46 +472,171 @@ fn lock(ledger: &Mutex<Ledger>) -> std::sync::MutexGuard<'_, Ledger> {
     ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Decodes, transforms and encodes one file (runs on a blocking thread).
-fn encode_file(
-    bytes: &[u8],
+/// Where a file's bytes come from.
+enum Input {
+    /// Read as it is decoded.
+    File(std::path::PathBuf),
+    /// Downloaded already.
+    Bytes(Vec<u8>),
+}
+
+/// Everything one file's decoding needs, for its blocking thread.
+struct FileWork {
     file: u32,
-    name: &str,
-    transformer: &Transformer,
-    encoder: Option<&Encoder>,
-    stats: &Stats,
-    dlq: &DeadLetters,
-) -> (Batch, FileKind) {
-    let decoded = match decode::decode(bytes) {
-        Ok(decoded) => decoded,
-        Err(DecodeError::Digest) => {
-            tracing::debug!("{name}: digest file, skipped");
-            Stats::add(&stats.files_digest, 1);
-            return (Batch::default(), FileKind::Events);
+    name: Arc<str>,
+    transformer: Arc<Transformer>,
+    encoder: Option<Arc<Encoder>>,
+    stats: Arc<Stats>,
+    dlq: Arc<DeadLetters>,
+}
+
+impl FileWork {
+    /// Decodes, transforms and encodes the file, sending pieces of encoded
+    /// documents as they fill; returns how it ended.
+    fn run(&self, input: Input, tx: &mpsc::Sender<FileOutput>) -> FileKind {
+        let name = &*self.name;
+        let mut out = FileEncoder {
+            work: self,
+            tx,
+            batch: Batch::with_capacity(PIECE_BYTES + PIECE_BYTES / 4),
+            pending_events: 0,
+            rejects: 0,
+            stand_ins: StandIns::default(),
+            stopped: false,
+        };
+        let read = match input {
+            Input::File(path) => match std::fs::File::open(&path) {
+                Ok(file) => {
+                    Stats::add(&self.stats.bytes_read, file.metadata().map(|m| m.len()).unwrap_or(0));
+                    decode::stream::read(file, &mut out)
+                }
+                Err(e) => {
+                    tracing::warn!("{name}: skipped: cannot read: {e}");
+                    Stats::add(&self.stats.files_skipped, 1);
+                    return FileKind::Unread;
+                }
+            },
+            Input::Bytes(bytes) => {
+                Stats::add(&self.stats.bytes_read, bytes.len() as u64);
+                decode::stream::read(&bytes[..], &mut out)
+            }
+        };
+        let finished = match read {
+            Ok(finished) => finished,
+            Err(DecodeError::Digest) => {
+                tracing::debug!("{name}: digest file, skipped");
+                Stats::add(&self.stats.files_digest, 1);
+                return FileKind::Events;
+            }
+            Err(e) => {
+                tracing::warn!("{name}: skipped: {e}");
+                Stats::add(&self.stats.files_skipped, 1);
+                return FileKind::Unusable;
+            }
+        };
+        out.send();
+        Stats::add(&self.stats.files_read, 1);
+        if let Some(why) = &finished.truncated {
+            tracing::warn!(
+                "{name}: incomplete, {} events before the break kept: {why}",
+                finished.events
+            );
+            Stats::add(&self.stats.files_truncated, 1);
         }
-        Err(e) => {
-            tracing::warn!("{name}: skipped: {e}");
-            Stats::add(&stats.files_skipped, 1);
-            return (Batch::default(), FileKind::Unusable);
-        }
-    };
-    Stats::add(&stats.files_read, 1);
-    if let Some(why) = &decoded.truncated {
-        tracing::warn!(
-            "{name}: incomplete, {} events before the break kept: {why}",
-            decoded.events.len()
-        );
-        Stats::add(&stats.files_truncated, 1);
-    }
-    for (n, reject) in decoded.rejects.iter().enumerate() {
-        if n < REJECT_MESSAGES_PER_FILE {
-            tracing::warn!("{name}: {}: skipped: {}", reject.position, reject.reason);
-        } else if n == REJECT_MESSAGES_PER_FILE {
+        if out.rejects > REJECT_MESSAGES_PER_FILE {
             tracing::warn!(
                 "{name}: {} more values skipped (see the dead-letter file)",
-                decoded.rejects.len() - n
+                out.rejects - REJECT_MESSAGES_PER_FILE
             );
         }
+        Stats::add(&self.stats.events_without_id, out.stand_ins.without_id.len() as u64);
+        Stats::add(&self.stats.events_undated, out.stand_ins.undated.len() as u64);
+        for message in out.stand_ins.messages() {
+            tracing::warn!("{name}: {message}");
+        }
+        FileKind::Events
+    }
+}
+
+/// Receives one file's values: events become documents in `batch`, which
+/// is sent on as it fills; other values go to the dead-letter file.
+struct FileEncoder<'a> {
+    work: &'a FileWork,
+    tx: &'a mpsc::Sender<FileOutput>,
+    batch: Batch,
+    /// Events in `batch`, counted as read once it is sent.
+    pending_events: u64,
+    rejects: usize,
+    stand_ins: StandIns,
+    /// The pipeline went away (a fatal error): nothing more is sent.
+    stopped: bool,
+}
+
+impl FileEncoder<'_> {
+    fn add(&mut self, doc: &impl Document, position: decode::Position) {
+        let record = match position {
+            decode::Position::Record(i) => i as u32,
+            decode::Position::Line(n) => n as u32,
+            decode::Position::Whole => 0,
+        };
+        self.stand_ins.note(doc, position);
+        let origin = Origin {
+            file: self.work.file,
+            record,
+        };
+        match &self.work.encoder {
+            Some(encoder) => encoder.push(doc, &self.work.name, origin, &mut self.batch),
+            None => self.batch.push_doc(doc, origin),
+        }
+        self.pending_events += 1;
+        if self.batch.body.len() >= PIECE_BYTES {
+            self.send();
+        }
+    }
+
+    /// Sends the documents so far on.
+    fn send(&mut self) {
+        Stats::add(&self.work.stats.events_read, self.pending_events);
+        self.pending_events = 0;
+        if self.batch.is_empty() || self.stopped {
+            self.batch = Batch::default();
+            return;
+        }
+        let batch = std::mem::replace(&mut self.batch, Batch::with_capacity(PIECE_BYTES + PIECE_BYTES / 4));
+        let piece = FileOutput {
+            file: self.work.file,
+            batch,
+            end: None,
+        };
+        self.stopped = self.tx.blocking_send(piece).is_err();
+    }
+}
+
+impl decode::stream::Found for FileEncoder<'_> {
+    fn text(&mut self, text: &[u8], position: decode::Position) -> bool {
+        let Ok(raw) = RawEvent::parse(text) else {
+            return false;
+        };
+        match self.work.transformer.apply_raw(&raw, &self.work.name) {
+            Some(doc) => {
+                self.add(&doc, position);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn event(&mut self, event: decode::Event, position: decode::Position) {
+        let doc = self.work.transformer.apply(event, &self.work.name);
+        self.add(&doc, position);
+    }
+
+    fn reject(&mut self, reject: decode::Reject) {
+        let name = &*self.work.name;
+        if self.rejects < REJECT_MESSAGES_PER_FILE {
+            tracing::warn!("{name}: {}: skipped: {}", reject.position, reject.reason);
+        }
+        self.rejects += 1;
         let position = reject.position.to_string();
         let letter = Letter {
             reason: &reject.reason,
@@ -490,33 +645,9 @@ fn encode_file(
             index: None,
             id: None,
         };
-        if let Err(e) = dlq.write_value(&letter, reject.dead_letter_event().as_ref()) {
+        if let Err(e) = self.work.dlq.write_value(&letter, reject.dead_letter_event().as_ref()) {
             tracing::error!("{e:#}");
         }
-        Stats::add(&stats.events_skipped, 1);
+        Stats::add(&self.work.stats.events_skipped, 1);
     }
-    let mut batch = Batch::with_capacity(bytes.len() + bytes.len() / 4);
-    let count = decoded.events.len();
-    let mut stand_ins = StandIns::default();
-    for (event, position) in decoded.events.into_iter().zip(decoded.positions) {
-        let record = match position {
-            decode::Position::Record(i) => i as u32,
-            decode::Position::Line(n) => n as u32,
-            decode::Position::Whole => 0,
-        };
-        let doc = transformer.apply(event, name);
-        stand_ins.note(&doc, position);
-        let origin = Origin { file, record };
-        match encoder {
-            Some(encoder) => encoder.push(&doc, name, origin, &mut batch),
-            None => batch.push_doc(&doc, origin),
-        }
-    }
-    Stats::add(&stats.events_read, count as u64);
-    Stats::add(&stats.events_without_id, stand_ins.without_id.len() as u64);
-    Stats::add(&stats.events_undated, stand_ins.undated.len() as u64);
-    for message in stand_ins.messages() {
-        tracing::warn!("{name}: {message}");
-    }
-    (batch, FileKind::Events)
 }

@@ -36,11 +36,20 @@ impl<'a> RawEvent<'a> {
     }
 
     /// Whether a key occurs twice (the value path keeps the last one).
+    /// A 64-bit signature set spares the comparisons of keys that differ.
     pub fn has_duplicate_keys(&self) -> bool {
-        self.fields
-            .iter()
-            .enumerate()
-            .any(|(i, (k, _))| self.fields[..i].iter().any(|(other, _)| other == k))
+        let mut seen = 0u64;
+        for (i, (key, _)) in self.fields.iter().enumerate() {
+            let b = key.as_bytes();
+            let signature =
+                (b.len() * 7 + b.first().map_or(0, |&c| c as usize) * 3 + b.last().map_or(0, |&c| c as usize)) % 64;
+            let bit = 1u64 << signature;
+            if seen & bit != 0 && self.fields[..i].iter().any(|(other, _)| other == key) {
+                return true;
+            }
+            seen |= bit;
+        }
+        false
     }
 }
 
@@ -128,25 +137,20 @@ impl Shape {
                     }
                     let start = i + 1;
                     let mut j = start;
-                    let mut dot = false;
-                    let mut blank = true;
-                    while j < raw.len() {
-                        match raw[j] {
-                            b'\\' => {
-                                if raw.get(j + 1) == Some(&b'u') {
-                                    shape.unicode_escape = true;
-                                }
-                                blank = false;
-                                j += 2;
-                            }
-                            b'"' => break,
-                            c => {
-                                dot |= c == b'.';
-                                blank &= c.is_ascii_whitespace();
-                                j += 1;
-                            }
+                    let mut escaped = false;
+                    // Jump from quote or backslash to the next (vectorised).
+                    while let Some(at) = raw.get(j..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
+                        j += at;
+                        if raw[j] == b'"' {
+                            break;
                         }
+                        escaped = true;
+                        if raw.get(j + 1) == Some(&b'u') {
+                            shape.unicode_escape = true;
+                        }
+                        j += 2;
                     }
+                    let j = j.min(raw.len());
                     let len = j - start;
                     shape.longest_string = shape.longest_string.max(len);
                     // A key is a string followed by a colon.
@@ -156,7 +160,10 @@ impl Shape {
                     }
                     if raw.get(k) == Some(&b':') {
                         shape.longest_key = shape.longest_key.max(len);
-                        shape.odd_key |= dot || blank;
+                        // Keys are short: look at them only when they are keys.
+                        let key = &raw[start..j];
+                        let blank = !escaped && key.iter().all(u8::is_ascii_whitespace);
+                        shape.odd_key |= blank || key.contains(&b'.');
                     }
                     i = j + 1;
                     continue;

@@ -65,7 +65,7 @@ impl Transformer {
     /// Transforms one event found in `origin` (a file path or S3 key).
     pub fn apply(&self, mut event: Event, origin: &str) -> Doc {
         let (id, id_generated) = event_id(&event);
-        let index = self.finish(&mut event, id_generated, origin);
+        let index = self.finish(&mut event, id_generated, origin, &|_| true);
         Doc {
             index,
             id,
@@ -95,20 +95,24 @@ impl Transformer {
         let console_login = raw.get("eventName").is_some_and(|v| v.get() == "\"ConsoleLogin\"");
         let mut parsed = Map::new();
         let mut in_tree = vec![false; fields.len()];
+        // Parsed fields the redaction must look at (the others cannot hold a key id).
+        let mut redact: Vec<&str> = Vec::new();
         for (i, (key, value)) in fields.iter().enumerate() {
             let text = value.get().as_bytes();
-            let needed =
-                HEAD_FIELDS.contains(&key.as_ref()) || (console_login && SIGNIN_FIELDS.contains(&key.as_ref())) || {
-                    let shape = Shape::of(text);
-                    self.filter.may_touch(key, text, &shape)
-                        || self
-                            .limits
-                            .as_ref()
-                            .is_some_and(|l| normalize::may_change(key, &shape, l))
-                };
+            let shape = Shape::of(text);
+            let needed = is_head_field(key)
+                || (console_login && matches!(key.as_ref(), "responseElements" | "additionalEventData"))
+                || self.filter.may_touch(key, text, &shape)
+                || self
+                    .limits
+                    .as_ref()
+                    .is_some_and(|l| normalize::may_change(key, &shape, l));
             if needed {
                 parsed.insert(key.to_string(), serde_json::from_str(value.get()).ok()?);
                 in_tree[i] = true;
+                if self.filter.may_redact(text, &shape) {
+                    redact.push(key);
+                }
             }
         }
         if !crate::decode::is_event(&parsed) {
@@ -119,7 +123,7 @@ impl Transformer {
             // The content hash is over the whole event.
             return None;
         }
-        let index = self.finish(&mut parsed, false, origin);
+        let index = self.finish(&mut parsed, false, origin, &|key| redact.contains(&key));
         Some(RawDoc {
             index,
             id,
@@ -131,11 +135,11 @@ impl Transformer {
 
     /// Classifies, filters, routes, normalises and adds `ctindex.*` to an
     /// event (or to the parsed part of one); returns its index.
-    fn finish(&self, event: &mut Event, id_generated: bool, origin: &str) -> String {
+    fn finish(&self, event: &mut Event, id_generated: bool, origin: &str, redact: &dyn Fn(&str) -> bool) -> String {
         let class = classify::classify(event);
         let identity = identity(event);
         let signin = signin(event);
-        self.filter.apply(event);
+        self.filter.apply_where(event, redact);
 
         let month = event_month(event);
         let index = match month {
@@ -182,27 +186,27 @@ impl Transformer {
 
 /// Fields the fast path always parses: what classification, the derived
 /// fields, the index and the export's header read.
-const HEAD_FIELDS: &[&str] = &[
-    "eventID",
-    "eventTime",
-    "@timestamp",
-    "eventName",
-    "eventSource",
-    "eventType",
-    "eventCategory",
-    "eventVersion",
-    "userIdentity",
-    "userAgent",
-    "sessionCredentialFromConsole",
-    "sourceIPAddress",
-    "awsRegion",
-    "recipientAccountId",
-    "errorCode",
-    "errorMessage",
-];
-
-/// Fields the sign-in outcome reads, parsed for `ConsoleLogin` events.
-const SIGNIN_FIELDS: &[&str] = &["responseElements", "additionalEventData"];
+fn is_head_field(key: &str) -> bool {
+    matches!(
+        key,
+        "eventID"
+            | "eventTime"
+            | "@timestamp"
+            | "eventName"
+            | "eventSource"
+            | "eventType"
+            | "eventCategory"
+            | "eventVersion"
+            | "userIdentity"
+            | "userAgent"
+            | "sessionCredentialFromConsole"
+            | "sourceIPAddress"
+            | "awsRegion"
+            | "recipientAccountId"
+            | "errorCode"
+            | "errorMessage"
+    )
+}
 
 /// A document made by the fast path: the parsed fields (transformed, with
 /// `ctindex`) and the untouched ones as their original JSON text.
@@ -261,12 +265,22 @@ impl Document for RawDoc<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
         out.push(b'{');
         let mut first = true;
-        let mut put_key = |out: &mut Vec<u8>, key: &str| {
+        let mut put_key = |out: &mut Vec<u8>, key: &std::borrow::Cow<'_, str>| {
             if !first {
                 out.push(b',');
             }
             first = false;
-            let _ = serde_json::to_writer(&mut *out, key);
+            match key {
+                // Borrowed from the input: it had no escapes, so it needs none.
+                std::borrow::Cow::Borrowed(k) => {
+                    out.push(b'"');
+                    out.extend_from_slice(k.as_bytes());
+                    out.push(b'"');
+                }
+                std::borrow::Cow::Owned(k) => {
+                    let _ = serde_json::to_writer(&mut *out, k);
+                }
+            }
             out.push(b':');
         };
         for (i, (key, raw)) in self.fields.iter().enumerate() {
@@ -281,7 +295,7 @@ impl Document for RawDoc<'_> {
             }
         }
         if let Some(meta) = self.tree.get("ctindex") {
-            put_key(out, "ctindex");
+            put_key(out, &std::borrow::Cow::Borrowed("ctindex"));
             let _ = serde_json::to_writer(&mut *out, meta);
         }
         out.push(b'}');
@@ -305,14 +319,18 @@ const POSITIONS_SHOWN: usize = 5;
 
 impl StandIns {
     /// Notes a document if it needed a stand-in.
-    pub fn note(&mut self, doc: &Doc, position: Position) {
-        let generated = doc.source.get("ctindex").and_then(|m| m.get("id_generated"));
+    pub fn note(&mut self, doc: &impl Document, position: Position) {
+        let generated = doc.field("ctindex").and_then(|m| m.get("id_generated"));
         if generated == Some(&Value::Bool(true)) {
             self.without_id.push(position);
         }
-        if doc.index.strip_suffix(UNDATED).is_some_and(|rest| rest.ends_with('-')) {
+        if doc
+            .index()
+            .strip_suffix(UNDATED)
+            .is_some_and(|rest| rest.ends_with('-'))
+        {
             if self.undated.is_empty() {
-                self.undated_index = doc.index.clone();
+                self.undated_index = doc.index().to_string();
             }
             self.undated.push(position);
         }

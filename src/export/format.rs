@@ -16,9 +16,9 @@
 //!
 //! Pure and synchronous: no I/O.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::transform::Doc;
+use crate::transform::Document;
 
 /// The output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -56,10 +56,10 @@ pub const HEADER_FIELDS: [(&str, &str); 8] = [
 pub const ABSENT: &str = "-";
 
 /// Writes one event as a line of `format` into `out`, without the newline.
-pub fn write_line(format: Format, doc: &Doc, out: &mut Vec<u8>) {
+pub fn write_line(format: Format, doc: &impl Document, out: &mut Vec<u8>) {
     if format == Format::Lines {
         for (path, _) in HEADER_FIELDS {
-            match lookup(&doc.source, path) {
+            match lookup(doc, path) {
                 Some(Value::String(s)) if !s.is_empty() => escape_field(s, out),
                 None | Some(Value::Null) | Some(Value::String(_)) => out.extend_from_slice(ABSENT.as_bytes()),
                 Some(other) => escape_field(&other.to_string(), out),
@@ -67,14 +67,13 @@ pub fn write_line(format: Format, doc: &Doc, out: &mut Vec<u8>) {
             out.push(b'\t');
         }
     }
-    write_json(&doc.source, out);
+    write_json(doc, out);
 }
 
 /// Compact JSON with the Unicode line separators escaped as well.
-fn write_json(event: &Map<String, Value>, out: &mut Vec<u8>) {
+fn write_json(doc: &impl Document, out: &mut Vec<u8>) {
     let start = out.len();
-    // Serialising a Map of Values into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, event);
+    doc.write_json(out);
     // U+2028, U+2029 (E2 80 A8/A9) and U+0085 (C2 85) can only occur inside
     // JSON strings, where their \u escapes mean the same.
     if out[start..].windows(2).any(|w| w == [0xE2, 0x80] || w == [0xC2, 0x85]) {
@@ -124,9 +123,9 @@ pub fn escape_field(s: &str, out: &mut Vec<u8>) {
 }
 
 /// The value at a dotted path of top-level objects.
-fn lookup<'a>(event: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+fn lookup<'a>(doc: &'a impl Document, path: &str) -> Option<&'a Value> {
     let mut parts = path.split('.');
-    let mut value = event.get(parts.next()?)?;
+    let mut value = doc.field(parts.next()?)?;
     for part in parts {
         value = value.as_object()?.get(part)?;
     }
@@ -138,9 +137,9 @@ fn lookup<'a>(event: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
 /// else the account of the S3 key (`AWSLogs/[o-org/]<account>/`), else
 /// `userIdentity.accountId`; the region is `awsRegion`. Either may be
 /// `unknown`. Names are reduced to `[A-Za-z0-9._-]`.
-pub fn route(doc: &Doc, source_name: &str, format: Format) -> String {
+pub fn route(doc: &impl Document, source_name: &str, format: Format) -> String {
     let text = |path: &str| {
-        lookup(&doc.source, path)
+        lookup(doc, path)
             .and_then(Value::as_str)
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -189,8 +188,8 @@ fn safe_name(s: &str) -> String {
 /// The sort key of an event inside one output: its time, as a string that
 /// sorts in time order (ISO 8601 UTC, `yyyy-MM-ddTHH:mm:ss…`; epoch
 /// milliseconds are converted; other text sorts as it is, after the dates).
-pub fn sort_time(doc: &Doc) -> String {
-    match doc.source.get("eventTime") {
+pub fn sort_time(doc: &impl Document) -> String {
+    match doc.field("eventTime") {
         Some(Value::String(s)) => {
             let s = s.trim();
             let b = s.as_bytes();
@@ -223,6 +222,7 @@ fn millis_text(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transform::Doc;
     use serde_json::json;
 
     fn doc(v: Value) -> Doc {

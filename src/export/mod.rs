@@ -27,7 +27,7 @@ use anyhow::{Context, Result};
 
 use crate::progress::Stats;
 use crate::sink::bulk::{Batch, Origin};
-use crate::transform::Doc;
+use crate::transform::Document;
 use format::Format;
 
 /// How records are made for one run.
@@ -40,7 +40,7 @@ pub struct Encoder {
 
 impl Encoder {
     /// Appends one event to `batch` as an export record.
-    pub fn push(&self, doc: &Doc, source_name: &str, origin: Origin, batch: &mut Batch) {
+    pub fn push(&self, doc: &impl Document, source_name: &str, origin: Origin, batch: &mut Batch) {
         batch.push_entry(
             origin,
             |head| {
@@ -50,7 +50,7 @@ impl Encoder {
                 head.push(b'\t');
                 format::escape_field(&format::sort_time(doc), head);
                 head.push(b'\t');
-                format::escape_field(&doc.id, head);
+                format::escape_field(doc.id(), head);
             },
             |line| format::write_line(self.format, doc, line),
         );
@@ -313,6 +313,7 @@ impl LineWriter for Stdout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transform::Doc;
     use serde_json::json;
 
     /// Collects what a merge writes, per output.

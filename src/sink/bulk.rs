@@ -12,7 +12,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::transform::Doc;
+use crate::transform::Document;
 
 /// Which input a document came from: the file's sequence number in the run
 /// and the event's position in it, for progress, sync state and messages.
@@ -59,18 +59,17 @@ impl Batch {
     }
 
     /// Encodes one document at the end of the body.
-    pub fn push_doc(&mut self, doc: &Doc, origin: Origin) {
+    pub fn push_doc(&mut self, doc: &impl Document, origin: Origin) {
         self.push_entry(
             origin,
             |out| {
                 out.extend_from_slice(br#"{"index":{"_index":"#);
-                write_json_str(out, &doc.index);
+                write_json_str(out, doc.index());
                 out.extend_from_slice(br#","_id":"#);
-                write_json_str(out, &doc.id);
+                write_json_str(out, doc.id());
                 out.extend_from_slice(b"}}");
             },
-            // Serialising a Map of Values into a Vec cannot fail.
-            |out| drop(serde_json::to_writer(out, &doc.source)),
+            |out| doc.write_json(out),
         );
     }
 
@@ -260,6 +259,7 @@ fn describe_error(status: u16, error: Option<&Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transform::Doc;
     use serde_json::json;
 
     fn doc(id: &str) -> Doc {

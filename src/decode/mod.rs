@@ -12,7 +12,8 @@
 //! breaks off part-way (truncated gzip or JSON) keeps the events before the break.
 
 use std::fmt;
-use std::io::Read;
+
+pub mod stream;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -126,122 +127,52 @@ pub enum DecodeError {
     NotCloudTrail(String),
 }
 
-/// Decodes one file's bytes, gzip-compressed or not.
+/// Decodes one file's bytes, gzip-compressed or not, into events (the
+/// whole file at once; the pipeline streams with [`stream::read`]).
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
-    if is_gzip(bytes) {
-        let (plain, gzip_error) = gunzip(bytes);
-        if plain.is_empty() {
-            return Err(match gzip_error {
-                Some(e) => DecodeError::Gzip(e),
-                None => DecodeError::Empty,
-            });
+    struct Collect(Decoded);
+    impl stream::Found for Collect {
+        fn text(&mut self, _: &[u8], _: Position) -> bool {
+            false
         }
-        let mut decoded = decode_json(&plain);
-        if let Some(e) = gzip_error {
-            // The events before the break are kept; the break is reported.
-            match &mut decoded {
-                Ok(d) if !d.events.is_empty() => {
-                    let why = format!("corrupt gzip data: {e}");
-                    d.truncated = Some(match d.truncated.take() {
-                        Some(json) => format!("{why}; {json}"),
-                        None => why,
-                    });
-                }
-                _ => return Err(DecodeError::Gzip(e)),
-            }
+        fn event(&mut self, event: Event, position: Position) {
+            self.0.push(event, position);
         }
-        decoded
-    } else {
-        decode_json(bytes)
+        fn reject(&mut self, reject: Reject) {
+            self.0.rejects.push(reject);
+        }
+    }
+    let mut collect = Collect(Decoded::default());
+    let finished = stream::read(bytes, &mut collect)?;
+    collect.0.truncated = finished.truncated;
+    Ok(collect.0)
+}
+
+/// What receives the values [`extract`] finds.
+pub(crate) trait Receive {
+    fn event(&mut self, event: Event, position: Position);
+    fn reject(&mut self, reject: Reject);
+}
+
+impl Receive for Decoded {
+    fn event(&mut self, event: Event, position: Position) {
+        self.push(event, position);
+    }
+    fn reject(&mut self, reject: Reject) {
+        self.rejects.push(reject);
     }
 }
+
+pub(crate) const DIGEST: &str = "a CloudTrail digest, not an event";
 
 /// True when the bytes start with the gzip magic number.
 pub fn is_gzip(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0x1f, 0x8b])
 }
 
-/// Decompresses all gzip members; on an error, returns what came out before it.
-fn gunzip(bytes: &[u8]) -> (Vec<u8>, Option<String>) {
-    let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).min(256 << 20));
-    let mut decoder = flate2::read::MultiGzDecoder::new(bytes);
-    match decoder.read_to_end(&mut out) {
-        Ok(_) => (out, None),
-        Err(e) => (out, Some(e.to_string())),
-    }
-}
-
-/// Decodes uncompressed JSON text in any of the supported shapes.
-pub fn decode_json(bytes: &[u8]) -> Result<Decoded, DecodeError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let start = match bytes.iter().position(|b| !b.is_ascii_whitespace()) {
-        Some(i) => i,
-        None => return Err(DecodeError::Empty),
-    };
-    let text = &bytes[start..];
-    let decoded = match text[0] {
-        b'[' => decode_array(text)?,
-        b'{' => decode_object_or_lines(text)?,
-        _ => decode_lines(text),
-    };
-    finish(decoded)
-}
-
-/// Turns "nothing usable" into the right whole-file error.
-fn finish(decoded: Decoded) -> Result<Decoded, DecodeError> {
-    if !decoded.events.is_empty() {
-        return Ok(decoded);
-    }
-    match decoded.rejects.first() {
-        None => Ok(decoded),
-        Some(first) if first.reason == DIGEST => Err(DecodeError::Digest),
-        Some(first) if decoded.rejects.iter().all(|r| r.raw.is_none()) => {
-            Err(DecodeError::NotJson(format!("{}: {}", first.position, first.reason)))
-        }
-        Some(first) => Err(DecodeError::NotCloudTrail(format!(
-            "no CloudTrail events found ({} value(s); {}: {})",
-            decoded.rejects.len(),
-            first.position,
-            first.reason
-        ))),
-    }
-}
-
-const DIGEST: &str = "a CloudTrail digest, not an event";
-
-/// A top-level JSON array: each element an event (or an envelope of events).
-/// When the array does not parse in one go, it is read again element by
-/// element, so a bad element costs only itself.
-fn decode_array(text: &[u8]) -> Result<Decoded, DecodeError> {
-    let mut values = Vec::new();
-    let mut de = serde_json::Deserializer::from_slice(text);
-    let result = SeqSeed(&mut values).deserialize(&mut de).and_then(|()| de.end());
-    let mut decoded = Decoded::default();
-    match result {
-        Ok(()) => {
-            for (i, value) in values.into_iter().enumerate() {
-                extract(value, Position::Record(i), &mut decoded);
-            }
-        }
-        Err(e) => {
-            drop(values);
-            let end = scan::array(text, 0, &mut decoded);
-            if decoded.events.is_empty() && decoded.rejects.is_empty() {
-                return Err(DecodeError::NotJson(e.to_string()));
-            }
-            match end {
-                Ok(end) if scan::skip_ws(text, end) == text.len() => {}
-                Ok(_) => decoded.truncated = Some("unexpected data after the array".into()),
-                Err(why) => decoded.truncated = Some(why),
-            }
-        }
-    }
-    Ok(decoded)
-}
-
 /// A file that starts with `{`: a Records file, a single event or envelope,
 /// or NDJSON (several objects, one per line).
-fn decode_object_or_lines(text: &[u8]) -> Result<Decoded, DecodeError> {
+pub(crate) fn decode_object_or_lines(text: &[u8]) -> Result<Decoded, DecodeError> {
     let mut records = Vec::new();
     let mut other = Map::new();
     let mut saw_records = false;
@@ -338,7 +269,7 @@ fn restore_key_case(object: &mut Event) {
 }
 
 /// Finds the events in one value, unwrapping the known envelopes.
-fn extract(value: Value, position: Position, out: &mut Decoded) {
+fn extract<R: Receive + ?Sized>(value: Value, position: Position, out: &mut R) {
     let value = match value {
         Value::Object(mut object) => {
             restore_key_case(&mut object);
@@ -347,14 +278,14 @@ fn extract(value: Value, position: Position, out: &mut Decoded) {
         other => other,
     };
     match value {
-        Value::Object(object) if is_event(&object) => out.push(object, position),
+        Value::Object(object) if is_event(&object) => out.event(object, position),
         Value::Object(mut object) => {
             if let Some(Value::Array(records)) = object.remove("Records") {
                 for record in records {
                     extract(record, position, out);
                 }
             } else if object.contains_key("digestStartTime") || object.contains_key("digestEndTime") {
-                out.rejects.push(Reject {
+                out.reject(Reject {
                     position,
                     reason: DIGEST.into(),
                     raw: None,
@@ -369,7 +300,7 @@ fn extract(value: Value, position: Position, out: &mut Decoded) {
             } else if let Some(Value::String(inner)) = object.get("CloudTrailEvent") {
                 match serde_json::from_str::<Value>(inner) {
                     Ok(inner) => extract(inner, position, out),
-                    Err(e) => out.rejects.push(Reject {
+                    Err(e) => out.reject(Reject {
                         position,
                         reason: format!("CloudTrailEvent is not valid JSON: {e}"),
                         raw: Some(Value::Object(object)),
@@ -384,7 +315,7 @@ fn extract(value: Value, position: Position, out: &mut Decoded) {
                         .map(serde_json::from_str::<Value>)
                     {
                         Some(Ok(inner)) => extract(inner, position, out),
-                        _ => out.rejects.push(Reject {
+                        _ => out.reject(Reject {
                             position,
                             reason: "CloudWatch Logs event without a JSON message".into(),
                             raw: Some(log_event),
@@ -394,7 +325,7 @@ fn extract(value: Value, position: Position, out: &mut Decoded) {
                 }
             } else {
                 let keys: Vec<&str> = object.keys().take(5).map(String::as_str).collect();
-                out.rejects.push(Reject {
+                out.reject(Reject {
                     position,
                     reason: format!(
                         "not a CloudTrail event (needs eventName and one of eventSource, eventVersion, eventTime, eventID; keys: {})",
@@ -410,7 +341,7 @@ fn extract(value: Value, position: Position, out: &mut Decoded) {
                 extract(value, position, out);
             }
         }
-        other => out.rejects.push(Reject {
+        other => out.reject(Reject {
             position,
             reason: format!("not a CloudTrail event (a JSON {})", json_kind(&other)),
             raw: Some(other),
@@ -496,7 +427,7 @@ impl<'de> Visitor<'de> for ObjectSeed<'_> {
 /// element that does not parse (nested too deep, a raw NUL, invalid UTF-8,
 /// a syntax error) is rejected with its position and the elements after it
 /// are still read. Nesting is a counter, not recursion: any depth is fine.
-mod scan {
+pub(crate) mod scan {
     use serde_json::Value;
 
     use super::{Decoded, Position, Reject, extract};
@@ -510,14 +441,15 @@ mod scan {
 
     /// The end (exclusive) of the string starting at `pos` (a quote), or
     /// None when the text ends inside it.
-    fn string_end(text: &[u8], pos: usize) -> Option<usize> {
+    pub fn string_end(text: &[u8], pos: usize) -> Option<usize> {
         let mut i = pos + 1;
-        while i < text.len() {
-            match text[i] {
-                b'\\' => i += 2,
-                b'"' => return Some(i + 1),
-                _ => i += 1,
+        // Jump from quote or backslash to the next (memchr2 is vectorised).
+        while let Some(at) = memchr::memchr2(b'"', b'\\', text.get(i..)?) {
+            i += at;
+            if text[i] == b'"' {
+                return Some(i + 1);
             }
+            i += 2;
         }
         None
     }
