@@ -113,6 +113,9 @@ pub struct Shape {
     pub unicode_escape: bool,
     /// For an array: some element is not an object.
     pub scalar_elements: bool,
+    /// Whitespace between tokens (pretty-printed JSON): the text must be
+    /// compacted before it goes on a line ([`write_compact`]).
+    pub spaced: bool,
 }
 
 impl Shape {
@@ -184,7 +187,7 @@ impl Shape {
                     expect_element = false;
                 }
                 b',' if top_array && depth == 1 => expect_element = true,
-                c if c.is_ascii_whitespace() => {}
+                c if c.is_ascii_whitespace() => shape.spaced = true,
                 _ => {
                     if expect_element {
                         shape.scalar_elements = true;
@@ -195,6 +198,26 @@ impl Shape {
             i += 1;
         }
         shape
+    }
+}
+
+/// Writes JSON text without the whitespace between its tokens (strings are
+/// copied as they are, and JSON strings hold no raw line breaks).
+pub fn write_compact(raw: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'"' => {
+                let end = crate::decode::scan::string_end(raw, i).unwrap_or(raw.len());
+                out.extend_from_slice(&raw[i..end]);
+                i = end;
+            }
+            c if c.is_ascii_whitespace() => i += 1,
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
     }
 }
 
@@ -219,6 +242,15 @@ mod tests {
         assert!(RawEvent::parse(br#"{"a": 1, "a": 2}"#).unwrap().has_duplicate_keys());
         assert!(RawEvent::parse(b"[1]").is_err());
         assert!(RawEvent::parse(br#"{"a": }"#).is_err());
+    }
+
+    #[test]
+    fn compacting_keeps_strings() {
+        let mut out = Vec::new();
+        write_compact(b"{ \"a b\" :\n\t[ 1 , \"x\\\" \\n y\" ] }", &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"a b":[1,"x\" \n y"]}"#);
+        assert!(Shape::of(b"{ \"a\": 1}").spaced);
+        assert!(!Shape::of(br#"{"a b":"c d"}"#).spaced);
     }
 
     #[test]

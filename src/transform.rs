@@ -95,6 +95,8 @@ impl Transformer {
         let console_login = raw.get("eventName").is_some_and(|v| v.get() == "\"ConsoleLogin\"");
         let mut parsed = Map::new();
         let mut in_tree = vec![false; fields.len()];
+        // Raw fields with whitespace between tokens, compacted when written.
+        let mut spaced = vec![false; fields.len()];
         // Parsed fields the redaction must look at (the others cannot hold a key id).
         let mut redact: Vec<&str> = Vec::new();
         for (i, (key, value)) in fields.iter().enumerate() {
@@ -107,6 +109,7 @@ impl Transformer {
                     .limits
                     .as_ref()
                     .is_some_and(|l| normalize::may_change(key, &shape, l));
+            spaced[i] = shape.spaced;
             if needed {
                 parsed.insert(key.to_string(), serde_json::from_str(value.get()).ok()?);
                 in_tree[i] = true;
@@ -129,6 +132,7 @@ impl Transformer {
             id,
             fields,
             in_tree,
+            spaced,
             tree: parsed,
         })
     }
@@ -217,6 +221,8 @@ pub struct RawDoc<'a> {
     fields: &'a [(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)],
     /// Which of `fields` were parsed (and live in `tree`, unless filtered out).
     in_tree: Vec<bool>,
+    /// Which of `fields` have whitespace between tokens (pretty-printed).
+    spaced: Vec<bool>,
     tree: Event,
 }
 
@@ -291,7 +297,11 @@ impl Document for RawDoc<'_> {
                 }
             } else {
                 put_key(out, key);
-                out.extend_from_slice(raw.get().as_bytes());
+                if self.spaced[i] {
+                    crate::raw::write_compact(raw.get().as_bytes(), out);
+                } else {
+                    out.extend_from_slice(raw.get().as_bytes());
+                }
             }
         }
         if let Some(meta) = self.tree.get("ctindex") {
@@ -682,8 +692,13 @@ mod tests {
                 let Ok(decoded) = crate::decode::decode(&std::fs::read(path).unwrap()) else {
                     continue;
                 };
-                for event in decoded.events {
-                    out.push((path.display().to_string(), serde_json::to_vec(&event).unwrap()));
+                // Compact, and pretty-printed as many files are.
+                for (i, event) in decoded.events.into_iter().enumerate() {
+                    let text = match i % 2 {
+                        0 => serde_json::to_vec(&event).unwrap(),
+                        _ => serde_json::to_vec_pretty(&event).unwrap(),
+                    };
+                    out.push((path.display().to_string(), text));
                 }
             }
         }
@@ -700,6 +715,10 @@ mod tests {
                 fast += 1;
                 let mut json = Vec::new();
                 doc.write_json(&mut json);
+                assert!(
+                    !json.contains(&b'\n') && !json.contains(&b'\r'),
+                    "{origin}: not one line"
+                );
                 let got: Value = serde_json::from_slice(&json).unwrap();
                 assert_eq!(
                     got,
