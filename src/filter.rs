@@ -222,7 +222,7 @@ impl FieldFilter {
 
     /// Removes the matching fields; returns how many were removed.
     pub fn apply(&self, event: &mut Map<String, Value>) -> usize {
-        self.apply_where(event, |_| true)
+        self.apply_where(event, |_| true, |_| true)
     }
 
     /// Whether [`FieldFilter::apply`] might change the top-level field `key`,
@@ -241,7 +241,8 @@ impl FieldFilter {
             && (shape.unicode_escape || self.key_id_starts.iter().any(|f| f.find(raw).is_some()))
     }
 
-    fn may_drop(&self, key: &str, raw: &[u8], shape: &Shape) -> bool {
+    /// Whether a drop pattern might match inside the top-level field `key`.
+    pub fn may_drop(&self, key: &str, raw: &[u8], shape: &Shape) -> bool {
         let inside = |pattern: &Pattern, from: usize| {
             if from >= pattern.segments.len() {
                 return true; // the whole field matches
@@ -267,14 +268,20 @@ impl FieldFilter {
         })
     }
 
-    /// Removes the matching fields, and masks access key ids only in the
-    /// top-level fields `redact` names (the fast path knows which can hold one).
-    pub fn apply_where(&self, event: &mut Map<String, Value>, redact: impl Fn(&str) -> bool) -> usize {
+    /// Removes the matching fields inside the top-level fields `scope`
+    /// names, and masks access key ids inside those `redact` names (the
+    /// fast path knows which can hold either).
+    pub fn apply_where(
+        &self,
+        event: &mut Map<String, Value>,
+        scope: impl Fn(&str) -> bool,
+        redact: impl Fn(&str) -> bool,
+    ) -> usize {
         let drop = self.drop.start();
         let keep = self.keep.start();
         let mut removed = 0;
         if !drop.is_empty() {
-            self.filter_map(event, &drop, &keep, &mut removed);
+            self.filter_map(event, &drop, &keep, &mut removed, &scope);
         }
         if self.redact_key_ids {
             for (key, value) in event.iter_mut() {
@@ -286,8 +293,18 @@ impl FieldFilter {
         removed
     }
 
-    fn filter_map(&self, map: &mut Map<String, Value>, drop: &[State], keep: &[State], removed: &mut usize) {
+    fn filter_map(
+        &self,
+        map: &mut Map<String, Value>,
+        drop: &[State],
+        keep: &[State],
+        removed: &mut usize,
+        scope: &dyn Fn(&str) -> bool,
+    ) {
         map.retain(|key, value| {
+            if !scope(key) {
+                return true;
+            }
             let (drop_next, drop_here) = self.drop.step(drop, key);
             if drop_next.is_empty() {
                 return true;
@@ -308,7 +325,7 @@ impl FieldFilter {
 
     fn filter_value(&self, value: &mut Value, drop: &[State], keep: &[State], removed: &mut usize) {
         match value {
-            Value::Object(map) => self.filter_map(map, drop, keep, removed),
+            Value::Object(map) => self.filter_map(map, drop, keep, removed, &|_| true),
             Value::Array(items) => {
                 for item in items {
                     self.filter_value(item, drop, keep, removed);

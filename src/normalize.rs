@@ -150,15 +150,93 @@ const METADATA_NAMES: &[&str] = &[
     "_size",
 ];
 
+/// What the template makes of a top-level field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldClass {
+    /// [`FREE_FORM`]: `flattened` / `flat_object`.
+    FreeForm,
+    /// [`SCALAR_FIELDS`]: keyword, text or date.
+    Scalar,
+    /// [`BOOLEAN_FIELDS`].
+    Boolean,
+    /// [`STRUCTURED_FIELDS`]: objects with typed sub-fields.
+    Structured,
+    /// Another of [`TOP_LEVEL_FIELDS`].
+    Known,
+    /// Not a CloudTrail field.
+    Unknown,
+}
+
+/// The class of a top-level field: one `match`, as it runs for every field
+/// of every event (a test keeps it in step with the lists above).
+pub fn class_of(key: &str) -> FieldClass {
+    use FieldClass::*;
+    match key {
+        "requestParameters"
+        | "responseElements"
+        | "additionalEventData"
+        | "serviceEventDetails"
+        | "insightDetails"
+        | "resources"
+        | "addendum"
+        | "edgeDeviceDetails" => FreeForm,
+        "eventVersion"
+        | "eventTime"
+        | "eventSource"
+        | "eventName"
+        | "awsRegion"
+        | "sourceIPAddress"
+        | "userAgent"
+        | "requestID"
+        | "eventID"
+        | "eventType"
+        | "apiVersion"
+        | "recipientAccountId"
+        | "sharedEventID"
+        | "vpcEndpointId"
+        | "vpcEndpointAccountId"
+        | "eventCategory"
+        | "sessionCredentialFromConsole"
+        | "errorCode"
+        | "errorMessage" => Scalar,
+        "readOnly" | "managementEvent" => Boolean,
+        "userIdentity" | "tlsDetails" => Structured,
+        _ if TOP_LEVEL_FIELDS.contains(&key) => Known,
+        _ => Unknown,
+    }
+}
+
+/// Whether a key is a metadata name the cluster refuses at the top.
+fn metadata_name(key: &str) -> bool {
+    key.starts_with('_') && METADATA_NAMES.contains(&key)
+}
+
 /// Fits one event (after filtering) to the template and the limits; returns
 /// the paths it changed.
 pub fn normalize(event: &mut Map<String, Value>, limits: &Limits) -> Vec<String> {
     let mut changed = Vec::new();
     sanitize_keys(event, true, &mut changed);
 
-    for key in FREE_FORM {
-        if let Some(value) = event.get_mut(*key) {
-            wrap_scalars(value);
+    for (key, value) in event.iter_mut() {
+        match class_of(key) {
+            FieldClass::FreeForm => wrap_scalars(value),
+            FieldClass::Scalar
+                if matches!(value, Value::Object(_))
+                    || matches!(value, Value::Array(items) if items.iter().any(is_container)) =>
+            {
+                *value = Value::String(value.to_string());
+                changed.push(key.clone());
+            }
+            FieldClass::Boolean => fix_boolean(value),
+            FieldClass::Structured if !matches!(value, Value::Object(_) | Value::Null) => {
+                let text = match value.take() {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                *value = wrap(Value::String(text));
+                changed.push(key.clone());
+            }
+            _ => {}
         }
     }
     if let Some(Value::Object(identity)) = event.get_mut("userIdentity")
@@ -167,32 +245,6 @@ pub fn normalize(event: &mut Map<String, Value>, limits: &Limits) -> Vec<String>
             .and_then(|c| c.get_mut("webIdFederationData"))
     {
         wrap_scalars(value);
-    }
-    for key in SCALAR_FIELDS {
-        if let Some(value) = event.get_mut(*key)
-            && (matches!(value, Value::Object(_))
-                || matches!(value, Value::Array(items) if items.iter().any(is_container)))
-        {
-            *value = Value::String(value.to_string());
-            changed.push((*key).to_string());
-        }
-    }
-    for key in BOOLEAN_FIELDS {
-        if let Some(value) = event.get_mut(*key) {
-            fix_boolean(value);
-        }
-    }
-    for key in STRUCTURED_FIELDS {
-        if let Some(value) = event.get_mut(*key)
-            && !matches!(value, Value::Object(_) | Value::Null)
-        {
-            let text = match value.take() {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-            *value = wrap(Value::String(text));
-            changed.push((*key).to_string());
-        }
     }
 
     let unknown: Vec<String> = event.keys().filter(|k| !is_known(k)).cloned().collect();
@@ -213,7 +265,7 @@ pub fn normalize(event: &mut Map<String, Value>, limits: &Limits) -> Vec<String>
 /// Whether a top-level key passes [`normalize`] unchanged (the fast path
 /// of [`crate::raw`] takes only events whose keys all do).
 pub fn plain_top_key(key: &str) -> bool {
-    !(key.len() > MAX_KEY_BYTES || key.contains('.') || key.trim().is_empty() || METADATA_NAMES.contains(&key))
+    !(key.len() > MAX_KEY_BYTES || key.contains('.') || key.trim().is_empty() || metadata_name(key))
 }
 
 /// Whether [`normalize`] might change the top-level field `key`, judging by
@@ -230,21 +282,15 @@ pub fn may_change(key: &str, shape: &Shape, limits: &Limits) -> bool {
         return true;
     }
     let null = shape.first == b'n';
-    if FREE_FORM.contains(&key) {
-        return !(shape.first == b'{' || null || (shape.first == b'[' && !shape.scalar_elements));
-    }
-    if SCALAR_FIELDS.contains(&key) {
-        return shape.first == b'{' || (shape.first == b'[' && shape.depth >= 2);
-    }
-    if BOOLEAN_FIELDS.contains(&key) {
-        return shape.first == b'"';
-    }
-    if STRUCTURED_FIELDS.contains(&key) {
+    match class_of(key) {
+        FieldClass::FreeForm => !(shape.first == b'{' || null || (shape.first == b'[' && !shape.scalar_elements)),
+        FieldClass::Scalar => shape.first == b'{' || (shape.first == b'[' && shape.depth >= 2),
+        FieldClass::Boolean => shape.first == b'"',
         // Inside the typed objects dotted and blank keys are renamed, and
         // userIdentity holds a free-form part (webIdFederationData).
-        return key == "userIdentity" || !(shape.first == b'{' || null) || shape.odd_key;
+        FieldClass::Structured => key == "userIdentity" || !(shape.first == b'{' || null) || shape.odd_key,
+        FieldClass::Known | FieldClass::Unknown => false,
     }
-    false
 }
 
 /// The second try for a document the cluster refused to parse: every
@@ -269,7 +315,7 @@ pub fn quarantine(doc: &mut Map<String, Value>) -> bool {
 }
 
 fn is_known(key: &str) -> bool {
-    key == "ctindex" || TOP_LEVEL_FIELDS.contains(&key)
+    key == "ctindex" || class_of(key) != FieldClass::Unknown
 }
 
 fn is_container(value: &Value) -> bool {
@@ -338,9 +384,7 @@ fn fix_boolean(value: &mut Value) {
 /// `userIdentity` and `tlsDetails` (typed objects) and checks key length in
 /// the payloads.
 fn sanitize_keys(map: &mut Map<String, Value>, top: bool, changed: &mut Vec<String>) {
-    let bad = |k: &str| {
-        k.len() > MAX_KEY_BYTES || k.contains('.') || k.trim().is_empty() || (top && METADATA_NAMES.contains(&k))
-    };
+    let bad = |k: &str| k.len() > MAX_KEY_BYTES || k.contains('.') || k.trim().is_empty() || (top && metadata_name(k));
     if map.keys().any(|k| bad(k)) {
         let old = std::mem::take(map);
         for (key, value) in old {
@@ -365,14 +409,11 @@ fn sanitize_keys(map: &mut Map<String, Value>, top: bool, changed: &mut Vec<Stri
         }
     }
     if top {
-        for key in STRUCTURED_FIELDS {
-            if let Some(Value::Object(inner)) = map.get_mut(*key) {
-                sanitize_keys(inner, false, changed);
-            }
-        }
-        for key in FREE_FORM {
-            if let Some(value) = map.get_mut(*key) {
-                cap_key_lengths(value, changed);
+        for (key, value) in map.iter_mut() {
+            match (class_of(key), value) {
+                (FieldClass::Structured, Value::Object(inner)) => sanitize_keys(inner, false, changed),
+                (FieldClass::FreeForm, value) => cap_key_lengths(value, changed),
+                _ => {}
             }
         }
     } else {
@@ -463,6 +504,33 @@ fn truncate_string(s: &mut String, max: usize) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn classes_follow_the_lists() {
+        for key in TOP_LEVEL_FIELDS {
+            let want = if FREE_FORM.contains(key) {
+                FieldClass::FreeForm
+            } else if SCALAR_FIELDS.contains(key) {
+                FieldClass::Scalar
+            } else if BOOLEAN_FIELDS.contains(key) {
+                FieldClass::Boolean
+            } else if STRUCTURED_FIELDS.contains(key) {
+                FieldClass::Structured
+            } else {
+                FieldClass::Known
+            };
+            assert_eq!(class_of(key), want, "{key}");
+        }
+        for key in FREE_FORM
+            .iter()
+            .chain(SCALAR_FIELDS)
+            .chain(BOOLEAN_FIELDS)
+            .chain(STRUCTURED_FIELDS)
+        {
+            assert!(TOP_LEVEL_FIELDS.contains(key), "{key}");
+        }
+        assert_eq!(class_of("somethingNew"), FieldClass::Unknown);
+    }
 
     fn normalized(v: Value, limits: Limits) -> (Value, Vec<String>) {
         let Value::Object(mut m) = v else { panic!() };

@@ -65,7 +65,7 @@ impl Transformer {
     /// Transforms one event found in `origin` (a file path or S3 key).
     pub fn apply(&self, mut event: Event, origin: &str) -> Doc {
         let (id, id_generated) = event_id(&event);
-        let index = self.finish(&mut event, id_generated, origin, &|_| true);
+        let index = self.finish(&mut event, id_generated, origin, &|_| true, &|_| true);
         Doc {
             index,
             id,
@@ -85,7 +85,7 @@ impl Transformer {
             if key == "ctindex" || !normalize::plain_top_key(key) {
                 return None;
             }
-            if !normalize::TOP_LEVEL_FIELDS.contains(&key.as_ref()) {
+            if normalize::class_of(key) == normalize::FieldClass::Unknown {
                 unknown += 1;
             }
         }
@@ -97,7 +97,9 @@ impl Transformer {
         let mut in_tree = vec![false; fields.len()];
         // Raw fields with whitespace between tokens, compacted when written.
         let mut spaced = vec![false; fields.len()];
-        // Parsed fields the redaction must look at (the others cannot hold a key id).
+        // Parsed fields the drops and the redaction must look at (the others
+        // cannot hold a match or a key id).
+        let mut scope: Vec<&str> = Vec::new();
         let mut redact: Vec<&str> = Vec::new();
         for (i, (key, value)) in fields.iter().enumerate() {
             let text = value.get().as_bytes();
@@ -113,6 +115,9 @@ impl Transformer {
             if needed {
                 parsed.insert(key.to_string(), serde_json::from_str(value.get()).ok()?);
                 in_tree[i] = true;
+                if self.filter.may_drop(key, text, &shape) {
+                    scope.push(key);
+                }
                 if self.filter.may_redact(text, &shape) {
                     redact.push(key);
                 }
@@ -126,7 +131,9 @@ impl Transformer {
             // The content hash is over the whole event.
             return None;
         }
-        let index = self.finish(&mut parsed, false, origin, &|key| redact.contains(&key));
+        let index = self.finish(&mut parsed, false, origin, &|key| scope.contains(&key), &|key| {
+            redact.contains(&key)
+        });
         Some(RawDoc {
             index,
             id,
@@ -139,11 +146,18 @@ impl Transformer {
 
     /// Classifies, filters, routes, normalises and adds `ctindex.*` to an
     /// event (or to the parsed part of one); returns its index.
-    fn finish(&self, event: &mut Event, id_generated: bool, origin: &str, redact: &dyn Fn(&str) -> bool) -> String {
+    fn finish(
+        &self,
+        event: &mut Event,
+        id_generated: bool,
+        origin: &str,
+        scope: &dyn Fn(&str) -> bool,
+        redact: &dyn Fn(&str) -> bool,
+    ) -> String {
         let class = classify::classify(event);
         let identity = identity(event);
         let signin = signin(event);
-        self.filter.apply_where(event, redact);
+        self.filter.apply_where(event, scope, redact);
 
         let month = event_month(event);
         let index = match month {
