@@ -103,6 +103,7 @@ pub const FREE_FORM: &[&str] = &[
     "edgeDeviceDetails",
 ];
 
+#[cfg(test)] // the spec that [`class_of`] is tested against
 /// Top-level fields the template types as keyword, text or date.
 const SCALAR_FIELDS: &[&str] = &[
     "eventVersion",
@@ -126,9 +127,11 @@ const SCALAR_FIELDS: &[&str] = &[
     "errorMessage",
 ];
 
+#[cfg(test)] // the spec that [`class_of`] is tested against
 /// Top-level fields the template types as boolean.
 const BOOLEAN_FIELDS: &[&str] = &["readOnly", "managementEvent"];
 
+#[cfg(test)] // the spec that [`class_of`] is tested against
 /// Top-level objects with typed sub-fields.
 const STRUCTURED_FIELDS: &[&str] = &["userIdentity", "tlsDetails"];
 
@@ -155,11 +158,11 @@ const METADATA_NAMES: &[&str] = &[
 pub enum FieldClass {
     /// [`FREE_FORM`]: `flattened` / `flat_object`.
     FreeForm,
-    /// [`SCALAR_FIELDS`]: keyword, text or date.
+    /// Keyword, text or date fields.
     Scalar,
-    /// [`BOOLEAN_FIELDS`].
+    /// `readOnly`, `managementEvent`.
     Boolean,
-    /// [`STRUCTURED_FIELDS`]: objects with typed sub-fields.
+    /// Objects with typed sub-fields: `userIdentity`, `tlsDetails`.
     Structured,
     /// Another of [`TOP_LEVEL_FIELDS`].
     Known,
