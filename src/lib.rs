@@ -18,6 +18,7 @@
 //! file per subcommand. `main.rs` only maps the result to an exit code.
 
 pub mod assets;
+pub mod buffers;
 pub mod classify;
 pub mod cli;
 pub mod cmd;

@@ -8,11 +8,6 @@ use ctindex::cmd::{self, Outcome};
 use ctindex::config::UsageError;
 use tracing_subscriber::EnvFilter;
 
-/// Decoding allocates and frees many small values per event; mimalloc does
-/// that markedly faster than the system allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);

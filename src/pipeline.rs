@@ -283,6 +283,7 @@ impl Pipeline {
                     }
                 }
             }
+            batch.recycle();
         }
         if !current.is_empty() {
             let _ = batch_tx.send(current).await;
@@ -316,13 +317,18 @@ impl Pipeline {
                     Stats::add(&self.stats.batches, 1);
                     Stats::add(&self.stats.bulk_bytes, batch.body.len() as u64);
                     Stats::add(&self.stats.encoded, batch.len() as u64);
+                    batch.recycle();
                 }
                 Output::Export { exporter, .. } => {
                     Stats::add(&self.stats.encoded, batch.len() as u64);
                     let exporter = exporter.clone();
-                    tokio::task::spawn_blocking(move || exporter.add(&batch))
-                        .await
-                        .map_err(|e| anyhow::anyhow!("the export task failed: {e}"))??;
+                    tokio::task::spawn_blocking(move || {
+                        let added = exporter.add(&batch);
+                        batch.recycle();
+                        added
+                    })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("the export task failed: {e}"))??;
                 }
             }
             anyhow::Ok(counts)
@@ -498,7 +504,7 @@ impl FileWork {
         let mut out = FileEncoder {
             work: self,
             tx,
-            batch: Batch::with_capacity(PIECE_BYTES + PIECE_BYTES / 4),
+            batch: Batch::default(),
             pending_events: 0,
             rejects: 0,
             stand_ins: StandIns::default(),
@@ -580,6 +586,9 @@ impl FileEncoder<'_> {
             decode::Position::Whole => 0,
         };
         self.stand_ins.note(doc, position);
+        if self.batch.body.capacity() == 0 {
+            self.batch = Batch::with_capacity(PIECE_BYTES + PIECE_BYTES / 4);
+        }
         let origin = Origin {
             file: self.work.file,
             record,
@@ -598,11 +607,11 @@ impl FileEncoder<'_> {
     fn send(&mut self) {
         Stats::add(&self.work.stats.events_read, self.pending_events);
         self.pending_events = 0;
-        if self.batch.is_empty() || self.stopped {
-            self.batch = Batch::default();
+        let batch = std::mem::take(&mut self.batch);
+        if batch.is_empty() || self.stopped {
+            batch.recycle();
             return;
         }
-        let batch = std::mem::replace(&mut self.batch, Batch::with_capacity(PIECE_BYTES + PIECE_BYTES / 4));
         let piece = FileOutput {
             file: self.work.file,
             batch,

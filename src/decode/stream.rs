@@ -69,6 +69,7 @@ pub fn read<'a>(input: impl Read + 'a, found: &mut dyn Found) -> Result<Finished
     let mut window = Window::new(reader);
     let ended = decode(&mut window, &mut tally);
     let read_error = window.error.take();
+    crate::buffers::give(std::mem::take(&mut window.buf));
     match ended {
         Err(e) if tally.events == 0 => Err(read_error.map(DecodeError::Gzip).unwrap_or(e)),
         Err(e) => tally.end(Some(e.to_string()), read_error, gzip),
@@ -186,7 +187,7 @@ impl<'a> Window<'a> {
     fn new(reader: Box<dyn Read + 'a>) -> Self {
         Window {
             reader,
-            buf: Vec::new(),
+            buf: crate::buffers::take(CHUNK),
             pos: 0,
             eof: false,
             error: None,

@@ -43,11 +43,18 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// A batch whose body has room for `bytes` (a reused buffer, see
+    /// [`crate::buffers`]).
     pub fn with_capacity(bytes: usize) -> Self {
         Batch {
-            body: Vec::with_capacity(bytes),
+            body: crate::buffers::take(bytes),
             items: Vec::new(),
         }
+    }
+
+    /// Gives the body's buffer back for reuse.
+    pub fn recycle(self) {
+        crate::buffers::give(self.body);
     }
 
     pub fn len(&self) -> usize {
