@@ -215,7 +215,7 @@ pub struct ImportArgs {
     #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 
-    /// Files read and decoded at once (default: the number of CPUs).
+    /// Files read and decoded at once (default: twice the number of CPUs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
 
@@ -324,7 +324,7 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
 
-    /// Files read and decoded at once (default: the number of CPUs).
+    /// Files read and decoded at once (default: twice the number of CPUs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
 
