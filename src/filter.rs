@@ -170,6 +170,23 @@ impl PatternSet {
     }
 }
 
+/// Drops that are all `**.<key>` (with a key JSON spells without escapes),
+/// and no keeps.
+fn key_drops(drop: &PatternSet, keep: &[String]) -> Option<KeyDrops> {
+    if !keep.is_empty() || drop.patterns.is_empty() {
+        return None;
+    }
+    let mut names = Vec::new();
+    for pattern in &drop.patterns {
+        match pattern.segments.as_slice() {
+            [Segment::AnyDepth, Segment::Key(k)] if pattern.next_literal[1].is_some() => names.push(k.clone()),
+            _ => return None,
+        }
+    }
+    let quoted = names.iter().map(|n| format!("\"{n}\"").into_bytes()).collect();
+    Some(KeyDrops { names, quoted })
+}
+
 /// `*` in a key matches any run of characters.
 fn glob_match(pattern: &str, key: &str) -> bool {
     let mut parts = pattern.split('*');
@@ -198,6 +215,27 @@ pub struct FieldFilter {
     redact_key_ids: bool,
     /// Searchers for what starts an access key id.
     key_id_starts: [memchr::memmem::Finder<'static>; 2],
+    /// When every drop is `**.<key>` and nothing is kept: the keys, which
+    /// the fast path can then drop from JSON text ([`crate::raw::drop_keys`]).
+    key_drops: Option<KeyDrops>,
+}
+
+/// Keys dropped at any depth.
+#[derive(Debug, Clone)]
+pub struct KeyDrops {
+    names: Vec<String>,
+    quoted: Vec<Vec<u8>>,
+}
+
+impl KeyDrops {
+    pub fn contains(&self, key: &str) -> bool {
+        self.names.iter().any(|n| n == key)
+    }
+
+    /// The keys as JSON strings (`"accessKeyId"`).
+    pub fn quoted(&self) -> &[Vec<u8>] {
+        &self.quoted
+    }
 }
 
 impl FieldFilter {
@@ -212,6 +250,7 @@ impl FieldFilter {
                 memchr::memmem::Finder::new(b"AKIA").into_owned(),
                 memchr::memmem::Finder::new(b"ASIA").into_owned(),
             ],
+            key_drops: key_drops(&PatternSet::new(drop)?, keep),
         })
     }
 
@@ -223,6 +262,11 @@ impl FieldFilter {
     /// Removes the matching fields; returns how many were removed.
     pub fn apply(&self, event: &mut Map<String, Value>) -> usize {
         self.apply_where(event, |_| true, |_| true)
+    }
+
+    /// The drops as keys dropped at any depth, when that is all they are.
+    pub fn key_drops(&self) -> Option<&KeyDrops> {
+        self.key_drops.as_ref()
     }
 
     /// Whether [`FieldFilter::apply`] might change the top-level field `key`,

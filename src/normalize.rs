@@ -275,7 +275,7 @@ pub fn plain_top_key(key: &str) -> bool {
 /// the shape of its JSON text. False means it certainly leaves it as it is
 /// (given at most [`MAX_UNKNOWN_FIELDS`] unknown fields and plain top-level
 /// keys); true may be a false alarm.
-pub fn may_change(key: &str, shape: &Shape, limits: &Limits) -> bool {
+pub fn may_change(key: &str, text: &[u8], shape: &Shape, limits: &Limits) -> bool {
     let container = matches!(shape.first, b'{' | b'[');
     // A container at the value's own level sits at depth 2 in the index.
     if shape.longest_string > limits.max_string_bytes
@@ -291,7 +291,12 @@ pub fn may_change(key: &str, shape: &Shape, limits: &Limits) -> bool {
         FieldClass::Boolean => shape.first == b'"',
         // Inside the typed objects dotted and blank keys are renamed, and
         // userIdentity holds a free-form part (webIdFederationData).
-        FieldClass::Structured => key == "userIdentity" || !(shape.first == b'{' || null) || shape.odd_key,
+        FieldClass::Structured => {
+            !(shape.first == b'{' || null)
+                || shape.odd_key
+                || shape.unicode_escape
+                || crate::raw::contains(text, b"\"webIdFederationData\"")
+        }
         FieldClass::Known | FieldClass::Unknown => false,
     }
 }

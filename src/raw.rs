@@ -221,6 +221,59 @@ pub fn write_compact(raw: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Writes JSON text without the members whose key is one of `quoted` (keys
+/// as JSON strings, `"accessKeyId"`), at any depth, and without the
+/// whitespace between tokens. The text is valid JSON; keys are compared as
+/// written (the caller makes sure no `\u` escape can hide one).
+pub fn drop_keys(raw: &[u8], quoted: &[Vec<u8>], out: &mut Vec<u8>) {
+    use crate::decode::scan::{skip_ws, string_end, value_end};
+    // For each open container: whether it is an object.
+    let mut objects: Vec<bool> = Vec::new();
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'"' => {
+                let end = string_end(raw, i).unwrap_or(raw.len());
+                let in_object = objects.last() == Some(&true);
+                let is_key = in_object && matches!(out.last(), Some(b'{') | Some(b','));
+                if is_key && quoted.iter().any(|q| q.as_slice() == &raw[i..end]) {
+                    // Skip the key, the colon, the value and a comma after it.
+                    let colon = skip_ws(raw, end);
+                    let value = skip_ws(raw, colon + 1);
+                    let after = skip_ws(raw, value_end(raw, value).unwrap_or(raw.len()));
+                    if raw.get(after) == Some(&b',') {
+                        i = after + 1;
+                    } else {
+                        // The last member: the comma before it goes too.
+                        if out.last() == Some(&b',') {
+                            out.pop();
+                        }
+                        i = after;
+                    }
+                    continue;
+                }
+                out.extend_from_slice(&raw[i..end]);
+                i = end;
+            }
+            b'{' | b'[' => {
+                objects.push(raw[i] == b'{');
+                out.push(raw[i]);
+                i += 1;
+            }
+            b'}' | b']' => {
+                objects.pop();
+                out.push(raw[i]);
+                i += 1;
+            }
+            c if c.is_ascii_whitespace() => i += 1,
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+}
+
 /// Whether `needle` occurs in `haystack`.
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(haystack, needle).is_some()
@@ -242,6 +295,26 @@ mod tests {
         assert!(RawEvent::parse(br#"{"a": 1, "a": 2}"#).unwrap().has_duplicate_keys());
         assert!(RawEvent::parse(b"[1]").is_err());
         assert!(RawEvent::parse(br#"{"a": }"#).is_err());
+    }
+
+    #[test]
+    fn keys_are_dropped_at_any_depth() {
+        let names = vec![b"\"k\"".to_vec(), b"\"t\"".to_vec()];
+        for (text, want) in [
+            (r#"{"k":1}"#, "{}"),
+            (r#"{"k":1,"a":2}"#, r#"{"a":2}"#),
+            (r#"{"a":2,"k":{"x":[1]}}"#, r#"{"a":2}"#),
+            (
+                r#"{"a":"k","b":{"k":"v","c":[{"t":1,"k":2},{"d":"\"k\""}]}, "k" : [ ] }"#,
+                r#"{"a":"k","b":{"c":[{},{"d":"\"k\""}]}}"#,
+            ),
+            (r#"["k",{"k":1}]"#, r#"["k",{}]"#),
+            (r#"{ "a" : { "k" : 1 , "b" : 2 } }"#, r#"{"a":{"b":2}}"#),
+        ] {
+            let mut out = Vec::new();
+            drop_keys(text.as_bytes(), &names, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{text}");
+        }
     }
 
     #[test]

@@ -65,7 +65,15 @@ impl Transformer {
     /// Transforms one event found in `origin` (a file path or S3 key).
     pub fn apply(&self, mut event: Event, origin: &str) -> Doc {
         let (id, id_generated) = event_id(&event);
-        let index = self.finish(&mut event, id_generated, origin, &|_| true, &|_| true);
+        let derived = Derived::of(&event);
+        self.filter.apply(&mut event);
+        let index = self.index_of(|key| event.get(key));
+        let is_insight = insight(|key| event.get(key), origin);
+        let truncated = match &self.limits {
+            Some(limits) => normalize::normalize(&mut event, limits),
+            None => Vec::new(),
+        };
+        add_meta(&mut event, derived.meta(origin, is_insight, id_generated, truncated));
         Doc {
             index,
             id,
@@ -73,11 +81,13 @@ impl Transformer {
         }
     }
 
-    /// The fast path: transforms an event given as JSON text, parsing only
-    /// the fields that classification reads or that filtering or the
-    /// template may change (see [`crate::raw`]). None when the event needs
-    /// the whole tree (odd top-level keys, no usable `eventID`, …) or is not
-    /// an event: [`Transformer::apply`] takes those.
+    /// The fast path: transforms an event given as JSON text (see
+    /// [`crate::raw`]). The fields that classification and routing read are
+    /// parsed to be read; only the fields that the filter or the template
+    /// may change are parsed to be changed (or, for plain `**.key` drops,
+    /// rewritten as text); all others are copied as they came. None when the
+    /// event needs the whole tree (odd top-level keys, no usable `eventID`,
+    /// …) or is not an event: [`Transformer::apply`] takes those.
     pub fn apply_raw<'a>(&self, raw: &'a RawEvent<'a>, origin: &str) -> Option<RawDoc<'a>> {
         let fields = &raw.fields;
         let mut unknown = 0;
@@ -93,88 +103,123 @@ impl Transformer {
             return None;
         }
         let console_login = raw.get("eventName").is_some_and(|v| v.get() == "\"ConsoleLogin\"");
-        let mut parsed = Map::new();
-        let mut in_tree = vec![false; fields.len()];
-        // Raw fields with whitespace between tokens, compacted when written.
-        let mut spaced = vec![false; fields.len()];
-        // Parsed fields the drops and the redaction must look at (the others
-        // cannot hold a match or a key id).
+        let key_drops = self.filter.key_drops();
+        let mut view = Map::new();
+        let mut tree = Map::new();
+        let mut out = vec![Out::Raw; fields.len()];
+        // Changed fields the drops and the redaction must look at (the
+        // others cannot hold a match or a key id).
         let mut scope: Vec<&str> = Vec::new();
         let mut redact: Vec<&str> = Vec::new();
         for (i, (key, value)) in fields.iter().enumerate() {
             let text = value.get().as_bytes();
             let shape = Shape::of(text);
-            let needed = is_head_field(key)
+            if is_head_field(key)
                 || (console_login && matches!(key.as_ref(), "responseElements" | "additionalEventData"))
-                || self.filter.may_touch(key, text, &shape)
-                || self
-                    .limits
-                    .as_ref()
-                    .is_some_and(|l| normalize::may_change(key, &shape, l));
-            spaced[i] = shape.spaced;
-            if needed {
-                parsed.insert(key.to_string(), serde_json::from_str(value.get()).ok()?);
-                in_tree[i] = true;
-                if self.filter.may_drop(key, text, &shape) {
+            {
+                view.insert(key.to_string(), serde_json::from_str(value.get()).ok()?);
+            }
+            let drop = self.filter.may_drop(key, text, &shape);
+            let redacts = self.filter.may_redact(text, &shape);
+            let change = self
+                .limits
+                .as_ref()
+                .is_some_and(|l| normalize::may_change(key, text, &shape, l));
+            if drop
+                && !redacts
+                && !change
+                && !shape.unicode_escape
+                && let Some(names) = key_drops
+                && !names.contains(key)
+            {
+                // Only `**.name` drops inside: done on the text.
+                let mut rewritten = Vec::with_capacity(text.len());
+                crate::raw::drop_keys(text, names.quoted(), &mut rewritten);
+                out[i] = Out::Rewritten(rewritten);
+            } else if drop || redacts || change {
+                let value = match view.get(key.as_ref()) {
+                    Some(v) => v.clone(),
+                    None => serde_json::from_str(value.get()).ok()?,
+                };
+                tree.insert(key.to_string(), value);
+                out[i] = Out::Tree;
+                if drop {
                     scope.push(key);
                 }
-                if self.filter.may_redact(text, &shape) {
+                if redacts {
                     redact.push(key);
                 }
+            } else if shape.spaced {
+                out[i] = Out::Compact;
             }
         }
-        if !crate::decode::is_event(&parsed) {
+        if !crate::decode::is_event(&view) {
             return None;
         }
-        let (id, id_generated) = event_id(&parsed);
+        let (id, id_generated) = event_id(&view);
         if id_generated {
             // The content hash is over the whole event.
             return None;
         }
-        let index = self.finish(&mut parsed, false, origin, &|key| scope.contains(&key), &|key| {
-            redact.contains(&key)
-        });
+        let derived = Derived::of(&view);
+        self.filter
+            .apply_where(&mut tree, |key| scope.contains(&key), |key| redact.contains(&key));
+        // What routing reads, after filtering: the changed value where the
+        // field was changed (or dropped), else the one read.
+        let read = |key: &str| match fields.iter().position(|(k, _)| k == key).map(|i| &out[i]) {
+            Some(Out::Tree) => tree.get(key),
+            _ => view.get(key),
+        };
+        let index = self.index_of(read);
+        let is_insight = insight(read, origin);
+        let truncated = match &self.limits {
+            Some(limits) => normalize::normalize(&mut tree, limits),
+            None => Vec::new(),
+        };
+        add_meta(&mut tree, derived.meta(origin, is_insight, false, truncated));
         Some(RawDoc {
             index,
             id,
             fields,
-            in_tree,
-            spaced,
-            tree: parsed,
+            out,
+            view,
+            tree,
         })
     }
 
-    /// Classifies, filters, routes, normalises and adds `ctindex.*` to an
-    /// event (or to the parsed part of one); returns its index.
-    fn finish(
-        &self,
-        event: &mut Event,
-        id_generated: bool,
-        origin: &str,
-        scope: &dyn Fn(&str) -> bool,
-        redact: &dyn Fn(&str) -> bool,
-    ) -> String {
-        let class = classify::classify(event);
-        let identity = identity(event);
-        let signin = signin(event);
-        self.filter.apply_where(event, scope, redact);
-
-        let month = event_month(event);
-        let index = match month {
+    /// The index of an event, from its (filtered) time.
+    fn index_of<'v>(&self, get: impl Fn(&str) -> Option<&'v Value>) -> String {
+        let month = ["eventTime", "@timestamp"]
+            .iter()
+            .find_map(|k| get(k).and_then(value_month));
+        match month {
             Some((year, month)) => format!("{}-{year:04}.{month:02}", self.index_prefix),
             None => format!("{}-{UNDATED}", self.index_prefix),
-        };
+        }
+    }
+}
 
-        let truncated = match &self.limits {
-            Some(limits) => normalize::normalize(event, limits),
-            None => Vec::new(),
-        };
+/// What is derived from an event before it is filtered.
+struct Derived {
+    class: classify::Classification,
+    identity: Option<String>,
+    signin: Option<Value>,
+}
 
-        let insight = event.get("eventCategory").and_then(Value::as_str) == Some("Insight")
-            || origin.contains("/CloudTrail-Insight/");
+impl Derived {
+    fn of(event: &Event) -> Self {
+        Derived {
+            class: classify::classify(event),
+            identity: identity(event),
+            signin: signin(event),
+        }
+    }
+
+    /// The `ctindex` object.
+    fn meta(self, origin: &str, insight: bool, id_generated: bool, truncated: Vec<String>) -> Map<String, Value> {
         let mut meta = Map::new();
-        meta.insert("channel".into(), Value::from(class.channel.as_str()));
-        meta.insert("client".into(), Value::from(class.client));
+        meta.insert("channel".into(), Value::from(self.class.channel.as_str()));
+        meta.insert("client".into(), Value::from(self.class.client));
         meta.insert("source".into(), Value::from(origin));
         if insight {
             meta.insert("insight".into(), Value::Bool(true));
@@ -182,24 +227,45 @@ impl Transformer {
         if id_generated {
             meta.insert("id_generated".into(), Value::Bool(true));
         }
-        if let Some(identity) = identity {
+        if let Some(identity) = self.identity {
             meta.insert("identity".into(), Value::String(identity));
         }
-        if let Some(signin) = signin {
+        if let Some(signin) = self.signin {
             meta.insert("signin".into(), signin);
         }
         if !truncated.is_empty() {
             meta.insert("truncated".into(), Value::from(truncated));
         }
-        match event.get_mut("ctindex") {
-            // normalize() may have started it, with `overflow`.
-            Some(Value::Object(existing)) => existing.extend(meta),
-            _ => {
-                event.insert("ctindex".into(), Value::Object(meta));
-            }
-        }
-        index
+        meta
     }
+}
+
+/// Whether an event is a CloudTrail Insights event.
+fn insight<'v>(get: impl Fn(&str) -> Option<&'v Value>, origin: &str) -> bool {
+    get("eventCategory").and_then(Value::as_str) == Some("Insight") || origin.contains("/CloudTrail-Insight/")
+}
+
+/// Adds `ctindex` to an event (normalize may have started it, with `overflow`).
+fn add_meta(event: &mut Event, meta: Map<String, Value>) {
+    match event.get_mut("ctindex") {
+        Some(Value::Object(existing)) => existing.extend(meta),
+        _ => {
+            event.insert("ctindex".into(), Value::Object(meta));
+        }
+    }
+}
+
+/// How the fast path writes a field.
+#[derive(Debug, Clone, PartialEq)]
+enum Out {
+    /// As it came.
+    Raw,
+    /// As it came, without the whitespace between its tokens.
+    Compact,
+    /// From the changed tree (absent when the filter dropped it).
+    Tree,
+    /// As rewritten by the text-level key drops.
+    Rewritten(Vec<u8>),
 }
 
 /// Fields the fast path always parses: what classification, the derived
@@ -226,17 +292,18 @@ fn is_head_field(key: &str) -> bool {
     )
 }
 
-/// A document made by the fast path: the parsed fields (transformed, with
-/// `ctindex`) and the untouched ones as their original JSON text.
+/// A document made by the fast path: the untouched fields as their
+/// original JSON text, the changed ones from `tree` (with `ctindex`).
 #[derive(Debug)]
 pub struct RawDoc<'a> {
     pub index: String,
     pub id: String,
     fields: &'a [(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)],
-    /// Which of `fields` were parsed (and live in `tree`, unless filtered out).
-    in_tree: Vec<bool>,
-    /// Which of `fields` have whitespace between tokens (pretty-printed).
-    spaced: Vec<bool>,
+    /// How each of `fields` is written.
+    out: Vec<Out>,
+    /// The fields read for classification and routing, as they came.
+    view: Event,
+    /// The changed fields, and `ctindex`.
     tree: Event,
 }
 
@@ -279,7 +346,13 @@ impl Document for RawDoc<'_> {
     }
 
     fn field(&self, key: &str) -> Option<&Value> {
-        self.tree.get(key)
+        if key == "ctindex" {
+            return self.tree.get(key);
+        }
+        match self.fields.iter().position(|(k, _)| k == key).map(|i| &self.out[i]) {
+            Some(Out::Tree) => self.tree.get(key),
+            _ => self.view.get(key),
+        }
     }
 
     fn write_json(&self, out: &mut Vec<u8>) {
@@ -303,18 +376,25 @@ impl Document for RawDoc<'_> {
             }
             out.push(b':');
         };
-        for (i, (key, raw)) in self.fields.iter().enumerate() {
-            if self.in_tree[i] {
-                if let Some(value) = self.tree.get(key.as_ref()) {
+        for ((key, raw), how) in self.fields.iter().zip(&self.out) {
+            match how {
+                Out::Raw => {
                     put_key(out, key);
-                    let _ = serde_json::to_writer(&mut *out, value);
-                }
-            } else {
-                put_key(out, key);
-                if self.spaced[i] {
-                    crate::raw::write_compact(raw.get().as_bytes(), out);
-                } else {
                     out.extend_from_slice(raw.get().as_bytes());
+                }
+                Out::Compact => {
+                    put_key(out, key);
+                    crate::raw::write_compact(raw.get().as_bytes(), out);
+                }
+                Out::Rewritten(text) => {
+                    put_key(out, key);
+                    out.extend_from_slice(text);
+                }
+                Out::Tree => {
+                    if let Some(value) = self.tree.get(key.as_ref()) {
+                        put_key(out, key);
+                        let _ = serde_json::to_writer(&mut *out, value);
+                    }
                 }
             }
         }
@@ -775,6 +855,17 @@ mod tests {
                 Limits::default(),
             ),
             Transformer::new(FieldFilter::new(&[], &[], false).unwrap(), "ct", Limits::default()),
+            // Key drops only, done on the text by the fast path.
+            Transformer::new(
+                FieldFilter::new(
+                    &own(&["**.accessKeyId", "**.principalId", "**.arn", "**.eventTime"]),
+                    &[],
+                    true,
+                )
+                .unwrap(),
+                "ct",
+                Limits::default(),
+            ),
             Transformer::for_export(FieldFilter::new(&own(DEFAULT_DROP), &[], true).unwrap()),
         ];
         for t in &cases {
