@@ -295,10 +295,21 @@ pub fn may_change(key: &str, text: &[u8], shape: &Shape, limits: &Limits) -> boo
             !(shape.first == b'{' || null)
                 || shape.odd_key
                 || shape.unicode_escape
-                || crate::raw::contains(text, b"\"webIdFederationData\"")
+                || webid_not_object(text)
         }
         FieldClass::Known | FieldClass::Unknown => false,
     }
+}
+
+/// Whether a `webIdFederationData` in the text holds something other than
+/// an object (which [`normalize`] wraps); it is nearly always `{}`.
+fn webid_not_object(text: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"webIdFederationData\"";
+    memchr::memmem::find_iter(text, KEY).any(|at| {
+        let colon = crate::decode::scan::skip_ws(text, at + KEY.len());
+        let value = crate::decode::scan::skip_ws(text, colon + 1);
+        !matches!(text.get(value), Some(b'{') | Some(b'n'))
+    })
 }
 
 /// The second try for a document the cluster refused to parse: every

@@ -509,6 +509,7 @@ impl FileWork {
             rejects: 0,
             stand_ins: StandIns::default(),
             stopped: false,
+            fast: 0,
         };
         let read = match input {
             Input::File(path) => match std::fs::File::open(&path) {
@@ -542,6 +543,7 @@ impl FileWork {
         };
         out.send();
         Stats::add(&self.stats.files_read, 1);
+        tracing::trace!("{name}: {} events, {} on the fast path", finished.events, out.fast);
         if let Some(why) = &finished.truncated {
             tracing::warn!(
                 "{name}: incomplete, {} events before the break kept: {why}",
@@ -576,6 +578,8 @@ struct FileEncoder<'a> {
     stand_ins: StandIns,
     /// The pipeline went away (a fatal error): nothing more is sent.
     stopped: bool,
+    /// Events that took the fast path (for -vv).
+    fast: u64,
 }
 
 impl FileEncoder<'_> {
@@ -628,6 +632,7 @@ impl decode::stream::Found for FileEncoder<'_> {
         };
         match self.work.transformer.apply_raw(&raw, &self.work.name) {
             Some(doc) => {
+                self.fast += 1;
                 self.add(&doc, position);
                 true
             }

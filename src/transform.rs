@@ -120,21 +120,22 @@ impl Transformer {
                 view.insert(key.to_string(), serde_json::from_str(value.get()).ok()?);
             }
             let drop = self.filter.may_drop(key, text, &shape);
-            let redacts = self.filter.may_redact(text, &shape);
             let change = self
                 .limits
                 .as_ref()
                 .is_some_and(|l| normalize::may_change(key, text, &shape, l));
-            if drop
-                && !redacts
-                && !change
-                && !shape.unicode_escape
-                && let Some(names) = key_drops
-                && !names.contains(key)
-            {
-                // Only `**.name` drops inside: done on the text.
-                let mut rewritten = Vec::with_capacity(text.len());
-                crate::raw::drop_keys(text, names.quoted(), &mut rewritten);
+            // Only `**.name` drops inside: done on the text, unless what is
+            // left may still need the redaction.
+            let rewritten = match key_drops {
+                Some(names) if drop && !change && !shape.unicode_escape && !names.contains(key) => {
+                    let mut rewritten = Vec::with_capacity(text.len());
+                    crate::raw::drop_keys(text, names.quoted(), &mut rewritten);
+                    (!self.filter.may_redact(&rewritten, &shape)).then_some(rewritten)
+                }
+                _ => None,
+            };
+            let redacts = self.filter.may_redact(text, &shape);
+            if let Some(rewritten) = rewritten {
                 out[i] = Out::Rewritten(rewritten);
             } else if drop || redacts || change {
                 let value = match view.get(key.as_ref()) {
