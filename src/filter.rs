@@ -39,7 +39,7 @@ struct Pattern {
     /// For each segment: a searcher for the first literal key from there
     /// on, quoted as it appears in JSON text (None when only wildcards
     /// follow, or when JSON may spell the key with escapes), for
-    /// [`FieldFilter::may_touch`].
+    /// [`FieldFilter::may_drop`].
     next_literal: Vec<Option<Literal>>,
 }
 
@@ -220,6 +220,16 @@ pub struct FieldFilter {
     key_drops: Option<KeyDrops>,
 }
 
+/// What an event's whole text holds, for [`FieldFilter::may_drop`] and
+/// [`FieldFilter::may_redact`] (see [`FieldFilter::hints`]).
+#[derive(Debug, Clone)]
+pub struct Hints {
+    /// Something like an access key id (or a `\u` escape that may hide one).
+    key_ids: bool,
+    /// Per drop pattern: its next literal key occurs somewhere.
+    literals: Vec<bool>,
+}
+
 /// Keys dropped at any depth.
 #[derive(Debug, Clone)]
 pub struct KeyDrops {
@@ -269,47 +279,66 @@ impl FieldFilter {
         self.key_drops.as_ref()
     }
 
-    /// Whether [`FieldFilter::apply`] might change the top-level field `key`,
-    /// whose JSON text is `raw`: false means it certainly leaves it as it is.
-    /// A pattern that reaches inside the field must find its next literal
-    /// key in the text; a `\u` escape could hide one, so it always counts.
-    /// Allocation-free: it runs for every field of every event.
-    pub fn may_touch(&self, key: &str, raw: &[u8], shape: &Shape) -> bool {
-        self.may_redact(raw, shape) || self.may_drop(key, raw, shape)
+    /// What a whole event's text holds, found once so that each field's
+    /// checks can mostly be skipped.
+    pub fn hints(&self, event: &[u8]) -> Hints {
+        Hints {
+            key_ids: self.redact_key_ids
+                && (memchr::memmem::find(event, b"\\u").is_some()
+                    || self.key_id_starts.iter().any(|f| f.find(event).is_some())),
+            literals: self
+                .drop
+                .patterns
+                .iter()
+                .map(|p| match p.next_literal.get(1) {
+                    Some(Some(literal)) => literal.0.find(event).is_some(),
+                    _ => true,
+                })
+                .collect(),
+        }
     }
 
     /// Whether the redaction might change a value with this JSON text.
-    pub fn may_redact(&self, raw: &[u8], shape: &Shape) -> bool {
-        self.redact_key_ids
+    pub fn may_redact(&self, raw: &[u8], shape: &Shape, hints: &Hints) -> bool {
+        hints.key_ids
             && shape.longest_string >= 16
             && (shape.unicode_escape || self.key_id_starts.iter().any(|f| f.find(raw).is_some()))
     }
 
-    /// Whether a drop pattern might match inside the top-level field `key`.
-    pub fn may_drop(&self, key: &str, raw: &[u8], shape: &Shape) -> bool {
-        let inside = |pattern: &Pattern, from: usize| {
-            if from >= pattern.segments.len() {
+    /// Whether a drop pattern might match inside the top-level field `key`,
+    /// whose JSON text is `raw`: false means the drops certainly leave it as
+    /// it is. A pattern that reaches inside the field must find its next
+    /// literal key in the text; a `\u` escape could hide one, so it always
+    /// counts. Allocation-free: it runs for every field of every event.
+    pub fn may_drop(&self, key: &str, raw: &[u8], shape: &Shape, hints: &Hints) -> bool {
+        let inside = |n: usize, pattern: &Pattern| {
+            if pattern.segments.len() <= 1 {
                 return true; // the whole field matches
             }
-            match &pattern.next_literal[from] {
-                Some(literal) => shape.unicode_escape || literal.0.find(raw).is_some(),
+            match &pattern.next_literal[1] {
+                Some(_) if shape.unicode_escape => true,
+                Some(literal) => hints.literals[n] && literal.0.find(raw).is_some(),
                 // Only wildcards left, or a key JSON may spell with escapes.
                 None => true,
             }
         };
-        self.drop.patterns.iter().any(|pattern| match &pattern.segments[0] {
-            // `**` first: the field's own key may be the next one, or any inside.
-            Segment::AnyDepth => {
-                pattern
-                    .segments
-                    .iter()
-                    .any(|s| matches!(s, Segment::Key(k) if k == key))
-                    || inside(pattern, 1)
-            }
-            Segment::Key(k) => k == key && inside(pattern, 1),
-            Segment::Glob(g) => glob_match(g, key) && inside(pattern, 1),
-            Segment::AnyKey => inside(pattern, 1),
-        })
+        self.drop
+            .patterns
+            .iter()
+            .enumerate()
+            .any(|(n, pattern)| match &pattern.segments[0] {
+                // `**` first: the field's own key may be the next one, or any inside.
+                Segment::AnyDepth => {
+                    pattern
+                        .segments
+                        .iter()
+                        .any(|s| matches!(s, Segment::Key(k) if k == key))
+                        || inside(n, pattern)
+                }
+                Segment::Key(k) => k == key && inside(n, pattern),
+                Segment::Glob(g) => glob_match(g, key) && inside(n, pattern),
+                Segment::AnyKey => inside(n, pattern),
+            })
     }
 
     /// Removes the matching fields inside the top-level fields `scope`

@@ -292,10 +292,7 @@ pub fn may_change(key: &str, text: &[u8], shape: &Shape, limits: &Limits) -> boo
         // Inside the typed objects dotted and blank keys are renamed, and
         // userIdentity holds a free-form part (webIdFederationData).
         FieldClass::Structured => {
-            !(shape.first == b'{' || null)
-                || shape.odd_key
-                || shape.unicode_escape
-                || webid_not_object(text)
+            !(shape.first == b'{' || null) || shape.odd_key || shape.unicode_escape || webid_not_object(text)
         }
         FieldClass::Known | FieldClass::Unknown => false,
     }

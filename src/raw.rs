@@ -22,13 +22,19 @@ use serde_json::value::RawValue;
 #[derive(Debug)]
 pub struct RawEvent<'a> {
     pub fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+    /// The whole event's text.
+    pub text: &'a [u8],
 }
 
 impl<'a> RawEvent<'a> {
     /// Splits one JSON object into its top-level fields. Fails on anything
     /// but an object, and on invalid JSON.
     pub fn parse(bytes: &'a [u8]) -> serde_json::Result<RawEvent<'a>> {
-        serde_json::from_slice(bytes)
+        let fields: Fields<'a> = serde_json::from_slice(bytes)?;
+        Ok(RawEvent {
+            fields: fields.0,
+            text: bytes,
+        })
     }
 
     pub fn get(&self, key: &str) -> Option<&'a RawValue> {
@@ -53,11 +59,14 @@ impl<'a> RawEvent<'a> {
     }
 }
 
-impl<'de> Deserialize<'de> for RawEvent<'de> {
+/// The top-level fields of an object, in order.
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Fields;
-        impl<'de> Visitor<'de> for Fields {
-            type Value = RawEvent<'de>;
+        struct FieldsVisitor;
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = Fields<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object")
             }
@@ -66,10 +75,10 @@ impl<'de> Deserialize<'de> for RawEvent<'de> {
                 while let Some(key) = map.next_key::<Key<'de>>()? {
                     fields.push((key.0, map.next_value::<&'de RawValue>()?));
                 }
-                Ok(RawEvent { fields })
+                Ok(Fields(fields))
             }
         }
-        deserializer.deserialize_map(Fields)
+        deserializer.deserialize_map(FieldsVisitor)
     }
 }
 

@@ -104,6 +104,7 @@ impl Transformer {
         }
         let console_login = raw.get("eventName").is_some_and(|v| v.get() == "\"ConsoleLogin\"");
         let key_drops = self.filter.key_drops();
+        let hints = self.filter.hints(raw.text);
         let mut view = Map::new();
         let mut tree = Map::new();
         let mut out = vec![Out::Raw; fields.len()];
@@ -119,7 +120,7 @@ impl Transformer {
             {
                 view.insert(key.to_string(), serde_json::from_str(value.get()).ok()?);
             }
-            let drop = self.filter.may_drop(key, text, &shape);
+            let drop = self.filter.may_drop(key, text, &shape, &hints);
             let change = self
                 .limits
                 .as_ref()
@@ -130,11 +131,11 @@ impl Transformer {
                 Some(names) if drop && !change && !shape.unicode_escape && !names.contains(key) => {
                     let mut rewritten = Vec::with_capacity(text.len());
                     crate::raw::drop_keys(text, names.quoted(), &mut rewritten);
-                    (!self.filter.may_redact(&rewritten, &shape)).then_some(rewritten)
+                    (!self.filter.may_redact(&rewritten, &shape, &hints)).then_some(rewritten)
                 }
                 _ => None,
             };
-            let redacts = self.filter.may_redact(text, &shape);
+            let redacts = self.filter.may_redact(text, &shape, &hints);
             if let Some(rewritten) = rewritten {
                 out[i] = Out::Rewritten(rewritten);
             } else if drop || redacts || change {
