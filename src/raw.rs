@@ -18,29 +18,48 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-/// An event object as (key, raw value) pairs, in their order.
+mod scan;
+
+/// An event object as (key, raw value text) pairs, in their order, with the
+/// [`Shape`] of each value.
 #[derive(Debug)]
 pub struct RawEvent<'a> {
-    pub fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+    pub fields: Vec<(Cow<'a, str>, &'a str)>,
+    pub shapes: Vec<Shape>,
     /// The whole event's text.
     pub text: &'a [u8],
 }
 
 impl<'a> RawEvent<'a> {
     /// Splits one JSON object into its top-level fields. Fails on anything
-    /// but an object, and on invalid JSON.
+    /// but an object, and on invalid JSON. One validating pass does it
+    /// ([`scan::event`]); what that pass is unsure of goes to `serde_json`.
     pub fn parse(bytes: &'a [u8]) -> serde_json::Result<RawEvent<'a>> {
+        match scan::event(bytes) {
+            Some((fields, shapes)) => Ok(RawEvent {
+                fields,
+                shapes,
+                text: bytes,
+            }),
+            None => Self::parse_serde(bytes),
+        }
+    }
+
+    /// [`RawEvent::parse`] by `serde_json`, then [`Shape::of`] each field.
+    pub(crate) fn parse_serde(bytes: &'a [u8]) -> serde_json::Result<RawEvent<'a>> {
         let fields: Fields<'a> = serde_json::from_slice(bytes)?;
+        let fields: Vec<(Cow<'a, str>, &'a str)> = fields.0.into_iter().map(|(k, v)| (k, v.get())).collect();
+        let shapes = fields.iter().map(|(_, v)| Shape::of(v.as_bytes())).collect();
         Ok(RawEvent {
-            fields: fields.0,
+            fields,
+            shapes,
             text: bytes,
         })
     }
 
-    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+    pub fn get(&self, key: &str) -> Option<&'a str> {
         self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
-
     /// Whether a key occurs twice (the value path keeps the last one).
     /// A 64-bit signature set spares the comparisons of keys that differ.
     pub fn has_duplicate_keys(&self) -> bool {
@@ -283,6 +302,57 @@ pub fn drop_keys(raw: &[u8], quoted: &[Vec<u8>], out: &mut Vec<u8>) {
     }
 }
 
+/// What of an object [`pruned`] keeps: a member's whole value, or the
+/// members of the object it holds, recursively.
+#[derive(Debug)]
+pub enum Keep {
+    Value(&'static str),
+    Object(&'static str, &'static [Keep]),
+}
+
+/// The value of `text`, where it is an object, with only the members `keep`
+/// names (the others are checked as JSON, not built); any other value whole.
+/// Duplicate keys: the last wins, as in a full parse.
+pub fn pruned(text: &str, keep: &'static [Keep]) -> serde_json::Result<serde_json::Value> {
+    if !text.trim_start().starts_with('{') {
+        return serde_json::from_str(text);
+    }
+    struct Pruned(&'static [Keep]);
+    impl<'de> Visitor<'de> for Pruned {
+        type Value = serde_json::Map<String, serde_json::Value>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+            let mut out = serde_json::Map::new();
+            while let Some(key) = map.next_key::<Key<'de>>()? {
+                match self
+                    .0
+                    .iter()
+                    .find(|k| matches!(k, Keep::Value(n) | Keep::Object(n, _) if *n == key.0))
+                {
+                    Some(Keep::Value(_)) => {
+                        out.insert(key.0.into_owned(), map.next_value()?);
+                    }
+                    Some(Keep::Object(_, inner)) => {
+                        let raw: &'de RawValue = map.next_value()?;
+                        let value = pruned(raw.get(), inner).map_err(serde::de::Error::custom)?;
+                        out.insert(key.0.into_owned(), value);
+                    }
+                    None => {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let map = serde::Deserializer::deserialize_map(&mut de, Pruned(keep))?;
+    de.end()?;
+    Ok(serde_json::Value::Object(map))
+}
+
 /// Whether `needle` occurs in `haystack`.
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(haystack, needle).is_some()
@@ -299,11 +369,32 @@ mod tests {
         let keys: Vec<&str> = event.fields.iter().map(|(k, _)| k.as_ref()).collect();
         assert_eq!(keys, ["b", "aA", "c"]);
         assert!(matches!(event.fields[0].0, Cow::Borrowed(_)));
-        assert_eq!(event.get("b").unwrap().get(), r#"{"x": [1, {"y": "z"}]}"#);
+        assert_eq!(event.get("b").unwrap(), r#"{"x": [1, {"y": "z"}]}"#);
         assert!(!event.has_duplicate_keys());
         assert!(RawEvent::parse(br#"{"a": 1, "a": 2}"#).unwrap().has_duplicate_keys());
         assert!(RawEvent::parse(b"[1]").is_err());
         assert!(RawEvent::parse(br#"{"a": }"#).is_err());
+    }
+
+    #[test]
+    fn pruning_keeps_only_what_is_named() {
+        const INNER: &[Keep] = &[Keep::Value("arn")];
+        const KEEP: &[Keep] = &[Keep::Value("type"), Keep::Object("ctx", INNER)];
+        for (text, want) in [
+            (
+                r#"{"type": "A", "x": [1, {"y": 2}], "ctx": {"arn": {"z": 1}, "other": 3}}"#,
+                r#"{"type": "A", "ctx": {"arn": {"z": 1}}}"#,
+            ),
+            (r#"{"ctx": "s", "type": 1, "type": 2}"#, r#"{"ctx": "s", "type": 2}"#),
+            (r#" "str" "#, r#""str""#),
+            (r#"[{"x": 1}]"#, r#"[{"x": 1}]"#),
+            (r#"{}"#, r#"{}"#),
+        ] {
+            let want: serde_json::Value = serde_json::from_str(want).unwrap();
+            assert_eq!(pruned(text, KEEP).unwrap(), want, "{text}");
+        }
+        assert!(pruned(r#"{"x": [1,]}"#, KEEP).is_err());
+        assert!(pruned(r#"{"type": 1} 2"#, KEEP).is_err());
     }
 
     #[test]

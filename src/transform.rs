@@ -17,7 +17,7 @@ use crate::classify;
 use crate::decode::{Event, Position};
 use crate::filter::FieldFilter;
 use crate::normalize::{self, Limits};
-use crate::raw::{RawEvent, Shape};
+use crate::raw::RawEvent;
 
 /// Where a document goes and what it holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,7 +102,7 @@ impl Transformer {
         if unknown > normalize::MAX_UNKNOWN_FIELDS || raw.has_duplicate_keys() {
             return None;
         }
-        let console_login = raw.get("eventName").is_some_and(|v| v.get() == "\"ConsoleLogin\"");
+        let console_login = raw.get("eventName") == Some("\"ConsoleLogin\"");
         let key_drops = self.filter.key_drops();
         let hints = self.filter.hints(raw.text);
         let mut view = Map::new();
@@ -112,13 +112,13 @@ impl Transformer {
         // others cannot hold a match or a key id).
         let mut scope: Vec<&str> = Vec::new();
         let mut redact: Vec<&str> = Vec::new();
-        for (i, (key, value)) in fields.iter().enumerate() {
-            let text = value.get().as_bytes();
-            let shape = Shape::of(text);
+        for (i, ((key, value), shape)) in fields.iter().zip(&raw.shapes).enumerate() {
+            let text = value.as_bytes();
+            let shape = *shape;
             if is_head_field(key)
                 || (console_login && matches!(key.as_ref(), "responseElements" | "additionalEventData"))
             {
-                view.insert(key.to_string(), serde_json::from_str(value.get()).ok()?);
+                view.insert(key.to_string(), view_value(key, value)?);
             }
             let drop = self.filter.may_drop(key, text, &shape, &hints);
             let change = self
@@ -139,11 +139,7 @@ impl Transformer {
             if let Some(rewritten) = rewritten {
                 out[i] = Out::Rewritten(rewritten);
             } else if drop || redacts || change {
-                let value = match view.get(key.as_ref()) {
-                    Some(v) => v.clone(),
-                    None => serde_json::from_str(value.get()).ok()?,
-                };
-                tree.insert(key.to_string(), value);
+                tree.insert(key.to_string(), serde_json::from_str(value).ok()?);
                 out[i] = Out::Tree;
                 if drop {
                     scope.push(key);
@@ -270,6 +266,28 @@ enum Out {
     Rewritten(Vec<u8>),
 }
 
+/// A head field's value for the view: `userIdentity` only with what
+/// classification, the derived fields and the export read of it.
+fn view_value(key: &str, text: &str) -> Option<Value> {
+    use crate::raw::Keep;
+    const ISSUER: &[Keep] = &[Keep::Value("arn")];
+    const CONTEXT: &[Keep] = &[Keep::Object("sessionIssuer", ISSUER)];
+    const USER_IDENTITY: &[Keep] = &[
+        Keep::Value("type"),
+        Keep::Value("invokedBy"),
+        Keep::Value("invokedby"),
+        Keep::Value("arn"),
+        Keep::Value("accountId"),
+        Keep::Value("userName"),
+        Keep::Value("principalId"),
+        Keep::Object("sessionContext", CONTEXT),
+    ];
+    match key {
+        "userIdentity" => crate::raw::pruned(text, USER_IDENTITY).ok(),
+        _ => serde_json::from_str(text).ok(),
+    }
+}
+
 /// Fields the fast path always parses: what classification, the derived
 /// fields, the index and the export's header read.
 fn is_head_field(key: &str) -> bool {
@@ -300,7 +318,7 @@ fn is_head_field(key: &str) -> bool {
 pub struct RawDoc<'a> {
     pub index: String,
     pub id: String,
-    fields: &'a [(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)],
+    fields: &'a [(std::borrow::Cow<'a, str>, &'a str)],
     /// How each of `fields` is written.
     out: Vec<Out>,
     /// The fields read for classification and routing, as they came.
@@ -382,11 +400,11 @@ impl Document for RawDoc<'_> {
             match how {
                 Out::Raw => {
                     put_key(out, key);
-                    out.extend_from_slice(raw.get().as_bytes());
+                    out.extend_from_slice(raw.as_bytes());
                 }
                 Out::Compact => {
                     put_key(out, key);
-                    crate::raw::write_compact(raw.get().as_bytes(), out);
+                    crate::raw::write_compact(raw.as_bytes(), out);
                 }
                 Out::Rewritten(text) => {
                     put_key(out, key);
@@ -622,7 +640,7 @@ pub fn civil_from_days(days: i64) -> (u32, u32, u32) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::filter::DEFAULT_DROP;
     use serde_json::json;
@@ -776,7 +794,7 @@ mod tests {
 
     /// Every event of the bundled fixtures (and of the corpus when it is
     /// beside the checkout), as JSON text: what the fast path would get.
-    fn sample_events() -> Vec<(String, Vec<u8>)> {
+    pub(crate) fn sample_events() -> Vec<(String, Vec<u8>)> {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut out = Vec::new();
         for dir in [root.join("tests/fixtures"), root.join("../shared/cloudtrail-corpus")] {

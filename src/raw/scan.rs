@@ -1,0 +1,436 @@
+//! One pass over an event's text that splits it into top-level fields and
+//! measures each field's [`Shape`], validating the JSON as it goes.
+//!
+//! A strict subset of what `serde_json` accepts: whatever this scanner
+//! accepts, `serde_json` accepts too, with the same fields; anything it is
+//! not sure of (an escaped key, a `\u` surrogate, deep nesting, a control
+//! character, a number or literal outside the grammar) makes it answer
+//! `None`, and the caller takes the `serde_json` path instead.
+
+use std::borrow::Cow;
+
+use super::Shape;
+
+/// Deeper than this is left to `serde_json` (whose limit is 128).
+const MAX_DEPTH: usize = 100;
+
+/// Top-level fields as (key, value text) pairs, and the shape of each value.
+pub type Fields<'a> = (Vec<(Cow<'a, str>, &'a str)>, Vec<Shape>);
+
+/// The top-level fields of one JSON object (the whole of `text`, whitespace
+/// around it allowed) and the shape of each, or `None`.
+pub fn event(text: &[u8]) -> Option<Fields<'_>> {
+    // One check for the whole text; every slice below starts and ends at
+    // an ASCII byte, so it is valid UTF-8 too.
+    let text = std::str::from_utf8(text).ok()?;
+    let b = text.as_bytes();
+    let mut fields = Vec::with_capacity(24);
+    let mut shapes = Vec::with_capacity(24);
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        i += 1;
+    } else {
+        loop {
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let key = string(b, i)?;
+            if key.escaped {
+                return None;
+            }
+            let name = &text[i + 1..key.end - 1];
+            i = skip_ws(b, key.end);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            let start = skip_ws(b, i + 1);
+            let mut shape = Shape {
+                first: *b.get(start)?,
+                ..Shape::default()
+            };
+            let end = value(b, start, &mut shape)?;
+            fields.push((Cow::Borrowed(name), &text[start..end]));
+            shapes.push(shape);
+            i = skip_ws(b, end);
+            match b.get(i) {
+                Some(b',') => i = skip_ws(b, i + 1),
+                Some(b'}') => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (skip_ws(b, i) == b.len()).then_some((fields, shapes))
+}
+
+fn is_ws(c: u8) -> bool {
+    matches!(c, b' ' | b'\n' | b'\r' | b'\t')
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && is_ws(b[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// Like [`skip_ws`], noting in the shape that whitespace was there.
+fn skip_ws_in(b: &[u8], i: usize, shape: &mut Shape) -> usize {
+    let j = skip_ws(b, i);
+    shape.spaced |= j > i;
+    j
+}
+
+/// One JSON value starting at `start` (not whitespace); its end.
+fn value(b: &[u8], start: usize, shape: &mut Shape) -> Option<usize> {
+    // For each open container (at most MAX_DEPTH): whether it is an object.
+    let mut objects: u128 = 0;
+    let mut depth = 0usize;
+    let top_array = b.get(start) == Some(&b'[');
+    let mut i = start;
+    loop {
+        // A value starts at i.
+        if top_array && depth == 1 && b.get(i) != Some(&b'{') {
+            shape.scalar_elements = true;
+        }
+        match *b.get(i)? {
+            open @ (b'{' | b'[') => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return None;
+                }
+                shape.depth = shape.depth.max(depth);
+                let is_object = open == b'{';
+                objects = (objects << 1) | is_object as u128;
+                i = skip_ws_in(b, i + 1, shape);
+                let close = if is_object { b'}' } else { b']' };
+                if b.get(i) == Some(&close) {
+                    depth -= 1;
+                    objects >>= 1;
+                    i += 1;
+                } else {
+                    if is_object {
+                        i = member_key(b, i, shape)?;
+                    }
+                    continue;
+                }
+            }
+            b'"' => {
+                let s = string(b, i)?;
+                note_string(shape, &s);
+                i = s.end;
+            }
+            b'-' | b'0'..=b'9' => i = number(b, i)?,
+            b't' => i = literal(b, i, b"true")?,
+            b'f' => i = literal(b, i, b"false")?,
+            b'n' => i = literal(b, i, b"null")?,
+            _ => return None,
+        }
+        // After a value: close containers, or go on to the next value.
+        loop {
+            if depth == 0 {
+                return Some(i);
+            }
+            i = skip_ws_in(b, i, shape);
+            let in_object = objects & 1 == 1;
+            match (*b.get(i)?, in_object) {
+                (b',', true) => {
+                    i = skip_ws_in(b, i + 1, shape);
+                    i = member_key(b, i, shape)?;
+                    break;
+                }
+                (b',', false) => {
+                    i = skip_ws_in(b, i + 1, shape);
+                    break;
+                }
+                (b'}', true) | (b']', false) => {
+                    depth -= 1;
+                    objects >>= 1;
+                    i += 1;
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// A member's key and colon at `i`; where its value starts.
+fn member_key(b: &[u8], i: usize, shape: &mut Shape) -> Option<usize> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let s = string(b, i)?;
+    note_string(shape, &s);
+    let len = s.end - i - 2;
+    shape.longest_key = shape.longest_key.max(len);
+    let key = &b[i + 1..s.end - 1];
+    let blank = !s.escaped && key.iter().all(u8::is_ascii_whitespace);
+    shape.odd_key |= blank || key.contains(&b'.');
+    let colon = skip_ws_in(b, s.end, shape);
+    if b.get(colon) != Some(&b':') {
+        return None;
+    }
+    Some(skip_ws_in(b, colon + 1, shape))
+}
+
+fn note_string(shape: &mut Shape, s: &Str) {
+    shape.longest_string = shape.longest_string.max(s.len);
+    shape.unicode_escape |= s.unicode;
+}
+
+/// A string as scanned.
+struct Str {
+    /// Just past the closing quote.
+    end: usize,
+    /// Length of the escaped text between the quotes.
+    len: usize,
+    escaped: bool,
+    unicode: bool,
+}
+
+/// The string whose opening quote is at `i`.
+fn string(b: &[u8], i: usize) -> Option<Str> {
+    let mut j = i + 1;
+    let mut escaped = false;
+    let mut unicode = false;
+    loop {
+        j += plain_run(&b[j.min(b.len())..]);
+        match *b.get(j)? {
+            b'"' => {
+                return Some(Str {
+                    end: j + 1,
+                    len: j - i - 1,
+                    escaped,
+                    unicode,
+                });
+            }
+            b'\\' => {
+                escaped = true;
+                match *b.get(j + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => j += 2,
+                    b'u' => {
+                        let hex = b.get(j + 2..j + 6)?;
+                        let code = std::str::from_utf8(hex)
+                            .ok()
+                            .and_then(|h| u16::from_str_radix(h, 16).ok())?;
+                        if !hex.iter().all(u8::is_ascii_hexdigit) || (0xD800..=0xDFFF).contains(&code) {
+                            return None;
+                        }
+                        unicode = true;
+                        j += 6;
+                    }
+                    _ => return None,
+                }
+            }
+            // A control character: not allowed in a JSON string.
+            _ => return None,
+        }
+    }
+}
+
+/// How many bytes at the start of `s` are neither a quote, a backslash nor
+/// a control character (eight at a time).
+fn plain_run(s: &[u8]) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut n = 0;
+    while let Some(chunk) = s.get(n..n + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // A zero byte in x ^ c: the byte was c. A byte below 0x20: x - 0x20
+        // borrows. Both tests are exact where no byte has its high bit set;
+        // bytes with the high bit are masked out by `!x`.
+        let quote = x ^ (LO * b'"' as u64);
+        let slash = x ^ (LO * b'\\' as u64);
+        let found =
+            (quote.wrapping_sub(LO) & !quote) | (slash.wrapping_sub(LO) & !slash) | (x.wrapping_sub(LO * 0x20) & !x);
+        if found & HI != 0 {
+            break;
+        }
+        n += 8;
+    }
+    while n < s.len() && !matches!(s[n], b'"' | b'\\' | 0..=0x1f) {
+        n += 1;
+    }
+    n
+}
+
+/// A number at `i` (JSON's grammar); its end.
+fn number(b: &[u8], mut i: usize) -> Option<usize> {
+    let digits = |b: &[u8], mut i: usize| {
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        (i > start).then_some(i)
+    };
+    if b[i] == b'-' {
+        i += 1;
+    }
+    match b.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => i = digits(b, i)?,
+        _ => return None,
+    }
+    if b.get(i) == Some(&b'.') {
+        i = digits(b, i + 1)?;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        i = digits(b, i)?;
+    }
+    Some(i)
+}
+
+fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
+    (b.get(i..i + word.len())? == word).then_some(i + word.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raw::RawEvent;
+
+    /// Where the scanner answers, serde_json and Shape::of answer the same.
+    fn agrees(text: &[u8]) -> bool {
+        let Some((fields, shapes)) = event(text) else {
+            return false;
+        };
+        let serde = RawEvent::parse_serde(text).unwrap_or_else(|e| {
+            panic!(
+                "scanner took what serde_json refuses ({e}): {}",
+                String::from_utf8_lossy(text)
+            )
+        });
+        let want: Vec<(&str, &str, Shape)> = serde
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_ref(), *v, Shape::of(v.as_bytes())))
+            .collect();
+        let got: Vec<(&str, &str, Shape)> = fields
+            .iter()
+            .zip(&shapes)
+            .map(|((k, v), s)| (k.as_ref(), *v, *s))
+            .collect();
+        assert_eq!(got, want, "{}", String::from_utf8_lossy(text));
+        true
+    }
+
+    #[test]
+    fn agrees_with_serde_and_shape_of() {
+        for text in [
+            r#"{}"#,
+            r#" { } "#,
+            r#"{"a":1}"#,
+            r#"{"a": -0.5e+10, "b": [1, 2.0, -3E2], "c": true, "d": false, "e": null}"#,
+            r#"{"a": {"b.c": ["x", {"d": "long\"er"}]}, " ": 1}"#,
+            r#"{"a": [{"a": "\u0041"}, {"b": 1}]}"#,
+            r#"{"a": [{"a": 1}, "b"], "b": [[1]], "c": [{}, 2], "d": [null], "e": [], "f": [ {} ]}"#,
+            r#"{"a": {"k": "v.w"}, "b": "\/\b\f\n\r\t\\", "c": "é ü 日本"}"#,
+            "{\"a\":\n  {\n    \"b\" : [ 1 , \"x\" ]\n  }\n}",
+            r#"{"a": {"\u00e9": 1, "x\"y": {"": 2}}}"#,
+            r#"{"requestParameters": {"policy": "{\"Version\":\"2012-10-17\"}"}, "x": 0}"#,
+        ] {
+            assert!(agrees(text.as_bytes()), "refused: {text}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_it_is_unsure_of_or_what_is_not_json() {
+        for text in [
+            &br#"[]"#[..],
+            br#"{"a\u0041": 1}"#,
+            br#"{"a": "\ud800"}"#,
+            br#"{"a": 01}"#,
+            br#"{"a": 1.}"#,
+            br#"{"a": .5}"#,
+            br#"{"a": +1}"#,
+            br#"{"a": 1e}"#,
+            br#"{"a": tru}"#,
+            br#"{"a": truex}"#,
+            br#"{"a": NaN}"#,
+            br#"{"a": "x"#,
+            b"{\"a\": \"\x01\"}",
+            b"{\"a\": \"\xff\"}",
+            br#"{"a": "\x"}"#,
+            br#"{"a": [1,]}"#,
+            br#"{"a": {"b": 1,}}"#,
+            br#"{"a": 1,}"#,
+            br#"{"a" 1}"#,
+            br#"{"a": 1} x"#,
+            br#"{"a": [1}"#,
+            br#"{"a": {"b"]}"#,
+            br#"{"a": {1: 2}}"#,
+            b"{\"a\":\x0b1}",
+        ] {
+            assert!(event(text).is_none(), "took {}", String::from_utf8_lossy(text));
+        }
+        let deep = format!("{{\"a\": {}1{}}}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        assert!(event(deep.as_bytes()).is_none());
+        let fine = format!("{{\"a\": {}1{}}}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(agrees(fine.as_bytes()));
+    }
+
+    #[test]
+    fn plain_runs_stop_at_quotes_backslashes_and_control_characters() {
+        for (s, want) in [
+            (&b"abcdefghijkl\"m"[..], 12),
+            (b"abcdefgh\\", 8),
+            (b"ab\x1fcdefghij", 2),
+            (b"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"", 10),
+            (b"\x7f\x80\xff\x20abcdefgh", 12),
+            (b"", 0),
+        ] {
+            assert_eq!(plain_run(s), want, "{}", String::from_utf8_lossy(s));
+        }
+    }
+
+    /// Every corpus event, and every single-byte change to a few of them:
+    /// where the scanner answers, it answers as serde_json would.
+    #[test]
+    fn agrees_on_the_fixtures_and_their_mutations() {
+        let texts: Vec<Vec<u8>> = crate::transform::tests::sample_events()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        assert!(texts.len() > 100, "{} fixture events", texts.len());
+        let mut taken = 0;
+        for text in &texts {
+            taken += agrees(text) as usize;
+        }
+        assert!(taken * 10 > texts.len() * 9, "{taken} of {} taken", texts.len());
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"{}[]\":,\\ \n0123456789.-+eEtrufalsn\x01\xc3";
+        for text in texts.iter().take(40) {
+            for _ in 0..200 {
+                let mut t = text.clone();
+                let at = (next() % t.len() as u64) as usize;
+                let c = alphabet[(next() % alphabet.len() as u64) as usize];
+                match next() % 3 {
+                    0 => t[at] = c,
+                    1 => t.insert(at, c),
+                    _ => {
+                        t.remove(at);
+                    }
+                }
+                agrees(&t);
+            }
+        }
+    }
+}
