@@ -47,6 +47,10 @@ struct Pattern {
 #[derive(Debug, Clone)]
 struct Literal(memchr::memmem::Finder<'static>);
 
+/// `\u`, which can spell any character of a key or a key id.
+static UNICODE_ESCAPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\\u"));
+
 impl PartialEq for Literal {
     fn eq(&self, other: &Self) -> bool {
         self.0.needle() == other.0.needle()
@@ -284,8 +288,7 @@ impl FieldFilter {
     pub fn hints(&self, event: &[u8]) -> Hints {
         Hints {
             key_ids: self.redact_key_ids
-                && (memchr::memmem::find(event, b"\\u").is_some()
-                    || self.key_id_starts.iter().any(|f| f.find(event).is_some())),
+                && (UNICODE_ESCAPE.find(event).is_some() || self.key_id_starts.iter().any(|f| f.find(event).is_some())),
             literals: self
                 .drop
                 .patterns

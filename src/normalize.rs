@@ -302,7 +302,9 @@ pub fn may_change(key: &str, text: &[u8], shape: &Shape, limits: &Limits) -> boo
 /// an object (which [`normalize`] wraps); it is nearly always `{}`.
 fn webid_not_object(text: &[u8]) -> bool {
     const KEY: &[u8] = b"\"webIdFederationData\"";
-    memchr::memmem::find_iter(text, KEY).any(|at| {
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(KEY));
+    FINDER.find_iter(text).any(|at| {
         let colon = crate::decode::scan::skip_ws(text, at + KEY.len());
         let value = crate::decode::scan::skip_ws(text, colon + 1);
         !matches!(text.get(value), Some(b'{') | Some(b'n'))
