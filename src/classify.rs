@@ -210,6 +210,20 @@ pub fn families() -> impl Iterator<Item = &'static str> {
         .map(|(_, f)| f)
 }
 
+/// The top-level fields [`classify`] reads, in both spellings it knows.
+pub const TOP_LEVEL_READS: &[&str] = &[
+    "sessionCredentialFromConsole",
+    "sessioncredentialfromconsole",
+    "eventType",
+    "eventtype",
+    "eventSource",
+    "eventsource",
+    "userAgent",
+    "useragent",
+    "userIdentity",
+    "useridentity",
+];
+
 /// Classify one CloudTrail event (the top-level JSON object).
 pub fn classify(event: &Map<String, Value>) -> Classification {
     const fn class(channel: Channel, client: &'static str) -> Classification {

@@ -627,7 +627,7 @@ impl FileEncoder<'_> {
 
 impl decode::stream::Found for FileEncoder<'_> {
     fn text(&mut self, text: &[u8], position: decode::Position) -> bool {
-        let Ok(raw) = RawEvent::parse(text) else {
+        let Some(raw) = RawEvent::parse(text) else {
             return false;
         };
         match self.work.transformer.apply_raw(&raw, &self.work.name) {

@@ -24,33 +24,20 @@ mod scan;
 /// [`Shape`] of each value.
 #[derive(Debug)]
 pub struct RawEvent<'a> {
-    pub fields: Vec<(Cow<'a, str>, &'a str)>,
+    pub fields: Vec<(&'a str, &'a str)>,
     pub shapes: Vec<Shape>,
     /// The whole event's text.
     pub text: &'a [u8],
 }
 
 impl<'a> RawEvent<'a> {
-    /// Splits one JSON object into its top-level fields. Fails on anything
-    /// but an object, and on invalid JSON. One validating pass does it
-    /// ([`scan::event`]); what that pass is unsure of goes to `serde_json`.
-    pub fn parse(bytes: &'a [u8]) -> serde_json::Result<RawEvent<'a>> {
-        match scan::event(bytes) {
-            Some((fields, shapes)) => Ok(RawEvent {
-                fields,
-                shapes,
-                text: bytes,
-            }),
-            None => Self::parse_serde(bytes),
-        }
-    }
-
-    /// [`RawEvent::parse`] by `serde_json`, then [`Shape::of`] each field.
-    pub(crate) fn parse_serde(bytes: &'a [u8]) -> serde_json::Result<RawEvent<'a>> {
-        let fields: Fields<'a> = serde_json::from_slice(bytes)?;
-        let fields: Vec<(Cow<'a, str>, &'a str)> = fields.0.into_iter().map(|(k, v)| (k, v.get())).collect();
-        let shapes = fields.iter().map(|(_, v)| Shape::of(v.as_bytes())).collect();
-        Ok(RawEvent {
+    /// Splits one JSON object into its top-level fields in one validating
+    /// pass ([`scan::event`]). None for anything but an object, for invalid
+    /// JSON, and for what that pass is unsure of (an escaped key, a `\u`
+    /// surrogate, …): the value path takes those.
+    pub fn parse(bytes: &'a [u8]) -> Option<RawEvent<'a>> {
+        let (fields, shapes) = scan::event(bytes)?;
+        Some(RawEvent {
             fields,
             shapes,
             text: bytes,
@@ -58,7 +45,7 @@ impl<'a> RawEvent<'a> {
     }
 
     pub fn get(&self, key: &str) -> Option<&'a str> {
-        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+        self.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
     }
     /// Whether a key occurs twice (the value path keeps the last one).
     /// A 64-bit signature set spares the comparisons of keys that differ.
@@ -78,9 +65,19 @@ impl<'a> RawEvent<'a> {
     }
 }
 
+/// The top-level fields of an object by `serde_json`, in order: the oracle
+/// the scanner is tested against.
+#[cfg(test)]
+pub(crate) fn fields_by_serde(bytes: &[u8]) -> serde_json::Result<Vec<(Cow<'_, str>, &str)>> {
+    let fields: Fields<'_> = serde_json::from_slice(bytes)?;
+    Ok(fields.0.into_iter().map(|(k, v)| (k, v.get())).collect())
+}
+
 /// The top-level fields of an object, in order.
+#[cfg(test)]
 struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
+#[cfg(test)]
 impl<'de> Deserialize<'de> for Fields<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct FieldsVisitor;
@@ -135,7 +132,7 @@ pub struct Shape {
     pub longest_string: usize,
     /// Longest key, as escaped text.
     pub longest_key: usize,
-    /// Some key holds a dot or is blank.
+    /// Some key holds a dot, is blank, or is escaped ([`odd_key`]).
     pub odd_key: bool,
     /// Some string holds a `\u` escape (which can hide any text).
     pub unicode_escape: bool,
@@ -147,7 +144,10 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// Scans one JSON value (known to be valid JSON).
+    /// Scans one JSON value (known to be valid JSON): what the scanner
+    /// measures in its pass, written plainly, as the oracle it is tested
+    /// against.
+    #[cfg(test)]
     pub fn of(raw: &[u8]) -> Shape {
         let mut shape = Shape {
             first: raw.first().copied().unwrap_or(b' '),
@@ -193,8 +193,7 @@ impl Shape {
                         shape.longest_key = shape.longest_key.max(len);
                         // Keys are short: look at them only when they are keys.
                         let key = &raw[start..j];
-                        let blank = !escaped && key.iter().all(u8::is_ascii_whitespace);
-                        shape.odd_key |= blank || key.contains(&b'.');
+                        shape.odd_key |= odd_key(key, escaped);
                     }
                     i = j + 1;
                     continue;
@@ -227,6 +226,13 @@ impl Shape {
         }
         shape
     }
+}
+
+/// Whether a key (as written between its quotes) may be renamed by the
+/// value path: it holds a dot, or is blank once decoded (`str::trim`, so
+/// Unicode spaces count). An escaped key may decode to anything: odd.
+pub(crate) fn odd_key(key: &[u8], escaped: bool) -> bool {
+    escaped || key.contains(&b'.') || std::str::from_utf8(key).map_or(true, |k| k.trim().is_empty())
 }
 
 /// Writes JSON text without the whitespace between its tokens (strings are
@@ -353,27 +359,29 @@ pub fn pruned(text: &str, keep: &'static [Keep]) -> serde_json::Result<serde_jso
     Ok(serde_json::Value::Object(map))
 }
 
-/// Whether `needle` occurs in `haystack`.
-pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(haystack, needle).is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn splits_fields_in_order_borrowing_keys() {
-        let text = br#"{"b": {"x": [1, {"y": "z"}]}, "a\u0041": "s", "c": null}"#;
+    fn splits_fields_in_order() {
+        let text = br#"{"b": {"x": [1, {"y": "z"}]}, "a": "s", "c": null}"#;
         let event = RawEvent::parse(text).unwrap();
-        let keys: Vec<&str> = event.fields.iter().map(|(k, _)| k.as_ref()).collect();
-        assert_eq!(keys, ["b", "aA", "c"]);
-        assert!(matches!(event.fields[0].0, Cow::Borrowed(_)));
+        let keys: Vec<&str> = event.fields.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, ["b", "a", "c"]);
         assert_eq!(event.get("b").unwrap(), r#"{"x": [1, {"y": "z"}]}"#);
         assert!(!event.has_duplicate_keys());
         assert!(RawEvent::parse(br#"{"a": 1, "a": 2}"#).unwrap().has_duplicate_keys());
-        assert!(RawEvent::parse(b"[1]").is_err());
-        assert!(RawEvent::parse(br#"{"a": }"#).is_err());
+        assert!(RawEvent::parse(b"[1]").is_none());
+        assert!(RawEvent::parse(br#"{"a": }"#).is_none());
+        // An escaped key: left to the value path.
+        assert!(RawEvent::parse(br#"{"a\u0041": "s"}"#).is_none());
+        let by_serde = fields_by_serde(br#"{"b": 1, "a\u0041": "s"}"#).unwrap();
+        assert_eq!(
+            by_serde.iter().map(|(k, _)| k.as_ref()).collect::<Vec<_>>(),
+            ["b", "aA"]
+        );
+        assert!(matches!(by_serde[0].0, Cow::Borrowed(_)));
     }
 
     #[test]
@@ -444,5 +452,13 @@ mod tests {
         assert_eq!(Shape::of(b"true").depth, 0);
         // A string that looks like a key only when followed by a colon.
         assert!(!Shape::of(br#"{"k": "v.w"}"#).odd_key);
+        // Blank once decoded: escaped whitespace, Unicode spaces.
+        for text in [
+            &br#"{"\t": 1}"#[..],
+            "{\"\u{a0}\": 1}".as_bytes(),
+            "{\"\u{3000} \": 1}".as_bytes(),
+        ] {
+            assert!(Shape::of(text).odd_key, "{}", String::from_utf8_lossy(text));
+        }
     }
 }

@@ -7,15 +7,13 @@
 //! character, a number or literal outside the grammar) makes it answer
 //! `None`, and the caller takes the `serde_json` path instead.
 
-use std::borrow::Cow;
-
-use super::Shape;
+use super::{Shape, odd_key};
 
 /// Deeper than this is left to `serde_json` (whose limit is 128).
 const MAX_DEPTH: usize = 100;
 
 /// Top-level fields as (key, value text) pairs, and the shape of each value.
-pub type Fields<'a> = (Vec<(Cow<'a, str>, &'a str)>, Vec<Shape>);
+pub type Fields<'a> = (Vec<(&'a str, &'a str)>, Vec<Shape>);
 
 /// The top-level fields of one JSON object (the whole of `text`, whitespace
 /// around it allowed) and the shape of each, or `None`.
@@ -53,7 +51,7 @@ pub fn event(text: &[u8]) -> Option<Fields<'_>> {
                 ..Shape::default()
             };
             let end = value(b, start, &mut shape)?;
-            fields.push((Cow::Borrowed(name), &text[start..end]));
+            fields.push((name, &text[start..end]));
             shapes.push(shape);
             i = skip_ws(b, end);
             match b.get(i) {
@@ -69,6 +67,8 @@ pub fn event(text: &[u8]) -> Option<Fields<'_>> {
     (skip_ws(b, i) == b.len()).then_some((fields, shapes))
 }
 
+/// JSON's whitespace only (`decode::scan::skip_ws`, which finds where
+/// values end, also passes a form feed; serde_json does not).
 fn is_ws(c: u8) -> bool {
     matches!(c, b' ' | b'\n' | b'\r' | b'\t')
 }
@@ -169,9 +169,7 @@ fn member_key(b: &[u8], i: usize, shape: &mut Shape) -> Option<usize> {
     note_string(shape, &s);
     let len = s.end - i - 2;
     shape.longest_key = shape.longest_key.max(len);
-    let key = &b[i + 1..s.end - 1];
-    let blank = !s.escaped && key.iter().all(u8::is_ascii_whitespace);
-    shape.odd_key |= blank || key.contains(&b'.');
+    shape.odd_key |= odd_key(&b[i + 1..s.end - 1], s.escaped);
     let colon = skip_ws_in(b, s.end, shape);
     if b.get(colon) != Some(&b':') {
         return None;
@@ -262,7 +260,10 @@ fn plain_run(s: &[u8]) -> usize {
     n
 }
 
-/// A number at `i` (JSON's grammar); its end.
+/// Integer digits beyond which a number may overflow an f64.
+const MAX_INTEGER_DIGITS: usize = 300;
+
+/// A number at `i` (JSON's grammar, without an exponent); its end.
 fn number(b: &[u8], mut i: usize) -> Option<usize> {
     let digits = |b: &[u8], mut i: usize| {
         let start = i;
@@ -274,22 +275,21 @@ fn number(b: &[u8], mut i: usize) -> Option<usize> {
     if b[i] == b'-' {
         i += 1;
     }
+    let start = i;
     match b.get(i)? {
         b'0' => i += 1,
         b'1'..=b'9' => i = digits(b, i)?,
         _ => return None,
     }
+    // Past f64's range, serde_json's values refuse a number: left to them.
+    // CloudTrail writes no exponents; a long integer part is rarer still.
+    if i - start > MAX_INTEGER_DIGITS {
+        return None;
+    }
     if b.get(i) == Some(&b'.') {
         i = digits(b, i + 1)?;
     }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        i = digits(b, i)?;
-    }
-    Some(i)
+    (!matches!(b.get(i), Some(b'e' | b'E'))).then_some(i)
 }
 
 fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
@@ -299,29 +299,28 @@ fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raw::RawEvent;
 
     /// Where the scanner answers, serde_json and Shape::of answer the same.
     fn agrees(text: &[u8]) -> bool {
         let Some((fields, shapes)) = event(text) else {
             return false;
         };
-        let serde = RawEvent::parse_serde(text).unwrap_or_else(|e| {
+        let refused = |e: serde_json::Error| -> ! {
             panic!(
                 "scanner took what serde_json refuses ({e}): {}",
                 String::from_utf8_lossy(text)
             )
-        });
+        };
+        // Both ways the value path reads an event must take it.
+        let serde = crate::raw::fields_by_serde(text).unwrap_or_else(|e| refused(e));
+        if let Err(e) = serde_json::from_slice::<serde_json::Value>(text) {
+            refused(e);
+        }
         let want: Vec<(&str, &str, Shape)> = serde
-            .fields
             .iter()
             .map(|(k, v)| (k.as_ref(), *v, Shape::of(v.as_bytes())))
             .collect();
-        let got: Vec<(&str, &str, Shape)> = fields
-            .iter()
-            .zip(&shapes)
-            .map(|((k, v), s)| (k.as_ref(), *v, *s))
-            .collect();
+        let got: Vec<(&str, &str, Shape)> = fields.iter().zip(&shapes).map(|((k, v), s)| (*k, *v, *s)).collect();
         assert_eq!(got, want, "{}", String::from_utf8_lossy(text));
         true
     }
@@ -332,7 +331,7 @@ mod tests {
             r#"{}"#,
             r#" { } "#,
             r#"{"a":1}"#,
-            r#"{"a": -0.5e+10, "b": [1, 2.0, -3E2], "c": true, "d": false, "e": null}"#,
+            r#"{"a": -0.5, "b": [1, 2.0, -30, 0], "c": true, "d": false, "e": null}"#,
             r#"{"a": {"b.c": ["x", {"d": "long\"er"}]}, " ": 1}"#,
             r#"{"a": [{"a": "\u0041"}, {"b": 1}]}"#,
             r#"{"a": [{"a": 1}, "b"], "b": [[1]], "c": [{}, 2], "d": [null], "e": [], "f": [ {} ]}"#,
@@ -340,6 +339,8 @@ mod tests {
             "{\"a\":\n  {\n    \"b\" : [ 1 , \"x\" ]\n  }\n}",
             r#"{"a": {"\u00e9": 1, "x\"y": {"": 2}}}"#,
             r#"{"requestParameters": {"policy": "{\"Version\":\"2012-10-17\"}"}, "x": 0}"#,
+            r#"{"a": {"\t": 1, " ": 2, "\u00a0": 3}}"#,
+            "{\"b\": {\"\u{a0}\": 4, \"\u{3000}\": 5}}",
         ] {
             assert!(agrees(text.as_bytes()), "refused: {text}");
         }
@@ -356,6 +357,9 @@ mod tests {
             br#"{"a": .5}"#,
             br#"{"a": +1}"#,
             br#"{"a": 1e}"#,
+            br#"{"a": 1e400}"#,
+            br#"{"a": -3E2}"#,
+            br#"{"a": 0.5e+10}"#,
             br#"{"a": tru}"#,
             br#"{"a": truex}"#,
             br#"{"a": NaN}"#,
@@ -375,6 +379,10 @@ mod tests {
         ] {
             assert!(event(text).is_none(), "took {}", String::from_utf8_lossy(text));
         }
+        let long = format!("{{\"a\": {}}}", "9".repeat(MAX_INTEGER_DIGITS + 1));
+        assert!(event(long.as_bytes()).is_none());
+        let fine = format!("{{\"a\": {}}}", "9".repeat(MAX_INTEGER_DIGITS));
+        assert!(agrees(fine.as_bytes()));
         let deep = format!("{{\"a\": {}1{}}}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
         assert!(event(deep.as_bytes()).is_none());
         let fine = format!("{{\"a\": {}1{}}}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
