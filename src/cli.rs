@@ -307,7 +307,7 @@ pub struct ExportArgs {
     pub since: Option<i64>,
 
     /// --incremental: days before the last exported day that are listed again, for late deliveries.
-    #[arg(long, default_value_t = 1, value_name = "DAYS")]
+    #[arg(long, default_value_t = 1, value_name = "DAYS", requires = "incremental")]
     pub lookback_days: u32,
 
     /// --incremental: keep the state in this file (default: DIR/.ctindex/state.json).

@@ -169,7 +169,6 @@ pub fn s3(args: &S3Args) -> Result<S3Options> {
     })
 }
 
-/// Checks an index prefix against the cluster's index naming rules.
 /// The field filter: the default drops (unless turned off), then --drop and --keep.
 pub fn field_filter(args: &FilterArgs) -> Result<FieldFilter> {
     let mut drop: Vec<String> = if args.no_default_drops {
@@ -181,6 +180,7 @@ pub fn field_filter(args: &FilterArgs) -> Result<FieldFilter> {
     FieldFilter::new(&drop, &args.keep, !args.no_redact).map_err(|e| UsageError(e.to_string()).into())
 }
 
+/// Checks an index prefix against the cluster's index naming rules.
 pub fn index_prefix(prefix: &str) -> Result<String> {
     let bad = prefix.is_empty()
         || prefix.len() > 200

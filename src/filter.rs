@@ -256,15 +256,16 @@ impl FieldFilter {
     /// `drop` are the patterns to remove (the caller adds [`DEFAULT_DROP`]
     /// unless told not to); `keep` exempts paths from them.
     pub fn new(drop: &[String], keep: &[String], redact_key_ids: bool) -> Result<Self, PatternError> {
+        let drop = PatternSet::new(drop)?;
         Ok(FieldFilter {
-            drop: PatternSet::new(drop)?,
+            key_drops: key_drops(&drop, keep),
+            drop,
             keep: PatternSet::new(keep)?,
             redact_key_ids,
             key_id_starts: [
                 memchr::memmem::Finder::new(b"AKIA").into_owned(),
                 memchr::memmem::Finder::new(b"ASIA").into_owned(),
             ],
-            key_drops: key_drops(&PatternSet::new(drop)?, keep),
         })
     }
 

@@ -342,7 +342,14 @@ impl Pipeline {
                 // Dead-lettered unsent while stopping: its files are not done.
                 Err(e) if e.is::<Unsent>() => continue,
                 Err(e) => {
-                    if let (None, Some(sink)) = (&failure, sink) {
+                    let Some(sink) = sink else {
+                        // An export that cannot write stops here: dropping
+                        // the queue stops the readers, instead of reading
+                        // (and holding) the rest of the input for nothing.
+                        failure.get_or_insert(e);
+                        break;
+                    };
+                    if failure.is_none() {
                         sink.abandon(format!("{e:#}"));
                     }
                     failure.get_or_insert(e);

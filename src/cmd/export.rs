@@ -134,9 +134,9 @@ pub async fn run(args: ExportArgs) -> Result<Outcome> {
         Ok(finishes) => write(exporter, folder, finishes, state).await,
         Err(e) => Err(e),
     };
-    if to_stdout {
-        let _ = std::fs::remove_dir_all(&spill_dir);
-    }
+    // Sort runs are never needed again, whatever happened (recovery works
+    // from the journal; the folder's lock keeps other exports out of them).
+    let _ = std::fs::remove_dir_all(&spill_dir);
     result = result.and(dlq.flush());
 
     let mut summary = Summary::from_stats(

@@ -246,8 +246,8 @@ async fn sync_source(
         lookback_days: settings.lookback_days,
     };
     match recorded {
-        // Deferred: the caller saves it all once its output is safe (also
-        // after a failure: what was done is done).
+        // Deferred: the caller saves it all once its output is safe; after
+        // a failure nothing was written, so nothing is recorded.
         Ok(records) if settings.deferred => {
             result?;
             Ok(Some(Finish { records, ..finish }))
