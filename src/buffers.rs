@@ -19,9 +19,13 @@ const MAX_BYTES: usize = 16 << 20;
 
 static FREE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
-/// An empty buffer with room for at least `capacity` bytes.
+/// An empty buffer with room for at least `capacity` bytes: the smallest
+/// free one with that room, else the largest (grown), else a new one.
 pub fn take(capacity: usize) -> Vec<u8> {
-    let reused = FREE.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    let reused = {
+        let mut free = FREE.lock().unwrap_or_else(|p| p.into_inner());
+        pick(&free, capacity).map(|at| free.swap_remove(at))
+    };
     match reused {
         Some(mut buffer) => {
             buffer.reserve(capacity);
@@ -29,6 +33,16 @@ pub fn take(capacity: usize) -> Vec<u8> {
         }
         None => Vec::with_capacity(capacity),
     }
+}
+
+/// Which free buffer [`take`] reuses: small buffers (decoding windows,
+/// pieces) are not grown into batches while a batch-sized one waits.
+fn pick(free: &[Vec<u8>], capacity: usize) -> Option<usize> {
+    let room = |at: &usize| free[*at].capacity();
+    let fitting = (0..free.len())
+        .filter(|&at| free[at].capacity() >= capacity)
+        .min_by_key(room);
+    fitting.or_else(|| (0..free.len()).max_by_key(room))
 }
 
 /// Gives a buffer back for reuse.
@@ -46,6 +60,18 @@ pub fn give(mut buffer: Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_smallest_buffer_with_room_is_reused() {
+        let free: Vec<Vec<u8>> = [100, 5000, 1000, 3000].iter().map(|&n| Vec::with_capacity(n)).collect();
+        let room = |at: Option<usize>| at.map(|at| free[at].capacity());
+        assert!(room(pick(&free, 900)).is_some_and(|c| (1000..3000).contains(&c)));
+        assert!(room(pick(&free, 2000)).is_some_and(|c| (3000..5000).contains(&c)));
+        assert!(room(pick(&free, 10)).is_some_and(|c| c < 1000));
+        // None big enough: the largest, to grow the least.
+        assert!(room(pick(&free, 9000)).is_some_and(|c| c >= 5000));
+        assert_eq!(pick(&[], 10), None);
+    }
 
     #[test]
     fn buffers_come_back_empty_with_their_room() {

@@ -175,6 +175,7 @@ impl Sink {
                         let retry = self.settle(&batch, outcomes)?;
                         if retry.batch.is_empty() {
                             self.adapt(Signal::Clean, "");
+                            batch.recycle();
                             return Ok(());
                         }
                         batch = retry.batch;
