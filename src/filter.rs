@@ -32,32 +32,20 @@ enum Segment {
     AnyDepth,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 struct Pattern {
     text: String,
     segments: Vec<Segment>,
-    /// For each segment: a searcher for the first literal key from there
-    /// on, quoted as it appears in JSON text (None when only wildcards
-    /// follow, or when JSON may spell the key with escapes), for
+    /// A searcher for the first literal key below the top-level field,
+    /// quoted as it appears in JSON text (None when only wildcards follow,
+    /// or when JSON may spell the key with escapes), for
     /// [`FieldFilter::may_drop`].
-    next_literal: Vec<Option<Literal>>,
+    inner_literal: Option<memchr::memmem::Finder<'static>>,
 }
-
-/// A quoted key to look for in JSON text.
-#[derive(Debug, Clone)]
-struct Literal(memchr::memmem::Finder<'static>);
 
 /// `\u`, which can spell any character of a key or a key id.
 static UNICODE_ESCAPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\\u"));
-
-impl PartialEq for Literal {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.needle() == other.0.needle()
-    }
-}
-
-impl Eq for Literal {}
 
 /// A bad `--drop`/`--keep` pattern.
 #[derive(Debug, thiserror::Error)]
@@ -93,22 +81,18 @@ impl Pattern {
         if segments.iter().all(|s| *s == Segment::AnyDepth) {
             return Err(error("it would match every field"));
         }
-        let next_literal = (0..segments.len())
-            .map(|i| {
-                segments[i..].iter().find_map(|s| match s {
-                    // A key that JSON text may spell with escapes cannot be searched for.
-                    Segment::Key(k) if !k.contains(['\\', '/', '"']) && !k.chars().any(char::is_control) => {
-                        let quoted = format!("\"{k}\"");
-                        Some(Literal(memchr::memmem::Finder::new(quoted.as_bytes()).into_owned()))
-                    }
-                    _ => None,
-                })
-            })
-            .collect();
+        let inner_literal = segments.iter().skip(1).find_map(|s| match s {
+            // A key that JSON text may spell with escapes cannot be searched for.
+            Segment::Key(k) if !k.contains(['\\', '/', '"']) && !k.chars().any(char::is_control) => {
+                let quoted = format!("\"{k}\"");
+                Some(memchr::memmem::Finder::new(quoted.as_bytes()).into_owned())
+            }
+            _ => None,
+        });
         Ok(Pattern {
             text: text.to_string(),
             segments,
-            next_literal,
+            inner_literal,
         })
     }
 }
@@ -183,7 +167,7 @@ fn key_drops(drop: &PatternSet, keep: &[String]) -> Option<KeyDrops> {
     let mut names = Vec::new();
     for pattern in &drop.patterns {
         match pattern.segments.as_slice() {
-            [Segment::AnyDepth, Segment::Key(k)] if pattern.next_literal[1].is_some() => names.push(k.clone()),
+            [Segment::AnyDepth, Segment::Key(k)] if pattern.inner_literal.is_some() => names.push(k.clone()),
             _ => return None,
         }
     }
@@ -294,9 +278,10 @@ impl FieldFilter {
                 .drop
                 .patterns
                 .iter()
-                .map(|p| match p.next_literal.get(1) {
-                    Some(Some(literal)) => literal.0.find(event).is_some(),
-                    _ => true,
+                .map(|p| {
+                    p.inner_literal
+                        .as_ref()
+                        .is_none_or(|literal| literal.find(event).is_some())
                 })
                 .collect(),
         }
@@ -319,9 +304,9 @@ impl FieldFilter {
             if pattern.segments.len() <= 1 {
                 return true; // the whole field matches
             }
-            match &pattern.next_literal[1] {
+            match &pattern.inner_literal {
                 Some(_) if shape.unicode_escape => true,
-                Some(literal) => hints.literals[n] && literal.0.find(raw).is_some(),
+                Some(literal) => hints.literals[n] && literal.find(raw).is_some(),
                 // Only wildcards left, or a key JSON may spell with escapes.
                 None => true,
             }
