@@ -268,7 +268,7 @@ pub fn normalize(event: &mut Map<String, Value>, limits: &Limits) -> Vec<String>
 /// Whether a top-level key passes [`normalize`] unchanged (the fast path
 /// of [`crate::raw`] takes only events whose keys all do).
 pub fn plain_top_key(key: &str) -> bool {
-    !(key.len() > MAX_KEY_BYTES || key.contains('.') || key.trim().is_empty() || metadata_name(key))
+    !(key.len() > MAX_KEY_BYTES || crate::raw::dotted_or_blank(key.as_bytes()) || metadata_name(key))
 }
 
 /// Whether [`normalize`] might change the top-level field `key`, judging by

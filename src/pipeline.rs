@@ -23,6 +23,7 @@ use anyhow::Result;
 use futures::StreamExt;
 use tokio::sync::{Notify, mpsc};
 
+use crate::decode::stream::Took;
 use crate::decode::{self, DecodeError};
 use crate::dlq::{DeadLetters, Letter};
 use crate::export::{Encoder, Exporter};
@@ -633,17 +634,21 @@ impl FileEncoder<'_> {
 }
 
 impl decode::stream::Found for FileEncoder<'_> {
-    fn text(&mut self, text: &[u8], position: decode::Position) -> bool {
-        let Some(raw) = RawEvent::parse(text) else {
-            return false;
+    fn text(&mut self, text: &[u8], whole: bool, position: decode::Position) -> Took {
+        let parsed = match whole {
+            true => RawEvent::parse(text).map(|raw| (text.len(), raw)),
+            false => RawEvent::parse_at(text),
+        };
+        let Some((len, raw)) = parsed else {
+            return Took::Unread;
         };
         match self.work.transformer.apply_raw(&raw, &self.work.name) {
             Some(doc) => {
                 self.fast += 1;
                 self.add(&doc, position);
-                true
+                Took::Event(len)
             }
-            None => false,
+            None => Took::Value(len),
         }
     }
 

@@ -13,9 +13,12 @@
 //! change": a field it passes is one the value path would leave as it is.
 
 use std::borrow::Cow;
+#[cfg(test)]
 use std::fmt;
 
+#[cfg(test)]
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+#[cfg(test)]
 use serde_json::value::RawValue;
 
 mod scan;
@@ -42,6 +45,19 @@ impl<'a> RawEvent<'a> {
             shapes,
             text: bytes,
         })
+    }
+
+    /// Like [`RawEvent::parse`], for the object at the start of `bytes`
+    /// that may be followed by anything: its length too. None also when
+    /// `bytes` ends inside it.
+    pub fn parse_at(bytes: &'a [u8]) -> Option<(usize, RawEvent<'a>)> {
+        let (end, (fields, shapes)) = scan::event_at(bytes)?;
+        let event = RawEvent {
+            fields,
+            shapes,
+            text: bytes.get(..end)?,
+        };
+        Some((end, event))
     }
 
     pub fn get(&self, key: &str) -> Option<&'a str> {
@@ -99,8 +115,10 @@ impl<'de> Deserialize<'de> for Fields<'de> {
 }
 
 /// A key, borrowed from the input unless it holds escapes.
+#[cfg(test)]
 struct Key<'a>(Cow<'a, str>);
 
+#[cfg(test)]
 impl<'de> Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct KeyVisitor;
@@ -232,7 +250,27 @@ impl Shape {
 /// value path: it holds a dot, or is blank once decoded (`str::trim`, so
 /// Unicode spaces count). An escaped key may decode to anything: odd.
 pub(crate) fn odd_key(key: &[u8], escaped: bool) -> bool {
-    escaped || key.contains(&b'.') || std::str::from_utf8(key).map_or(true, |k| k.trim().is_empty())
+    escaped || dotted_or_blank(key)
+}
+
+/// The contents of a JSON string's text (quotes included, as the scan
+/// checked it) when it holds no escape: its value as it is.
+pub(crate) fn plain_string(text: &str) -> Option<&str> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    memchr::memchr(b'\\', inner.as_bytes()).is_none().then_some(inner)
+}
+
+/// Whether a key holds a dot or is blank once trimmed (`str::trim`). Any
+/// ASCII byte above the space is not whitespace, which settles most keys
+/// at their first byte.
+pub(crate) fn dotted_or_blank(key: &[u8]) -> bool {
+    if memchr::memchr(b'.', key).is_some() {
+        return true;
+    }
+    if key.iter().any(|&c| c > b' ' && c.is_ascii()) {
+        return false;
+    }
+    std::str::from_utf8(key).map_or(true, |k| k.trim().is_empty())
 }
 
 /// Writes JSON text without the whitespace between its tokens (strings are
@@ -317,46 +355,67 @@ pub enum Keep {
 }
 
 /// The value of `text`, where it is an object, with only the members `keep`
-/// names (the others are checked as JSON, not built); any other value whole.
-/// Duplicate keys: the last wins, as in a full parse.
-pub fn pruned(text: &str, keep: &'static [Keep]) -> serde_json::Result<serde_json::Value> {
-    if !text.trim_start().starts_with('{') {
-        return serde_json::from_str(text);
+/// names (the others are skipped, not built); any other value whole.
+/// Duplicate keys: the last wins, as in a full parse. `text` is JSON the
+/// scan has checked ([`RawEvent::parse`]): this only walks it; None where it
+/// is not valid after all.
+pub fn pruned(text: &str, keep: &'static [Keep]) -> Option<serde_json::Value> {
+    use crate::decode::scan::{skip_ws, string_end, value_end};
+    let b = text.as_bytes();
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return value_of(text);
     }
-    struct Pruned(&'static [Keep]);
-    impl<'de> Visitor<'de> for Pruned {
-        type Value = serde_json::Map<String, serde_json::Value>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a JSON object")
+    let mut out = serde_json::Map::new();
+    i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return Some(serde_json::Value::Object(out));
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
         }
-        fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-            let mut out = serde_json::Map::new();
-            while let Some(key) = map.next_key::<Key<'de>>()? {
-                match self
-                    .0
-                    .iter()
-                    .find(|k| matches!(k, Keep::Value(n) | Keep::Object(n, _) if *n == key.0))
-                {
-                    Some(Keep::Value(_)) => {
-                        out.insert(key.0.into_owned(), map.next_value()?);
-                    }
-                    Some(Keep::Object(_, inner)) => {
-                        let raw: &'de RawValue = map.next_value()?;
-                        let value = pruned(raw.get(), inner).map_err(serde::de::Error::custom)?;
-                        out.insert(key.0.into_owned(), value);
-                    }
-                    None => {
-                        map.next_value::<serde::de::IgnoredAny>()?;
-                    }
-                }
+        let key_end = string_end(b, i)?;
+        let key_text = text.get(i..key_end)?;
+        let colon = skip_ws(b, key_end);
+        if b.get(colon) != Some(&b':') {
+            return None;
+        }
+        let start = skip_ws(b, colon + 1);
+        let end = value_end(b, start)?;
+        let value = text.get(start..end)?;
+        let key: Cow<'_, str> = match plain_string(key_text) {
+            Some(key) => Cow::Borrowed(key),
+            None => Cow::Owned(serde_json::from_str(key_text).ok()?),
+        };
+        match keep
+            .iter()
+            .find(|k| matches!(k, Keep::Value(n) | Keep::Object(n, _) if *n == key))
+        {
+            Some(Keep::Value(_)) => {
+                out.insert(key.into_owned(), value_of(value)?);
             }
-            Ok(out)
+            Some(Keep::Object(_, inner)) => {
+                out.insert(key.into_owned(), pruned(value, inner)?);
+            }
+            None => {}
+        }
+        i = skip_ws(b, end);
+        match b.get(i) {
+            Some(b',') => i = skip_ws(b, i + 1),
+            Some(b'}') if skip_ws(b, i + 1) == b.len() => return Some(serde_json::Value::Object(out)),
+            _ => return None,
         }
     }
-    let mut de = serde_json::Deserializer::from_str(text);
-    let map = serde::Deserializer::deserialize_map(&mut de, Pruned(keep))?;
-    de.end()?;
-    Ok(serde_json::Value::Object(map))
+}
+
+/// The value of checked JSON text; strings without escapes are taken as
+/// they are.
+pub(crate) fn value_of(text: &str) -> Option<serde_json::Value> {
+    match plain_string(text) {
+        Some(s) => Some(serde_json::Value::String(s.to_owned())),
+        None => serde_json::from_str(text).ok(),
+    }
 }
 
 #[cfg(test)]
@@ -399,10 +458,48 @@ mod tests {
             (r#"{}"#, r#"{}"#),
         ] {
             let want: serde_json::Value = serde_json::from_str(want).unwrap();
-            assert_eq!(pruned(text, KEEP).unwrap(), want, "{text}");
+            assert_eq!(pruned(text, KEEP), Some(want), "{text}");
         }
-        assert!(pruned(r#"{"x": [1,]}"#, KEEP).is_err());
-        assert!(pruned(r#"{"type": 1} 2"#, KEEP).is_err());
+        // Pruning trusts the scan, yet what it reads of invalid text is no value.
+        for bad in [
+            r#"{"type": 1} 2"#,
+            r#"{"type" 1}"#,
+            r#"{"type": [1}"#,
+            r#"{"type": "#,
+            r#"{"a\x": 1}"#,
+        ] {
+            assert_eq!(pruned(bad, KEEP), None, "{bad}");
+        }
+        // An escaped key is decoded before it is compared.
+        assert_eq!(
+            pruned(r#"{"typ\u0065": "A", "x": 1}"#, KEEP),
+            Some(serde_json::json!({"type": "A"}))
+        );
+    }
+
+    #[test]
+    fn dotted_or_blank_is_the_str_rule() {
+        for key in [
+            "a",
+            "a.b",
+            ".",
+            "",
+            " ",
+            "  x ",
+            "\u{a0}",
+            "\u{3000} \u{2028}",
+            "é",
+            " é ",
+            "\u{a0}x",
+            "x\u{85}",
+        ] {
+            let by_str = key.contains('.') || key.trim().is_empty();
+            assert_eq!(dotted_or_blank(key.as_bytes()), by_str, "{key:?}");
+        }
+        assert_eq!(plain_string(r#""a b""#), Some("a b"));
+        assert_eq!(plain_string(r#""a\"b""#), None);
+        assert_eq!(plain_string("12"), None);
+        assert_eq!(plain_string("\""), None);
     }
 
     #[test]

@@ -309,8 +309,8 @@ fn view_value(key: &str, text: &str) -> Option<Value> {
         Keep::Object("sessionContext", CONTEXT),
     ];
     match key {
-        "userIdentity" => crate::raw::pruned(text, USER_IDENTITY).ok(),
-        _ => serde_json::from_str(text).ok(),
+        "userIdentity" => crate::raw::pruned(text, USER_IDENTITY),
+        _ => crate::raw::value_of(text),
     }
 }
 

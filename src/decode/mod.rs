@@ -132,8 +132,8 @@ pub enum DecodeError {
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     struct Collect(Decoded);
     impl stream::Found for Collect {
-        fn text(&mut self, _: &[u8], _: Position) -> bool {
-            false
+        fn text(&mut self, _: &[u8], _: bool, _: Position) -> stream::Took {
+            stream::Took::Unread
         }
         fn event(&mut self, event: Event, position: Position) {
             self.0.push(event, position);

@@ -28,13 +28,25 @@ const MAX_HELD_REJECTS: usize = 10_000;
 
 /// What receives a file's values.
 pub trait Found {
-    /// The JSON text of a value that may be an event. True when it was
-    /// taken as one; false lets the decoder parse and unwrap it.
-    fn text(&mut self, text: &[u8], position: Position) -> bool;
+    /// The JSON text of a value that may be an event, at the start of
+    /// `text`: all of `text` when `whole`, else the value may be followed by
+    /// anything, or go on past the end of `text`.
+    fn text(&mut self, text: &[u8], whole: bool, position: Position) -> Took;
     /// An event found by parsing.
     fn event(&mut self, event: Event, position: Position);
     /// A value that is not an event.
     fn reject(&mut self, reject: Reject);
+}
+
+/// What [`Found::text`] made of a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Took {
+    /// An event this many bytes long, taken.
+    Event(usize),
+    /// A value this many bytes long, for the decoder to parse and unwrap.
+    Value(usize),
+    /// Not read: the decoder finds where the value ends, then parses it.
+    Unread,
 }
 
 /// How a readable file ended.
@@ -88,10 +100,31 @@ struct Tally<'a> {
 impl Tally<'_> {
     /// A value's text: the fast path first, else parsed and unwrapped.
     fn text(&mut self, text: &[u8], position: Position) {
-        if self.found.text(text, position) {
-            self.note_event();
-            return;
+        match self.found.text(text, true, position) {
+            Took::Event(_) => self.note_event(),
+            Took::Value(_) | Took::Unread => self.parse(text, position),
         }
+    }
+
+    /// The value at the start of `rest`, which may go on past its end, on
+    /// the fast path: its length, or None when that path did not read it
+    /// (the caller finds its end and hands it to [`Tally::text`]).
+    fn text_at(&mut self, rest: &[u8], position: Position) -> Option<usize> {
+        match self.found.text(rest, false, position) {
+            Took::Event(len) => {
+                self.note_event();
+                Some(len)
+            }
+            Took::Value(len) => {
+                self.parse(rest.get(..len)?, position);
+                Some(len)
+            }
+            Took::Unread => None,
+        }
+    }
+
+    /// A value's text parsed and unwrapped.
+    fn parse(&mut self, text: &[u8], position: Position) {
         match serde_json::from_slice(text) {
             Ok(value) => extract(value, position, self),
             Err(e) => self.reject(Reject::unparsed(position, text, &e)),
@@ -336,12 +369,18 @@ fn elements(window: &mut Window<'_>, tally: &mut Tally<'_>, what: &str) -> Optio
             }
             Some(_) => {}
         }
-        let Some(len) = window.value_len() else {
-            return Some(format!("JSON breaks off inside record {i}"));
-        };
-        let start = window.pos;
-        window.pos += len;
-        tally.text(&window.buf[start..start + len], Position::Record(i));
+        // Most events are whole in the window: where one ends is found
+        // as it is read.
+        if let Some(len) = tally.text_at(window.rest(), Position::Record(i)) {
+            window.pos += len;
+        } else {
+            let Some(len) = window.value_len() else {
+                return Some(format!("JSON breaks off inside record {i}"));
+            };
+            let start = window.pos;
+            window.pos += len;
+            tally.text(&window.buf[start..start + len], Position::Record(i));
+        }
         if tally.hopeless() {
             return None;
         }
@@ -424,4 +463,92 @@ fn object_or_lines(window: &mut Window<'_>, tally: &mut Tally<'_>) -> Result<Opt
         tally.event(event, position);
     }
     Ok(decoded.truncated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raw::RawEvent;
+
+    /// Takes what the one-pass scan reads (as the pipeline does), except
+    /// ids with escapes; notes how each event came.
+    #[derive(Default)]
+    struct Take {
+        got: Vec<(String, Position, bool)>,
+        rejects: Vec<Position>,
+    }
+
+    impl Found for Take {
+        fn text(&mut self, text: &[u8], whole: bool, position: Position) -> Took {
+            let parsed = match whole {
+                true => RawEvent::parse(text).map(|raw| (text.len(), raw)),
+                false => RawEvent::parse_at(text),
+            };
+            let Some((len, raw)) = parsed else {
+                return Took::Unread;
+            };
+            match raw.get("eventID").and_then(crate::raw::plain_string) {
+                Some(id) => {
+                    self.got.push((id.to_string(), position, true));
+                    Took::Event(len)
+                }
+                None => Took::Value(len),
+            }
+        }
+        fn event(&mut self, event: Event, position: Position) {
+            let id = event["eventID"].as_str().unwrap_or_default().to_string();
+            self.got.push((id, position, false));
+        }
+        fn reject(&mut self, reject: Reject) {
+            self.rejects.push(reject.position);
+        }
+    }
+
+    /// Events of many sizes over several chunks, so that chunk ends fall
+    /// inside events, keys, strings and between them: each is read once, in
+    /// order, on the path it belongs to.
+    #[test]
+    fn events_across_chunk_ends_are_read_once_in_order() {
+        let mut records = Vec::new();
+        let mut want = Vec::new();
+        let mut i = 0;
+        let mut bytes = 0;
+        while bytes < 3 * CHUNK + CHUNK / 2 {
+            let pad = "x".repeat((i * 7919) % 5000);
+            let record = match i % 97 {
+                // An escaped id: the scan reads it, the value path takes it.
+                13 => format!(
+                    r#"{{"eventID": "e\u0031-{i}", "eventName": "A", "eventTime": "2024-01-01T00:00:00Z", "p": "{pad}"}}"#
+                ),
+                // An escaped key: the scan refuses, the value path takes it.
+                29 => format!(
+                    r#"{{"eventID": "e{i}", "event\u004eame": "A", "eventTime": "2024-01-01T00:00:00Z", "p": "{pad}"}}"#
+                ),
+                // Not an event.
+                71 => r#"{"note": "not an event"}"#.to_string(),
+                _ => format!(
+                    "{{ \"eventID\" : \"e{i}\",\n \"eventName\": \"A\", \"eventTime\": \"2024-01-01T00:00:00Z\", \"p\": [\"{pad}\", {{\"n\": {i}}}] }}"
+                ),
+            };
+            if i % 97 != 71 {
+                let id = if i % 97 == 13 {
+                    format!("e1-{i}")
+                } else {
+                    format!("e{i}")
+                };
+                want.push((id, Position::Record(i), !matches!(i % 97, 13 | 29)));
+            }
+            bytes += record.len();
+            records.push(record);
+            i += 1;
+        }
+        let text = format!("{{\"Records\": [\n{}\n]}}", records.join(",\n "));
+        let mut take = Take::default();
+        let finished = read(text.as_bytes(), &mut take).unwrap();
+        assert_eq!(finished.truncated, None);
+        assert_eq!(finished.events, want.len());
+        assert_eq!(take.got, want);
+        let not_events: Vec<Position> = (0..i).filter(|i| i % 97 == 71).map(Position::Record).collect();
+        assert_eq!(take.rejects, not_events);
+    }
 }

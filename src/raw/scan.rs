@@ -18,11 +18,17 @@ pub type Fields<'a> = (Vec<(&'a str, &'a str)>, Vec<Shape>);
 /// The top-level fields of one JSON object (the whole of `text`, whitespace
 /// around it allowed) and the shape of each, or `None`.
 pub fn event(text: &[u8]) -> Option<Fields<'_>> {
-    // One check for the whole text; every slice below starts and ends at
-    // an ASCII byte, so it is valid UTF-8 too.
-    let text = std::str::from_utf8(text).ok()?;
-    let b = text.as_bytes();
-    let mut fields = Vec::with_capacity(24);
+    let (end, fields) = event_at(text)?;
+    (skip_ws(text, end) == text.len()).then_some(fields)
+}
+
+/// The JSON object at the start of `text` (whitespace before it allowed),
+/// which may be followed by anything: where it ends, its top-level fields
+/// and the shape of each; `None` also when `text` ends inside it. This is
+/// how a stream finds where an event ends and splits it in one pass.
+pub fn event_at(b: &[u8]) -> Option<(usize, Fields<'_>)> {
+    // Offsets first: the text is known to be UTF-8 only once its end is.
+    let mut spans: Vec<[usize; 4]> = Vec::with_capacity(24);
     let mut shapes = Vec::with_capacity(24);
     let mut i = skip_ws(b, 0);
     if b.get(i) != Some(&b'{') {
@@ -40,7 +46,7 @@ pub fn event(text: &[u8]) -> Option<Fields<'_>> {
             if key.escaped {
                 return None;
             }
-            let name = &text[i + 1..key.end - 1];
+            let name = [i + 1, key.end - 1];
             i = skip_ws(b, key.end);
             if b.get(i) != Some(&b':') {
                 return None;
@@ -51,7 +57,7 @@ pub fn event(text: &[u8]) -> Option<Fields<'_>> {
                 ..Shape::default()
             };
             let end = value(b, start, &mut shape)?;
-            fields.push((name, &text[start..end]));
+            spans.push([name[0], name[1], start, end]);
             shapes.push(shape);
             i = skip_ws(b, end);
             match b.get(i) {
@@ -64,7 +70,14 @@ pub fn event(text: &[u8]) -> Option<Fields<'_>> {
             }
         }
     }
-    (skip_ws(b, i) == b.len()).then_some((fields, shapes))
+    // One check for the whole object; every span starts and ends at an
+    // ASCII byte, so each is valid UTF-8 too.
+    let text = std::str::from_utf8(&b[..i]).ok()?;
+    let fields = spans
+        .iter()
+        .map(|&[k0, k1, v0, v1]| Some((text.get(k0..k1)?, text.get(v0..v1)?)))
+        .collect::<Option<Vec<_>>>()?;
+    Some((i, (fields, shapes)))
 }
 
 /// JSON's whitespace only (`decode::scan::skip_ws`, which finds where
@@ -343,6 +356,31 @@ mod tests {
             "{\"b\": {\"\u{a0}\": 4, \"\u{3000}\": 5}}",
         ] {
             assert!(agrees(text.as_bytes()), "refused: {text}");
+        }
+    }
+
+    /// An object at the start of a text: found whole, whatever follows;
+    /// any text that ends inside it: nothing.
+    #[test]
+    fn finds_the_object_at_the_start() {
+        for text in [
+            r#"{}"#,
+            r#" { } "#,
+            r#"{"a": {"b": [1, "}"]}, "c": "\"}"}"#,
+            r#"{"a": 1.5, "b": "é"}"#,
+        ] {
+            let (fields, shapes) = event(text.as_bytes()).unwrap();
+            let object = text.trim_end();
+            for after in ["", ",", ", {\"a\": 1}]", "]}", " x", "\u{ff}"] {
+                let followed = format!("{object}{after}");
+                let (end, (f, s)) = event_at(followed.as_bytes()).unwrap();
+                assert_eq!((end, &f, &s), (object.len(), &fields, &shapes), "{followed}");
+            }
+            for cut in 1..object.len() {
+                if let Some(prefix) = object.as_bytes().get(..cut) {
+                    assert!(event_at(prefix).is_none(), "{}", String::from_utf8_lossy(prefix));
+                }
+            }
         }
     }
 
