@@ -32,7 +32,7 @@ use crate::raw::RawEvent;
 use crate::sink::bulk::{Batch, Origin};
 use crate::sink::{FileNames, Sink, Unsent};
 use crate::source::{Listed, Location, Source, SourceObject};
-use crate::transform::{Document, StandIns, Transformer};
+use crate::transform::{Document, StandIns, Transformer, View};
 
 /// How far listing may run ahead of reading (entries, not bytes: they are small).
 pub const LISTING_QUEUE: usize = 4096;
@@ -518,6 +518,7 @@ impl FileWork {
             stand_ins: StandIns::default(),
             stopped: false,
             fast: 0,
+            view: View::default(),
         };
         let read = match input {
             Input::File(path) => match std::fs::File::open(&path) {
@@ -588,6 +589,8 @@ struct FileEncoder<'a> {
     stopped: bool,
     /// Events that took the fast path (for -vv).
     fast: u64,
+    /// The fast path's parsed fields, reused from event to event.
+    view: View,
 }
 
 impl FileEncoder<'_> {
@@ -642,14 +645,17 @@ impl decode::stream::Found for FileEncoder<'_> {
         let Some((len, raw)) = parsed else {
             return Took::Unread;
         };
-        match self.work.transformer.apply_raw(&raw, &self.work.name) {
+        let mut view = std::mem::take(&mut self.view);
+        let took = match self.work.transformer.apply_raw(&raw, &self.work.name, &mut view) {
             Some(doc) => {
                 self.fast += 1;
                 self.add(&doc, position);
                 Took::Event(len)
             }
             None => Took::Value(len),
-        }
+        };
+        self.view = view;
+        took
     }
 
     fn event(&mut self, event: decode::Event, position: decode::Position) {

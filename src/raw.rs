@@ -346,30 +346,49 @@ pub fn drop_keys(raw: &[u8], quoted: &[Vec<u8>], out: &mut Vec<u8>) {
     }
 }
 
-/// What of an object [`pruned`] keeps: a member's whole value, or the
-/// members of the object it holds, recursively.
+/// What of an object [`pruned_into`] keeps: a member's whole value, or the
+/// members of the object it holds, recursively (at most 32 names a level).
 #[derive(Debug)]
 pub enum Keep {
     Value(&'static str),
     Object(&'static str, &'static [Keep]),
 }
 
-/// The value of `text`, where it is an object, with only the members `keep`
-/// names (the others are skipped, not built); any other value whole.
-/// Duplicate keys: the last wins, as in a full parse. `text` is JSON the
-/// scan has checked ([`RawEvent::parse`]): this only walks it; None where it
-/// is not valid after all.
-pub fn pruned(text: &str, keep: &'static [Keep]) -> Option<serde_json::Value> {
+impl Keep {
+    fn name(&self) -> &'static str {
+        match self {
+            Keep::Value(name) | Keep::Object(name, _) => name,
+        }
+    }
+}
+
+/// Sets `into` to the value of `text`, where it is an object with only the
+/// members `keep` names (the others are skipped, not built); any other
+/// value whole. What `into` already holds is reused: a member that is again
+/// a plain string overwrites the old string in place. Duplicate keys: the
+/// last wins, as in a full parse. `text` is JSON the scan has checked
+/// ([`RawEvent::parse`]): this only walks it; None where it is not valid
+/// after all (and then `into` may hold part of it).
+pub fn pruned_into(into: &mut serde_json::Value, text: &str, keep: &'static [Keep]) -> Option<()> {
     use crate::decode::scan::{skip_ws, string_end, value_end};
     let b = text.as_bytes();
     let mut i = skip_ws(b, 0);
     if b.get(i) != Some(&b'{') {
-        return value_of(text);
+        *into = value_of(text)?;
+        return Some(());
     }
-    let mut out = serde_json::Map::new();
+    if !into.is_object() {
+        *into = serde_json::Value::Object(serde_json::Map::new());
+    }
+    let serde_json::Value::Object(out) = into else {
+        return None;
+    };
+    // Which of `keep` this object has: anything else in `out` is old.
+    let mut present = 0u32;
     i = skip_ws(b, i + 1);
     if b.get(i) == Some(&b'}') {
-        return Some(serde_json::Value::Object(out));
+        out.clear();
+        return Some(());
     }
     loop {
         if b.get(i) != Some(&b'"') {
@@ -388,25 +407,61 @@ pub fn pruned(text: &str, keep: &'static [Keep]) -> Option<serde_json::Value> {
             Some(key) => Cow::Borrowed(key),
             None => Cow::Owned(serde_json::from_str(key_text).ok()?),
         };
-        match keep
-            .iter()
-            .find(|k| matches!(k, Keep::Value(n) | Keep::Object(n, _) if *n == key))
-        {
-            Some(Keep::Value(_)) => {
-                out.insert(key.into_owned(), value_of(value)?);
+        if let Some(n) = keep.iter().position(|k| k.name() == key) {
+            present |= 1u32.checked_shl(n as u32)?;
+            match &keep[n] {
+                Keep::Value(_) => set_value(out, &key, value)?,
+                Keep::Object(_, inner) => {
+                    let slot = match out.get_mut(key.as_ref()) {
+                        Some(slot) => slot,
+                        None => out.entry(key.into_owned()).or_insert(serde_json::Value::Null),
+                    };
+                    pruned_into(slot, value, inner)?;
+                }
             }
-            Some(Keep::Object(_, inner)) => {
-                out.insert(key.into_owned(), pruned(value, inner)?);
-            }
-            None => {}
         }
         i = skip_ws(b, end);
         match b.get(i) {
             Some(b',') => i = skip_ws(b, i + 1),
-            Some(b'}') if skip_ws(b, i + 1) == b.len() => return Some(serde_json::Value::Object(out)),
+            Some(b'}') if skip_ws(b, i + 1) == b.len() => break,
             _ => return None,
         }
     }
+    // `out` holds only names from `keep`, each present one once.
+    if out.len() != present.count_ones() as usize {
+        out.retain(|key, _| {
+            keep.iter()
+                .position(|k| k.name() == key)
+                .is_some_and(|n| present & 1u32.checked_shl(n as u32).unwrap_or(0) != 0)
+        });
+    }
+    Some(())
+}
+
+/// The value of `text` with only what `keep` names ([`pruned_into`]).
+#[cfg(test)]
+pub fn pruned(text: &str, keep: &'static [Keep]) -> Option<serde_json::Value> {
+    let mut value = serde_json::Value::Null;
+    pruned_into(&mut value, text, keep)?;
+    Some(value)
+}
+
+/// Sets `map[key]` to the value of checked JSON text, overwriting the old
+/// string in place when both are strings and the new one has no escape.
+pub(crate) fn set_value(map: &mut serde_json::Map<String, serde_json::Value>, key: &str, text: &str) -> Option<()> {
+    if let (Some(new), Some(serde_json::Value::String(old))) = (plain_string(text), map.get_mut(key)) {
+        old.clear();
+        old.push_str(new);
+        return Some(());
+    }
+    let value = value_of(text)?;
+    match map.get_mut(key) {
+        Some(slot) => *slot = value,
+        None => {
+            map.insert(key.to_owned(), value);
+        }
+    }
+    Some(())
 }
 
 /// The value of checked JSON text; strings without escapes are taken as

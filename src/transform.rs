@@ -17,7 +17,7 @@ use crate::classify;
 use crate::decode::{Event, Position};
 use crate::filter::FieldFilter;
 use crate::normalize::{self, Limits};
-use crate::raw::RawEvent;
+use crate::raw::{Keep, RawEvent};
 
 /// Where a document goes and what it holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,7 +88,9 @@ impl Transformer {
     /// rewritten as text); all others are copied as they came. None when the
     /// event needs the whole tree (odd top-level keys, no usable `eventID`,
     /// …) or is not an event: [`Transformer::apply`] takes those.
-    pub fn apply_raw<'a>(&self, raw: &'a RawEvent<'a>, origin: &str) -> Option<RawDoc<'a>> {
+    /// `view` is where the read fields are parsed to: kept from one event
+    /// to the next, its keys and strings are reused.
+    pub fn apply_raw<'a>(&self, raw: &'a RawEvent<'a>, origin: &str, view: &'a mut View) -> Option<RawDoc<'a>> {
         let fields = &raw.fields;
         let mut unknown = 0;
         for (key, _) in fields {
@@ -105,7 +107,7 @@ impl Transformer {
         let console_login = raw.get("eventName") == Some("\"ConsoleLogin\"");
         let key_drops = self.filter.key_drops();
         let hints = self.filter.hints(raw.text);
-        let mut view = Map::new();
+        let mut present = 0u32;
         let mut tree = Map::new();
         let mut out = vec![Out::Raw; fields.len()];
         // Changed fields the drops and the redaction must look at (the
@@ -115,8 +117,9 @@ impl Transformer {
         for (i, ((key, value), shape)) in fields.iter().zip(&raw.shapes).enumerate() {
             let text = value.as_bytes();
             let shape = *shape;
-            if is_head_field(key) || (console_login && matches!(*key, "responseElements" | "additionalEventData")) {
-                view.insert(key.to_string(), view_value(key, value)?);
+            if let Some(bit) = head_bit(key, console_login) {
+                present |= bit;
+                view.set(key, value)?;
             }
             let drop = self.filter.may_drop(key, text, &shape, &hints);
             let change = self
@@ -151,7 +154,8 @@ impl Transformer {
                 out[i] = Out::Compact;
             }
         }
-        if !crate::decode::is_event(&view) {
+        let view = view.keep(present);
+        if !crate::decode::is_event(view) {
             return None;
         }
         // Sign-ins read two more fields; an eventName spelled with escapes
@@ -159,12 +163,12 @@ impl Transformer {
         if !console_login && view.get("eventName").and_then(Value::as_str) == Some("ConsoleLogin") {
             return None;
         }
-        let (id, id_generated) = event_id(&view);
+        let (id, id_generated) = event_id(view);
         if id_generated {
             // The content hash is over the whole event.
             return None;
         }
-        let derived = Derived::of(&view);
+        let derived = Derived::of(view);
         self.filter
             .apply_where(&mut tree, |key| scope.contains(&key), |key| redact.contains(&key));
         let mut doc = RawDoc {
@@ -292,56 +296,79 @@ enum Out {
     Rewritten(Vec<u8>),
 }
 
-/// A head field's value for the view: `userIdentity` only with what
-/// classification, the derived fields and the export read of it.
-fn view_value(key: &str, text: &str) -> Option<Value> {
-    use crate::raw::Keep;
-    const ISSUER: &[Keep] = &[Keep::Value("arn")];
-    const CONTEXT: &[Keep] = &[Keep::Object("sessionIssuer", ISSUER)];
-    const USER_IDENTITY: &[Keep] = &[
-        Keep::Value("type"),
-        Keep::Value("invokedBy"),
-        Keep::Value("invokedby"),
-        Keep::Value("arn"),
-        Keep::Value("accountId"),
-        Keep::Value("userName"),
-        Keep::Value("principalId"),
-        Keep::Object("sessionContext", CONTEXT),
-    ];
-    match key {
-        "userIdentity" => crate::raw::pruned(text, USER_IDENTITY),
-        _ => crate::raw::value_of(text),
+/// The fields the fast path parses to read them (what classification, the
+/// derived fields, the index and the export's header read), kept from one
+/// event to the next: a field that is again a plain string reuses the key
+/// and the string of the last one, so most events allocate nothing here.
+#[derive(Debug, Default)]
+pub struct View(Event);
+
+/// What the view keeps of `userIdentity`.
+const USER_IDENTITY: &[Keep] = &[
+    Keep::Value("type"),
+    Keep::Value("invokedBy"),
+    Keep::Value("invokedby"),
+    Keep::Value("arn"),
+    Keep::Value("accountId"),
+    Keep::Value("userName"),
+    Keep::Value("principalId"),
+    Keep::Object(
+        "sessionContext",
+        &[Keep::Object("sessionIssuer", &[Keep::Value("arn")])],
+    ),
+];
+
+impl View {
+    /// Sets a head field from its (checked) JSON text.
+    fn set(&mut self, key: &str, text: &str) -> Option<()> {
+        match key {
+            "userIdentity" => crate::raw::pruned_into(self.0.entry(key).or_insert(Value::Null), text, USER_IDENTITY),
+            _ => crate::raw::set_value(&mut self.0, key, text),
+        }
+    }
+
+    /// Drops what the last events set and this one did not (`present`: the
+    /// [`head_bit`]s of this event's head fields); the view as it now is.
+    fn keep(&mut self, present: u32) -> &Event {
+        if self.0.len() != present.count_ones() as usize {
+            self.0
+                .retain(|key, _| head_bit(key, true).is_some_and(|bit| present & bit != 0));
+        }
+        &self.0
     }
 }
 
-/// Fields the fast path always parses: what classification, the derived
-/// fields, the index and the export's header read.
-fn is_head_field(key: &str) -> bool {
-    matches!(
-        key,
-        "eventID"
-            | "eventTime"
-            | "@timestamp"
-            | "eventName"
-            | "eventSource"
-            | "eventType"
-            | "eventCategory"
-            | "eventVersion"
-            | "userIdentity"
-            | "userAgent"
-            | "sessionCredentialFromConsole"
-            // The all-lowercase spellings classification also reads.
-            | "useridentity"
-            | "useragent"
-            | "sessioncredentialfromconsole"
-            | "eventtype"
-            | "eventsource"
-            | "sourceIPAddress"
-            | "awsRegion"
-            | "recipientAccountId"
-            | "errorCode"
-            | "errorMessage"
-    )
+/// A bit of its own for each field the fast path always parses, and for
+/// the two more a console sign-in reads; None for any other field.
+fn head_bit(key: &str, console_login: bool) -> Option<u32> {
+    let n = match key {
+        "eventID" => 0,
+        "eventTime" => 1,
+        "@timestamp" => 2,
+        "eventName" => 3,
+        "eventSource" => 4,
+        "eventType" => 5,
+        "eventCategory" => 6,
+        "eventVersion" => 7,
+        "userIdentity" => 8,
+        "userAgent" => 9,
+        "sessionCredentialFromConsole" => 10,
+        // The all-lowercase spellings classification also reads.
+        "useridentity" => 11,
+        "useragent" => 12,
+        "sessioncredentialfromconsole" => 13,
+        "eventtype" => 14,
+        "eventsource" => 15,
+        "sourceIPAddress" => 16,
+        "awsRegion" => 17,
+        "recipientAccountId" => 18,
+        "errorCode" => 19,
+        "errorMessage" => 20,
+        "responseElements" if console_login => 21,
+        "additionalEventData" if console_login => 22,
+        _ => return None,
+    };
+    Some(1 << n)
 }
 
 /// A document made by the fast path: the untouched fields as their
@@ -354,7 +381,7 @@ pub struct RawDoc<'a> {
     /// How each of `fields` is written.
     out: Vec<Out>,
     /// The fields read for classification and routing, as they came.
-    view: Event,
+    view: &'a Event,
     /// The changed fields, and `ctindex`.
     tree: Event,
 }
@@ -820,7 +847,7 @@ pub(crate) mod tests {
     #[test]
     fn the_fast_path_reads_what_classification_reads() {
         for key in classify::TOP_LEVEL_READS {
-            assert!(is_head_field(key), "{key}");
+            assert!(head_bit(key, false).is_some(), "{key}");
         }
         // Lowercase spellings beside eventName, and an escaped ConsoleLogin.
         let t = transformer(Limits::default());
@@ -884,16 +911,20 @@ pub(crate) mod tests {
         out
     }
 
+    /// Both paths make the same document of every event. One view serves
+    /// them all, forwards then backwards, as it serves a file's events: what
+    /// one event left in it must not show in the next.
     fn check_fast_path(t: &Transformer, events: &[(String, Vec<u8>)]) -> usize {
         let mut fast = 0;
-        for (origin, text) in events {
+        let mut view = View::default();
+        for (n, (origin, text)) in events.iter().chain(events.iter().rev()).enumerate() {
             let tree: Event = serde_json::from_slice(text).unwrap();
             let slow = t.apply(tree, origin);
             let Some(raw) = RawEvent::parse(text) else {
                 continue;
             };
-            if let Some(doc) = t.apply_raw(&raw, origin) {
-                fast += 1;
+            if let Some(doc) = t.apply_raw(&raw, origin, &mut view) {
+                fast += usize::from(n < events.len());
                 let mut json = Vec::new();
                 doc.write_json(&mut json);
                 assert!(

@@ -73,10 +73,10 @@ pub fn event_at(b: &[u8]) -> Option<(usize, Fields<'_>)> {
     // One check for the whole object; every span starts and ends at an
     // ASCII byte, so each is valid UTF-8 too.
     let text = std::str::from_utf8(&b[..i]).ok()?;
-    let fields = spans
-        .iter()
-        .map(|&[k0, k1, v0, v1]| Some((text.get(k0..k1)?, text.get(v0..v1)?)))
-        .collect::<Option<Vec<_>>>()?;
+    let mut fields = Vec::with_capacity(spans.len());
+    for &[k0, k1, v0, v1] in &spans {
+        fields.push((text.get(k0..k1)?, text.get(v0..v1)?));
+    }
     Some((i, (fields, shapes)))
 }
 
