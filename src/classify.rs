@@ -1,7 +1,8 @@
 //! Who made a CloudTrail call: this module owns the mapping from one event to a
 //! [`Channel`] (console, automation, AWS service, unknown) and a short client
 //! family keyword (`terraform`, `aws-cli`, `boto3`, `console`, …). It is pure and
-//! synchronous: no I/O, no logging, no allocation per event, and it never panics on
+//! synchronous: no I/O, no logging, no allocation per event (a bounded per-thread
+//! memo of the agents already matched allocates on a miss), and it never panics on
 //! odd input (missing `userIdentity`, a `userAgent` that is not a string, keys
 //! exported all-lowercase). The user-agent knowledge lives in one ordered table,
 //! `RULES`; adding a tool is one line there. Invariant: `classify` always returns a
@@ -251,14 +252,14 @@ pub fn classify(event: &Map<String, Value>) -> Classification {
         .and_then(Value::as_str)
         .map(str::trim)
         .filter(|s| !s.is_empty());
-    let hit = agent.and_then(match_agent);
+    let hit = agent.and_then(match_agent_memo);
     let identity = field(event, "userIdentity", "useridentity").and_then(Value::as_object);
     let invoked_by = identity
         .and_then(|u| str_field(u, "invokedBy", "invokedby"))
         .map(str::trim)
         .filter(|s| !s.is_empty());
 
-    let by_hit = invoked_by.and_then(match_agent);
+    let by_hit = invoked_by.and_then(match_agent_memo);
 
     // 3: a console front-end, as agent or as invoker, is a person in the console.
     if hit.is_some_and(|r| r.family == CONSOLE) || by_hit.is_some_and(|r| r.family == CONSOLE) {
@@ -318,6 +319,50 @@ fn is_odd_present(v: &Value) -> bool {
         Value::Object(o) => !o.is_empty(),
         Value::Bool(_) | Value::Number(_) => true,
     }
+}
+
+/// Agents remembered per thread; the memo starts over when it is full.
+const MEMO_AGENTS: usize = 4096;
+/// Longer agents are matched every time.
+const MEMO_AGENT_BYTES: usize = 512;
+
+thread_local! {
+    /// The rule index (None: no rule) of each agent matched lately: a trail
+    /// repeats a few thousand agents millions of times.
+    static AGENT_MEMO: std::cell::RefCell<std::collections::HashMap<Box<str>, Option<u8>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// [`match_agent`], remembered.
+fn match_agent_memo(agent: &str) -> Option<&'static Rule> {
+    if agent.len() > MEMO_AGENT_BYTES {
+        return match_agent(agent);
+    }
+    AGENT_MEMO.with_borrow_mut(|memo| {
+        if let Some(hit) = memo.get(agent) {
+            return hit.and_then(|i| RULES.get(usize::from(i)));
+        }
+        let hit = match_agent(agent);
+        if memo.len() >= MEMO_AGENTS {
+            memo.clear();
+        }
+        let index = hit.map(|rule| {
+            RULES
+                .iter()
+                .position(|r| std::ptr::eq(r, rule))
+                .and_then(|i| u8::try_from(i).ok())
+        });
+        match index {
+            Some(None) => {} // not representable: not remembered
+            Some(Some(i)) => {
+                memo.insert(agent.into(), Some(i));
+            }
+            None => {
+                memo.insert(agent.into(), None);
+            }
+        }
+        hit
+    })
 }
 
 /// The first rule in table order that matches `agent` (already trimmed, non-empty).
@@ -853,9 +898,16 @@ mod tests {
             ),
             ("multibyte only", json!({"userAgent": "😀😀"}), Unknown, "other"),
         ];
-        for (name, event, channel, client) in cases {
-            let got = classify(&obj(event));
-            assert_eq!(got, Classification { channel, client }, "{name}");
+        // Twice: matched, then remembered.
+        for round in 0..2 {
+            for (name, event, channel, client) in &cases {
+                let got = classify(&obj(event.clone()));
+                let want = Classification {
+                    channel: *channel,
+                    client,
+                };
+                assert_eq!(got, want, "{name}, round {round}");
+            }
         }
     }
 

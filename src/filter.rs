@@ -14,7 +14,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::raw::Shape;
+use crate::raw::{Shape, Watch};
 
 /// Dropped unless `--keep` says otherwise: identifiers of credentials.
 /// Access key ids and session tokens are not secret keys, but they identify
@@ -206,6 +206,8 @@ pub struct FieldFilter {
     /// When every drop is `**.<key>` and nothing is kept: the keys, which
     /// the fast path can then drop from JSON text ([`crate::raw::drop_keys`]).
     key_drops: Option<KeyDrops>,
+    /// Key n: drop pattern n's next literal key, if it has one.
+    watch: Watch,
 }
 
 /// What an event's whole text holds, for [`FieldFilter::may_drop`] and
@@ -241,7 +243,21 @@ impl FieldFilter {
     /// unless told not to); `keep` exempts paths from them.
     pub fn new(drop: &[String], keep: &[String], redact_key_ids: bool) -> Result<Self, PatternError> {
         let drop = PatternSet::new(drop)?;
+        // The fast path's scan notes where each pattern's next literal key
+        // cannot be.
+        let watch = Watch::new(
+            drop.patterns
+                .iter()
+                .map(|p| {
+                    p.inner_literal
+                        .as_ref()
+                        .and_then(|literal| literal.needle().get(1..literal.needle().len() - 1))
+                        .map(Box::from)
+                })
+                .collect(),
+        );
         Ok(FieldFilter {
+            watch,
             key_drops: key_drops(&drop, keep),
             drop,
             keep: PatternSet::new(keep)?,
@@ -268,9 +284,15 @@ impl FieldFilter {
         self.key_drops.as_ref()
     }
 
+    /// The keys the fast path's scan is to look out for.
+    pub fn watch(&self) -> &Watch {
+        &self.watch
+    }
+
     /// What a whole event's text holds, found once so that each field's
-    /// checks can mostly be skipped.
-    pub fn hints(&self, event: &[u8]) -> Hints {
+    /// checks can mostly be skipped. `shapes`: its fields', as scanned with
+    /// [`FieldFilter::watch`].
+    pub fn hints(&self, event: &[u8], shapes: &[Shape]) -> Hints {
         Hints {
             key_ids: self.redact_key_ids
                 && (UNICODE_ESCAPE.find(event).is_some() || self.key_id_starts.iter().any(|f| f.find(event).is_some())),
@@ -278,10 +300,11 @@ impl FieldFilter {
                 .drop
                 .patterns
                 .iter()
-                .map(|p| {
-                    p.inner_literal
-                        .as_ref()
-                        .is_none_or(|literal| literal.find(event).is_some())
+                .enumerate()
+                .map(|(n, p)| match &p.inner_literal {
+                    Some(_) if self.watch.watches(n) => shapes.iter().any(|s| s.unwatched & 1 << n == 0),
+                    Some(literal) => literal.find(event).is_some(),
+                    None => true,
                 })
                 .collect(),
         }
@@ -305,6 +328,8 @@ impl FieldFilter {
                 return true; // the whole field matches
             }
             match &pattern.inner_literal {
+                // Where the scan watched for the key, it knows.
+                Some(_) if self.watch.watches(n) => shape.unwatched & 1 << n == 0,
                 Some(_) if shape.unicode_escape => true,
                 Some(literal) => hints.literals[n] && literal.find(raw).is_some(),
                 // Only wildcards left, or a key JSON may spell with escapes.

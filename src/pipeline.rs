@@ -638,9 +638,10 @@ impl FileEncoder<'_> {
 
 impl decode::stream::Found for FileEncoder<'_> {
     fn text(&mut self, text: &[u8], whole: bool, position: decode::Position) -> Took {
+        let watch = self.work.transformer.watch();
         let parsed = match whole {
-            true => RawEvent::parse(text).map(|raw| (text.len(), raw)),
-            false => RawEvent::parse_at(text),
+            true => RawEvent::parse(text, watch).map(|raw| (text.len(), raw)),
+            false => RawEvent::parse_at(text, watch),
         };
         let Some((len, raw)) = parsed else {
             return Took::Unread;

@@ -31,6 +31,8 @@ pub struct RawEvent<'a> {
     pub shapes: Vec<Shape>,
     /// The whole event's text.
     pub text: &'a [u8],
+    /// What the scan watched for.
+    watch: &'a Watch,
 }
 
 impl<'a> RawEvent<'a> {
@@ -38,26 +40,36 @@ impl<'a> RawEvent<'a> {
     /// pass ([`scan::event`]). None for anything but an object, for invalid
     /// JSON, and for what that pass is unsure of (an escaped key, a `\u`
     /// surrogate, …): the value path takes those.
-    pub fn parse(bytes: &'a [u8]) -> Option<RawEvent<'a>> {
-        let (fields, shapes) = scan::event(bytes)?;
+    /// `watch`: member keys whose absence from a field is noted in its
+    /// shape ([`Shape::unwatched`]).
+    pub fn parse(bytes: &'a [u8], watch: &'a Watch) -> Option<RawEvent<'a>> {
+        let (fields, shapes) = scan::event(bytes, watch)?;
         Some(RawEvent {
             fields,
             shapes,
             text: bytes,
+            watch,
         })
     }
 
     /// Like [`RawEvent::parse`], for the object at the start of `bytes`
     /// that may be followed by anything: its length too. None also when
     /// `bytes` ends inside it.
-    pub fn parse_at(bytes: &'a [u8]) -> Option<(usize, RawEvent<'a>)> {
-        let (end, (fields, shapes)) = scan::event_at(bytes)?;
+    pub fn parse_at(bytes: &'a [u8], watch: &'a Watch) -> Option<(usize, RawEvent<'a>)> {
+        let (end, (fields, shapes)) = scan::event_at(bytes, watch)?;
         let event = RawEvent {
             fields,
             shapes,
             text: bytes.get(..end)?,
+            watch,
         };
         Some((end, event))
+    }
+
+    /// Whether the shapes' [`Shape::unwatched`] bits answer for `watch`:
+    /// the scan watched for its keys, or for none.
+    pub fn scanned_for(&self, watch: &Watch) -> bool {
+        std::ptr::eq(self.watch, watch) || self.watch.mask == 0
     }
 
     pub fn get(&self, key: &str) -> Option<&'a str> {
@@ -159,6 +171,55 @@ pub struct Shape {
     /// Whitespace between tokens (pretty-printed JSON): the text must be
     /// compacted before it goes on a line ([`write_compact`]).
     pub spaced: bool,
+    /// Bit n: the [`Watch`]'s key n is certainly not a member key anywhere
+    /// inside (0: nothing known).
+    pub unwatched: u32,
+}
+
+/// Member keys a scan looks out for, at most 32; for each field it notes
+/// which of them certainly do not occur inside ([`Shape::unwatched`]).
+#[derive(Debug, Clone, Default)]
+pub struct Watch {
+    /// Each key as JSON writes it without escapes; None: not watched.
+    keys: Vec<Option<Box<[u8]>>>,
+    /// The bits of the watched keys.
+    mask: u32,
+}
+
+/// Nothing watched: a scan then knows nothing of any key.
+pub static NO_WATCH: Watch = Watch {
+    keys: Vec::new(),
+    mask: 0,
+};
+
+impl Watch {
+    /// Watches key n of `keys` (from the 33rd on, none are).
+    pub fn new(keys: Vec<Option<Box<[u8]>>>) -> Watch {
+        let mask = keys
+            .iter()
+            .take(32)
+            .enumerate()
+            .filter(|(_, k)| k.is_some())
+            .fold(0, |mask, (n, _)| mask | 1 << n);
+        Watch { keys, mask }
+    }
+
+    /// Whether key n is watched: a shape's [`Shape::unwatched`] bit n then
+    /// tells whether it is absent.
+    pub fn watches(&self, n: usize) -> bool {
+        n < 32 && self.mask & 1 << n != 0
+    }
+
+    /// The bits of the watched keys equal to `key` (unescaped text).
+    fn found(&self, key: &[u8]) -> u32 {
+        let mut bits = 0;
+        for (n, watched) in self.keys.iter().take(32).enumerate() {
+            if watched.as_deref() == Some(key) {
+                bits |= 1 << n;
+            }
+        }
+        bits
+    }
 }
 
 impl Shape {
@@ -264,7 +325,8 @@ pub(crate) fn plain_string(text: &str) -> Option<&str> {
 /// ASCII byte above the space is not whitespace, which settles most keys
 /// at their first byte.
 pub(crate) fn dotted_or_blank(key: &[u8]) -> bool {
-    if memchr::memchr(b'.', key).is_some() {
+    // Keys are short: a plain loop beats memchr's set-up.
+    if key.contains(&b'.') {
         return true;
     }
     if key.iter().any(|&c| c > b' ' && c.is_ascii()) {
@@ -480,16 +542,20 @@ mod tests {
     #[test]
     fn splits_fields_in_order() {
         let text = br#"{"b": {"x": [1, {"y": "z"}]}, "a": "s", "c": null}"#;
-        let event = RawEvent::parse(text).unwrap();
+        let event = RawEvent::parse(text, &NO_WATCH).unwrap();
         let keys: Vec<&str> = event.fields.iter().map(|(k, _)| *k).collect();
         assert_eq!(keys, ["b", "a", "c"]);
         assert_eq!(event.get("b").unwrap(), r#"{"x": [1, {"y": "z"}]}"#);
         assert!(!event.has_duplicate_keys());
-        assert!(RawEvent::parse(br#"{"a": 1, "a": 2}"#).unwrap().has_duplicate_keys());
-        assert!(RawEvent::parse(b"[1]").is_none());
-        assert!(RawEvent::parse(br#"{"a": }"#).is_none());
+        assert!(
+            RawEvent::parse(br#"{"a": 1, "a": 2}"#, &NO_WATCH)
+                .unwrap()
+                .has_duplicate_keys()
+        );
+        assert!(RawEvent::parse(b"[1]", &NO_WATCH).is_none());
+        assert!(RawEvent::parse(br#"{"a": }"#, &NO_WATCH).is_none());
         // An escaped key: left to the value path.
-        assert!(RawEvent::parse(br#"{"a\u0041": "s"}"#).is_none());
+        assert!(RawEvent::parse(br#"{"a\u0041": "s"}"#, &NO_WATCH).is_none());
         let by_serde = fields_by_serde(br#"{"b": 1, "a\u0041": "s"}"#).unwrap();
         assert_eq!(
             by_serde.iter().map(|(k, _)| k.as_ref()).collect::<Vec<_>>(),

@@ -58,6 +58,11 @@ impl Transformer {
         }
     }
 
+    /// The keys the fast path's scan looks out for ([`RawEvent::parse`]).
+    pub fn watch(&self) -> &crate::raw::Watch {
+        self.filter.watch()
+    }
+
     pub fn index_prefix(&self) -> &str {
         &self.index_prefix
     }
@@ -91,6 +96,9 @@ impl Transformer {
     /// `view` is where the read fields are parsed to: kept from one event
     /// to the next, its keys and strings are reused.
     pub fn apply_raw<'a>(&self, raw: &'a RawEvent<'a>, origin: &str, view: &'a mut View) -> Option<RawDoc<'a>> {
+        if !raw.scanned_for(self.filter.watch()) {
+            return None;
+        }
         let fields = &raw.fields;
         let mut unknown = 0;
         for (key, _) in fields {
@@ -106,7 +114,7 @@ impl Transformer {
         }
         let console_login = raw.get("eventName") == Some("\"ConsoleLogin\"");
         let key_drops = self.filter.key_drops();
-        let hints = self.filter.hints(raw.text);
+        let hints = self.filter.hints(raw.text, &raw.shapes);
         let mut present = 0u32;
         let mut tree = Map::new();
         let mut out = vec![Out::Raw; fields.len()];
@@ -920,7 +928,7 @@ pub(crate) mod tests {
         for (n, (origin, text)) in events.iter().chain(events.iter().rev()).enumerate() {
             let tree: Event = serde_json::from_slice(text).unwrap();
             let slow = t.apply(tree, origin);
-            let Some(raw) = RawEvent::parse(text) else {
+            let Some(raw) = RawEvent::parse(text, t.watch()) else {
                 continue;
             };
             if let Some(doc) = t.apply_raw(&raw, origin, &mut view) {

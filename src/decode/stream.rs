@@ -481,8 +481,8 @@ mod tests {
     impl Found for Take {
         fn text(&mut self, text: &[u8], whole: bool, position: Position) -> Took {
             let parsed = match whole {
-                true => RawEvent::parse(text).map(|raw| (text.len(), raw)),
-                false => RawEvent::parse_at(text),
+                true => RawEvent::parse(text, &crate::raw::NO_WATCH).map(|raw| (text.len(), raw)),
+                false => RawEvent::parse_at(text, &crate::raw::NO_WATCH),
             };
             let Some((len, raw)) = parsed else {
                 return Took::Unread;

@@ -7,7 +7,7 @@
 //! character, a number or literal outside the grammar) makes it answer
 //! `None`, and the caller takes the `serde_json` path instead.
 
-use super::{Shape, odd_key};
+use super::{Shape, Watch, odd_key};
 
 /// Deeper than this is left to `serde_json` (whose limit is 128).
 const MAX_DEPTH: usize = 100;
@@ -17,8 +17,8 @@ pub type Fields<'a> = (Vec<(&'a str, &'a str)>, Vec<Shape>);
 
 /// The top-level fields of one JSON object (the whole of `text`, whitespace
 /// around it allowed) and the shape of each, or `None`.
-pub fn event(text: &[u8]) -> Option<Fields<'_>> {
-    let (end, fields) = event_at(text)?;
+pub fn event<'a>(text: &'a [u8], watch: &Watch) -> Option<Fields<'a>> {
+    let (end, fields) = event_at(text, watch)?;
     (skip_ws(text, end) == text.len()).then_some(fields)
 }
 
@@ -26,7 +26,7 @@ pub fn event(text: &[u8]) -> Option<Fields<'_>> {
 /// which may be followed by anything: where it ends, its top-level fields
 /// and the shape of each; `None` also when `text` ends inside it. This is
 /// how a stream finds where an event ends and splits it in one pass.
-pub fn event_at(b: &[u8]) -> Option<(usize, Fields<'_>)> {
+pub fn event_at<'a>(b: &'a [u8], watch: &Watch) -> Option<(usize, Fields<'a>)> {
     // Offsets first: the text is known to be UTF-8 only once its end is.
     let mut spans: Vec<[usize; 4]> = Vec::with_capacity(24);
     let mut shapes = Vec::with_capacity(24);
@@ -56,7 +56,9 @@ pub fn event_at(b: &[u8]) -> Option<(usize, Fields<'_>)> {
                 first: *b.get(start)?,
                 ..Shape::default()
             };
-            let end = value(b, start, &mut shape)?;
+            let mut found = 0;
+            let end = value(b, start, &mut shape, watch, &mut found)?;
+            shape.unwatched = watch.mask & !found;
             spans.push([name[0], name[1], start, end]);
             shapes.push(shape);
             i = skip_ws(b, end);
@@ -101,7 +103,8 @@ fn skip_ws_in(b: &[u8], i: usize, shape: &mut Shape) -> usize {
 }
 
 /// One JSON value starting at `start` (not whitespace); its end.
-fn value(b: &[u8], start: usize, shape: &mut Shape) -> Option<usize> {
+/// `found` gets the bits of the watched keys met (or maybe met).
+fn value(b: &[u8], start: usize, shape: &mut Shape, watch: &Watch, found: &mut u32) -> Option<usize> {
     // For each open container (at most MAX_DEPTH): whether it is an object.
     let mut objects: u128 = 0;
     let mut depth = 0usize;
@@ -129,7 +132,7 @@ fn value(b: &[u8], start: usize, shape: &mut Shape) -> Option<usize> {
                     i += 1;
                 } else {
                     if is_object {
-                        i = member_key(b, i, shape)?;
+                        i = member_key(b, i, shape, watch, found)?;
                     }
                     continue;
                 }
@@ -155,7 +158,7 @@ fn value(b: &[u8], start: usize, shape: &mut Shape) -> Option<usize> {
             match (*b.get(i)?, in_object) {
                 (b',', true) => {
                     i = skip_ws_in(b, i + 1, shape);
-                    i = member_key(b, i, shape)?;
+                    i = member_key(b, i, shape, watch, found)?;
                     break;
                 }
                 (b',', false) => {
@@ -174,7 +177,7 @@ fn value(b: &[u8], start: usize, shape: &mut Shape) -> Option<usize> {
 }
 
 /// A member's key and colon at `i`; where its value starts.
-fn member_key(b: &[u8], i: usize, shape: &mut Shape) -> Option<usize> {
+fn member_key(b: &[u8], i: usize, shape: &mut Shape, watch: &Watch, found: &mut u32) -> Option<usize> {
     if b.get(i) != Some(&b'"') {
         return None;
     }
@@ -182,7 +185,12 @@ fn member_key(b: &[u8], i: usize, shape: &mut Shape) -> Option<usize> {
     note_string(shape, &s);
     let len = s.end - i - 2;
     shape.longest_key = shape.longest_key.max(len);
-    shape.odd_key |= odd_key(&b[i + 1..s.end - 1], s.escaped);
+    let key = &b[i + 1..s.end - 1];
+    shape.odd_key |= odd_key(key, s.escaped);
+    if watch.mask != 0 {
+        // An escaped key may spell any watched key.
+        *found |= if s.escaped { u32::MAX } else { watch.found(key) };
+    }
     let colon = skip_ws_in(b, s.end, shape);
     if b.get(colon) != Some(&b':') {
         return None;
@@ -315,7 +323,7 @@ mod tests {
 
     /// Where the scanner answers, serde_json and Shape::of answer the same.
     fn agrees(text: &[u8]) -> bool {
-        let Some((fields, shapes)) = event(text) else {
+        let Some((fields, shapes)) = event(text, &crate::raw::NO_WATCH) else {
             return false;
         };
         let refused = |e: serde_json::Error| -> ! {
@@ -369,16 +377,20 @@ mod tests {
             r#"{"a": {"b": [1, "}"]}, "c": "\"}"}"#,
             r#"{"a": 1.5, "b": "é"}"#,
         ] {
-            let (fields, shapes) = event(text.as_bytes()).unwrap();
+            let (fields, shapes) = event(text.as_bytes(), &crate::raw::NO_WATCH).unwrap();
             let object = text.trim_end();
             for after in ["", ",", ", {\"a\": 1}]", "]}", " x", "\u{ff}"] {
                 let followed = format!("{object}{after}");
-                let (end, (f, s)) = event_at(followed.as_bytes()).unwrap();
+                let (end, (f, s)) = event_at(followed.as_bytes(), &crate::raw::NO_WATCH).unwrap();
                 assert_eq!((end, &f, &s), (object.len(), &fields, &shapes), "{followed}");
             }
             for cut in 1..object.len() {
                 if let Some(prefix) = object.as_bytes().get(..cut) {
-                    assert!(event_at(prefix).is_none(), "{}", String::from_utf8_lossy(prefix));
+                    assert!(
+                        event_at(prefix, &crate::raw::NO_WATCH).is_none(),
+                        "{}",
+                        String::from_utf8_lossy(prefix)
+                    );
                 }
             }
         }
@@ -415,14 +427,18 @@ mod tests {
             br#"{"a": {1: 2}}"#,
             b"{\"a\":\x0b1}",
         ] {
-            assert!(event(text).is_none(), "took {}", String::from_utf8_lossy(text));
+            assert!(
+                event(text, &crate::raw::NO_WATCH).is_none(),
+                "took {}",
+                String::from_utf8_lossy(text)
+            );
         }
         let long = format!("{{\"a\": {}}}", "9".repeat(MAX_INTEGER_DIGITS + 1));
-        assert!(event(long.as_bytes()).is_none());
+        assert!(event(long.as_bytes(), &crate::raw::NO_WATCH).is_none());
         let fine = format!("{{\"a\": {}}}", "9".repeat(MAX_INTEGER_DIGITS));
         assert!(agrees(fine.as_bytes()));
         let deep = format!("{{\"a\": {}1{}}}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
-        assert!(event(deep.as_bytes()).is_none());
+        assert!(event(deep.as_bytes(), &crate::raw::NO_WATCH).is_none());
         let fine = format!("{{\"a\": {}1{}}}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert!(agrees(fine.as_bytes()));
     }
@@ -478,5 +494,57 @@ mod tests {
                 agrees(&t);
             }
         }
+    }
+
+    /// Whether `key` is a member key anywhere in `value`.
+    fn holds_key(value: &serde_json::Value, key: &str) -> bool {
+        match value {
+            serde_json::Value::Object(map) => map.iter().any(|(k, v)| k == key || holds_key(v, key)),
+            serde_json::Value::Array(items) => items.iter().any(|v| holds_key(v, key)),
+            _ => false,
+        }
+    }
+
+    /// A watched key is noted absent from a field exactly when a parse
+    /// finds it nowhere inside (an escaped key may spell it: not absent).
+    #[test]
+    fn watched_keys_are_absent_only_where_a_parse_finds_none() {
+        let names = ["accessKeyId", "sessionToken", "ARN", "userName", "tags", "a"];
+        let mut keys: Vec<Option<Box<[u8]>>> = names.iter().map(|k| Some(Box::from(k.as_bytes()))).collect();
+        keys.insert(2, None);
+        let watch = Watch::new(keys);
+        let slot = |n: usize| if n < 2 { n } else { n + 1 };
+        let mut texts: Vec<Vec<u8>> = crate::transform::tests::sample_events()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        texts.push(br#"{"f": {"x": [{"ARN": 1}], "acc\u0065ssKeyId": 2}, "g": {"a": {"userName": null}}}"#.to_vec());
+        let (mut absent, mut present) = (0, 0);
+        for text in &texts {
+            let Some((fields, shapes)) = event(text, &watch) else {
+                continue;
+            };
+            for ((key, value), shape) in fields.iter().zip(&shapes) {
+                let parsed: serde_json::Value = serde_json::from_str(value).unwrap();
+                let escaped_key = shape.unicode_escape && value.contains("\\u") && shape.odd_key;
+                assert_eq!(shape.unwatched & 1 << 2, 0, "an unwatched slot is never noted");
+                for (n, name) in names.iter().enumerate() {
+                    let noted_absent = shape.unwatched & 1 << slot(n) != 0;
+                    if holds_key(&parsed, name) {
+                        assert!(!noted_absent, "{key}: {name} is there: {value}");
+                        present += 1;
+                    } else if !escaped_key {
+                        assert!(noted_absent, "{key}: {name} is not there: {value}");
+                        absent += 1;
+                    }
+                }
+            }
+        }
+        assert!(absent > 1000 && present > 100, "{absent} absent, {present} present");
+        // The escaped key above may be any key: nothing noted absent in "f".
+        let (fields, shapes) = event(texts.last().unwrap(), &watch).unwrap();
+        assert_eq!((fields[0].0, shapes[0].unwatched), ("f", 0));
+        assert_eq!(fields[1].0, "g");
+        assert_eq!(shapes[1].unwatched, watch.mask & !(1 << slot(3) | 1 << slot(5)));
     }
 }
