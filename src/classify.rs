@@ -338,35 +338,28 @@ fn match_agent_memo(agent: &str) -> Option<&'static Rule> {
     if agent.len() > MEMO_AGENT_BYTES {
         return match_agent(agent);
     }
-    AGENT_MEMO.with_borrow_mut(|memo| {
-        if let Some(hit) = memo.get(agent) {
-            return hit.and_then(|i| RULES.get(usize::from(i)));
+    let index = AGENT_MEMO.with_borrow_mut(|memo| {
+        if let Some(&index) = memo.get(agent) {
+            return index;
         }
-        let hit = match_agent(agent);
+        // FIRST_BYTE holds at most 128 rules: every index fits.
+        let index = rule_index(agent).and_then(|i| u8::try_from(i).ok());
         if memo.len() >= MEMO_AGENTS {
             memo.clear();
         }
-        let index = hit.map(|rule| {
-            RULES
-                .iter()
-                .position(|r| std::ptr::eq(r, rule))
-                .and_then(|i| u8::try_from(i).ok())
-        });
-        match index {
-            Some(None) => {} // not representable: not remembered
-            Some(Some(i)) => {
-                memo.insert(agent.into(), Some(i));
-            }
-            None => {
-                memo.insert(agent.into(), None);
-            }
-        }
-        hit
-    })
+        memo.insert(agent.into(), index);
+        index
+    });
+    index.and_then(|i| RULES.get(usize::from(i)))
 }
 
 /// The first rule in table order that matches `agent` (already trimmed, non-empty).
 fn match_agent(agent: &str) -> Option<&'static Rule> {
+    rule_index(agent).and_then(|i| RULES.get(i))
+}
+
+/// The index in [`RULES`] of [`match_agent`]'s rule.
+fn rule_index(agent: &str) -> Option<usize> {
     let core = core(agent);
     // Whole-agent patterns are cheap and checked once each.
     let mut best = RULES
@@ -395,7 +388,7 @@ fn match_agent(agent: &str) -> Option<&'static Rule> {
             break;
         }
     }
-    RULES.get(best)
+    (best < RULES.len()).then_some(best)
 }
 
 /// For each ASCII byte, a bit set of the [`RULES`] indices whose `Token` pattern
