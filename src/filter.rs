@@ -43,10 +43,6 @@ struct Pattern {
     inner_literal: Option<memchr::memmem::Finder<'static>>,
 }
 
-/// `\u`, which can spell any character of a key or a key id.
-static UNICODE_ESCAPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\\u"));
-
 /// A bad `--drop`/`--keep` pattern.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -294,8 +290,10 @@ impl FieldFilter {
     /// [`FieldFilter::watch`].
     pub fn hints(&self, event: &[u8], shapes: &[Shape]) -> Hints {
         Hints {
+            // Outside strings JSON has no `\u`: the scan has seen every one.
             key_ids: self.redact_key_ids
-                && (UNICODE_ESCAPE.find(event).is_some() || self.key_id_starts.iter().any(|f| f.find(event).is_some())),
+                && (shapes.iter().any(|s| s.unicode_escape)
+                    || self.key_id_starts.iter().any(|f| f.find(event).is_some())),
             literals: self
                 .drop
                 .patterns

@@ -271,11 +271,11 @@ pub fn plain_top_key(key: &str) -> bool {
     !(key.len() > MAX_KEY_BYTES || crate::raw::dotted_or_blank(key.as_bytes()) || metadata_name(key))
 }
 
-/// Whether [`normalize`] might change the top-level field `key`, judging by
-/// the shape of its JSON text. False means it certainly leaves it as it is
+/// Whether [`normalize`] might change a top-level field of this class
+/// ([`class_of`] its key), judging by the shape of its JSON text. False means it certainly leaves it as it is
 /// (given at most [`MAX_UNKNOWN_FIELDS`] unknown fields and plain top-level
 /// keys); true may be a false alarm.
-pub fn may_change(key: &str, text: &[u8], shape: &Shape, limits: &Limits) -> bool {
+pub fn may_change(class: FieldClass, text: &[u8], shape: &Shape, limits: &Limits) -> bool {
     let container = matches!(shape.first, b'{' | b'[');
     // A container at the value's own level sits at depth 2 in the index.
     if shape.longest_string > limits.max_string_bytes
@@ -285,7 +285,7 @@ pub fn may_change(key: &str, text: &[u8], shape: &Shape, limits: &Limits) -> boo
         return true;
     }
     let null = shape.first == b'n';
-    match class_of(key) {
+    match class {
         FieldClass::FreeForm => !(shape.first == b'{' || null || (shape.first == b'[' && !shape.scalar_elements)),
         FieldClass::Scalar => shape.first == b'{' || (shape.first == b'[' && shape.depth >= 2),
         FieldClass::Boolean => shape.first == b'"',

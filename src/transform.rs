@@ -101,13 +101,14 @@ impl Transformer {
         }
         let fields = &raw.fields;
         let mut unknown = 0;
+        let mut classes = Vec::with_capacity(fields.len());
         for (key, _) in fields {
             if *key == "ctindex" || !normalize::plain_top_key(key) {
                 return None;
             }
-            if normalize::class_of(key) == normalize::FieldClass::Unknown {
-                unknown += 1;
-            }
+            let class = normalize::class_of(key);
+            unknown += usize::from(class == normalize::FieldClass::Unknown);
+            classes.push(class);
         }
         if unknown > normalize::MAX_UNKNOWN_FIELDS || raw.has_duplicate_keys() {
             return None;
@@ -122,7 +123,7 @@ impl Transformer {
         // others cannot hold a match or a key id).
         let mut scope: Vec<&str> = Vec::new();
         let mut redact: Vec<&str> = Vec::new();
-        for (i, ((key, value), shape)) in fields.iter().zip(&raw.shapes).enumerate() {
+        for (i, (((key, value), shape), &class)) in fields.iter().zip(&raw.shapes).zip(&classes).enumerate() {
             let text = value.as_bytes();
             let shape = *shape;
             if let Some(bit) = head_bit(key, console_login) {
@@ -133,7 +134,7 @@ impl Transformer {
             let change = self
                 .limits
                 .as_ref()
-                .is_some_and(|l| normalize::may_change(key, text, &shape, l));
+                .is_some_and(|l| normalize::may_change(class, text, &shape, l));
             // Only `**.name` drops inside: done on the text, unless what is
             // left may still need the redaction.
             let rewritten = match key_drops {
