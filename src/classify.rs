@@ -39,7 +39,9 @@
 //! (`… amazon-ssm-agent/3.3`) match, while `HashiCorp-terraform-exec` does not count
 //! as a token `terraform`.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use crate::decode::Lookup;
 
 /// The broad channel through which a call reached AWS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -226,7 +228,7 @@ pub const TOP_LEVEL_READS: &[&str] = &[
 ];
 
 /// Classify one CloudTrail event (the top-level JSON object).
-pub fn classify(event: &Map<String, Value>) -> Classification {
+pub fn classify(event: &(impl Lookup + ?Sized)) -> Classification {
     const fn class(channel: Channel, client: &'static str) -> Classification {
         Classification { channel, client }
     }
@@ -294,11 +296,11 @@ pub fn classify(event: &Map<String, Value>) -> Classification {
 
 /// Looks a key up under its CloudTrail spelling, then under the all-lowercase
 /// spelling some data-lake exports use.
-fn field<'a>(map: &'a Map<String, Value>, key: &str, lower: &str) -> Option<&'a Value> {
+fn field<'a, L: Lookup + ?Sized>(map: &'a L, key: &str, lower: &str) -> Option<&'a Value> {
     map.get(key).or_else(|| map.get(lower))
 }
 
-fn str_field<'a>(map: &'a Map<String, Value>, key: &str, lower: &str) -> Option<&'a str> {
+fn str_field<'a, L: Lookup + ?Sized>(map: &'a L, key: &str, lower: &str) -> Option<&'a str> {
     field(map, key, lower).and_then(Value::as_str)
 }
 
@@ -455,6 +457,7 @@ fn contains_ci(hay: &[u8], lower_pat: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Map;
     use serde_json::json;
 
     use Channel::{Automation, AwsService, Console, Unknown};

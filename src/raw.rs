@@ -471,15 +471,13 @@ pub fn pruned_into(into: &mut serde_json::Value, text: &str, keep: &'static [Kee
         };
         if let Some(n) = keep.iter().position(|k| k.name() == key) {
             present |= 1u32.checked_shl(n as u32)?;
+            let slot = match out.get_mut(key.as_ref()) {
+                Some(slot) => slot,
+                None => out.entry(key.into_owned()).or_insert(serde_json::Value::Null),
+            };
             match &keep[n] {
-                Keep::Value(_) => set_value(out, &key, value)?,
-                Keep::Object(_, inner) => {
-                    let slot = match out.get_mut(key.as_ref()) {
-                        Some(slot) => slot,
-                        None => out.entry(key.into_owned()).or_insert(serde_json::Value::Null),
-                    };
-                    pruned_into(slot, value, inner)?;
-                }
+                Keep::Value(_) => set_value(slot, value)?,
+                Keep::Object(_, inner) => pruned_into(slot, value, inner)?,
             }
         }
         i = skip_ws(b, end);
@@ -508,21 +506,15 @@ pub fn pruned(text: &str, keep: &'static [Keep]) -> Option<serde_json::Value> {
     Some(value)
 }
 
-/// Sets `map[key]` to the value of checked JSON text, overwriting the old
+/// Sets `slot` to the value of checked JSON text, overwriting the old
 /// string in place when both are strings and the new one has no escape.
-pub(crate) fn set_value(map: &mut serde_json::Map<String, serde_json::Value>, key: &str, text: &str) -> Option<()> {
-    if let (Some(new), Some(serde_json::Value::String(old))) = (plain_string(text), map.get_mut(key)) {
+pub(crate) fn set_value(slot: &mut serde_json::Value, text: &str) -> Option<()> {
+    if let (Some(new), serde_json::Value::String(old)) = (plain_string(text), &mut *slot) {
         old.clear();
         old.push_str(new);
         return Some(());
     }
-    let value = value_of(text)?;
-    match map.get_mut(key) {
-        Some(slot) => *slot = value,
-        None => {
-            map.insert(key.to_owned(), value);
-        }
-    }
+    *slot = value_of(text)?;
     Some(())
 }
 

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::classify;
-use crate::decode::{Event, Position};
+use crate::decode::{Event, Lookup, Position};
 use crate::filter::FieldFilter;
 use crate::normalize::{self, Limits};
 use crate::raw::{Keep, RawEvent};
@@ -116,7 +116,7 @@ impl Transformer {
         let console_login = raw.get("eventName") == Some("\"ConsoleLogin\"");
         let key_drops = self.filter.key_drops();
         let hints = self.filter.hints(raw.text, &raw.shapes);
-        let mut present = 0u32;
+        view.clear();
         let mut tree = Map::new();
         let mut out = vec![Out::Raw; fields.len()];
         // Changed fields the drops and the redaction must look at (the
@@ -126,9 +126,8 @@ impl Transformer {
         for (i, (((key, value), shape), &class)) in fields.iter().zip(&raw.shapes).zip(&classes).enumerate() {
             let text = value.as_bytes();
             let shape = *shape;
-            if let Some(bit) = head_bit(key, console_login) {
-                present |= bit;
-                view.set(key, value)?;
+            if let Some(slot) = head_slot(key, console_login) {
+                view.set(slot, value)?;
             }
             let drop = self.filter.may_drop(key, text, &shape, &hints);
             let change = self
@@ -163,7 +162,7 @@ impl Transformer {
                 out[i] = Out::Compact;
             }
         }
-        let view = view.keep(present);
+        let view: &View = view;
         if !crate::decode::is_event(view) {
             return None;
         }
@@ -172,11 +171,8 @@ impl Transformer {
         if !console_login && view.get("eventName").and_then(Value::as_str) == Some("ConsoleLogin") {
             return None;
         }
-        let (id, id_generated) = event_id(view);
-        if id_generated {
-            // The content hash is over the whole event.
-            return None;
-        }
+        // Without a usable id: the content hash is over the whole event.
+        let id = usable_id(view)?;
         let derived = Derived::of(view);
         self.filter
             .apply_where(&mut tree, |key| scope.contains(&key), |key| redact.contains(&key));
@@ -244,7 +240,7 @@ struct Derived {
 }
 
 impl Derived {
-    fn of(event: &Event) -> Self {
+    fn of(event: &(impl Lookup + ?Sized)) -> Self {
         Derived {
             class: classify::classify(event),
             identity: identity(event),
@@ -306,11 +302,16 @@ enum Out {
 }
 
 /// The fields the fast path parses to read them (what classification, the
-/// derived fields, the index and the export's header read), kept from one
-/// event to the next: a field that is again a plain string reuses the key
-/// and the string of the last one, so most events allocate nothing here.
+/// derived fields, the index and the export's header read), one slot each
+/// ([`head_slot`]), kept from one event to the next: a field that is again a
+/// plain string overwrites the string of the last one, so most events
+/// allocate nothing here, and nothing is looked up by name to be set.
 #[derive(Debug, Default)]
-pub struct View(Event);
+pub struct View {
+    slots: [Value; HEAD_SLOTS],
+    /// The slots this event has set.
+    present: u32,
+}
 
 /// What the view keeps of `userIdentity`.
 const USER_IDENTITY: &[Keep] = &[
@@ -328,29 +329,40 @@ const USER_IDENTITY: &[Keep] = &[
 ];
 
 impl View {
-    /// Sets a head field from its (checked) JSON text.
-    fn set(&mut self, key: &str, text: &str) -> Option<()> {
-        match key {
-            "userIdentity" => crate::raw::pruned_into(self.0.entry(key).or_insert(Value::Null), text, USER_IDENTITY),
-            _ => crate::raw::set_value(&mut self.0, key, text),
-        }
+    /// Forgets the last event's fields (their values stay, to be reused).
+    fn clear(&mut self) {
+        self.present = 0;
     }
 
-    /// Drops what the last events set and this one did not (`present`: the
-    /// [`head_bit`]s of this event's head fields); the view as it now is.
-    fn keep(&mut self, present: u32) -> &Event {
-        if self.0.len() != present.count_ones() as usize {
-            self.0
-                .retain(|key, _| head_bit(key, true).is_some_and(|bit| present & bit != 0));
+    /// Sets a head field's slot from its (checked) JSON text.
+    fn set(&mut self, slot: usize, text: &str) -> Option<()> {
+        let value = self.slots.get_mut(slot)?;
+        if slot == USER_IDENTITY_SLOT {
+            crate::raw::pruned_into(value, text, USER_IDENTITY)?;
+        } else {
+            crate::raw::set_value(value, text)?;
         }
-        &self.0
+        self.present |= 1 << slot;
+        Some(())
     }
 }
 
-/// A bit of its own for each field the fast path always parses, and for
+impl Lookup for View {
+    fn get(&self, key: &str) -> Option<&Value> {
+        let slot = head_slot(key, true)?;
+        (self.present & 1 << slot != 0).then(|| &self.slots[slot])
+    }
+}
+
+/// How many fields the view holds.
+const HEAD_SLOTS: usize = 23;
+/// `userIdentity`'s slot, which holds only what [`USER_IDENTITY`] keeps.
+const USER_IDENTITY_SLOT: usize = 8;
+
+/// A slot of its own for each field the fast path always parses, and for
 /// the two more a console sign-in reads; None for any other field.
-fn head_bit(key: &str, console_login: bool) -> Option<u32> {
-    let n = match key {
+fn head_slot(key: &str, console_login: bool) -> Option<usize> {
+    Some(match key {
         "eventID" => 0,
         "eventTime" => 1,
         "@timestamp" => 2,
@@ -376,8 +388,7 @@ fn head_bit(key: &str, console_login: bool) -> Option<u32> {
         "responseElements" if console_login => 21,
         "additionalEventData" if console_login => 22,
         _ => return None,
-    };
-    Some(1 << n)
+    })
 }
 
 /// A document made by the fast path: the untouched fields as their
@@ -390,7 +401,7 @@ pub struct RawDoc<'a> {
     /// How each of `fields` is written.
     out: Vec<Out>,
     /// The fields read for classification and routing, as they came.
-    view: &'a Event,
+    view: &'a View,
     /// The changed fields, and `ctindex`.
     tree: Event,
 }
@@ -563,7 +574,7 @@ fn positions(list: &[Position]) -> String {
 /// Who acted, as one keyword for dashboards: the role (not the session) for
 /// assumed roles, else the ARN, the invoking service, `account:user`, the
 /// principal id or the identity type.
-fn identity(event: &Event) -> Option<String> {
+fn identity(event: &(impl Lookup + ?Sized)) -> Option<String> {
     let user = event.get("userIdentity")?.as_object()?;
     let text = |v: Option<&Value>| {
         v.and_then(Value::as_str)
@@ -590,7 +601,7 @@ fn identity(event: &Event) -> Option<String> {
 /// `responseElements.ConsoleLogin` and `additionalEventData.MFAUsed` (whose
 /// spelling varies: Yes, YES, No), so dashboards can split on them even where
 /// free-form fields cannot be aggregated (OpenSearch's flat_object).
-fn signin(event: &Event) -> Option<Value> {
+fn signin(event: &(impl Lookup + ?Sized)) -> Option<Value> {
     if event.get("eventName").and_then(Value::as_str) != Some("ConsoleLogin") {
         return None;
     }
@@ -626,10 +637,16 @@ fn signin(event: &Event) -> Option<Value> {
 
 /// The document id: `eventID` where it is usable, else a hash of the event.
 fn event_id(event: &Event) -> (String, bool) {
-    match event.get("eventID").and_then(Value::as_str).map(str::trim) {
-        Some(id) if !id.is_empty() && id.len() <= 512 => (id.to_string(), false),
-        _ => (content_hash(event), true),
+    match usable_id(event) {
+        Some(id) => (id, false),
+        None => (content_hash(event), true),
     }
+}
+
+/// `eventID`, where it is usable as the document id.
+fn usable_id(event: &(impl Lookup + ?Sized)) -> Option<String> {
+    let id = event.get("eventID")?.as_str()?.trim();
+    (!id.is_empty() && id.len() <= 512).then(|| id.to_string())
 }
 
 /// A stable hash of the whole event (its keys are serialised in sorted order).
@@ -856,7 +873,7 @@ pub(crate) mod tests {
     #[test]
     fn the_fast_path_reads_what_classification_reads() {
         for key in classify::TOP_LEVEL_READS {
-            assert!(head_bit(key, false).is_some(), "{key}");
+            assert!(head_slot(key, false).is_some(), "{key}");
         }
         // Lowercase spellings beside eventName, and an escaped ConsoleLogin.
         let t = transformer(Limits::default());

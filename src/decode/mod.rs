@@ -244,11 +244,23 @@ fn decode_lines(text: &[u8]) -> Decoded {
 
 /// True for an object that looks like a CloudTrail event: a string
 /// `eventName` and at least one more of the fields every event has.
-pub fn is_event(object: &Event) -> bool {
+pub fn is_event(object: &(impl Lookup + ?Sized)) -> bool {
     matches!(object.get("eventName"), Some(Value::String(_)))
         && ["eventSource", "eventVersion", "eventTime", "eventID"]
             .iter()
-            .any(|k| object.contains_key(*k))
+            .any(|k| object.get(k).is_some())
+}
+
+/// Reads an event's top-level fields: a whole event, or the fields the
+/// fast path parsed ([`crate::transform::View`]).
+pub trait Lookup {
+    fn get(&self, key: &str) -> Option<&Value>;
+}
+
+impl Lookup for Map<String, Value> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        Map::get(self, key)
+    }
 }
 
 /// Data-lake exports write all-lowercase keys (`eventname`, `awsregion`):
