@@ -212,7 +212,8 @@ pub struct FieldFilter {
 pub struct Hints {
     /// Something like an access key id (or a `\u` escape that may hide one).
     key_ids: bool,
-    /// Per drop pattern: its next literal key occurs somewhere.
+    /// Per drop pattern: its next literal key occurs somewhere (true for
+    /// the keys the scan watched: each field's shape tells).
     literals: Vec<bool>,
 }
 
@@ -300,7 +301,8 @@ impl FieldFilter {
                 .iter()
                 .enumerate()
                 .map(|(n, p)| match &p.inner_literal {
-                    Some(_) if self.watch.watches(n) => shapes.iter().any(|s| s.unwatched & 1 << n == 0),
+                    // Not searched: each field's shape answers (`may_drop`).
+                    Some(_) if self.watch.watches(n) => true,
                     Some(literal) => literal.find(event).is_some(),
                     None => true,
                 })

@@ -518,7 +518,7 @@ impl FileWork {
             stand_ins: StandIns::default(),
             stopped: false,
             fast: 0,
-            view: View::default(),
+            view: None,
         };
         let read = match input {
             Input::File(path) => match std::fs::File::open(&path) {
@@ -590,7 +590,7 @@ struct FileEncoder<'a> {
     /// Events that took the fast path (for -vv).
     fast: u64,
     /// The fast path's parsed fields, reused from event to event.
-    view: View,
+    view: Option<Box<View>>,
 }
 
 impl FileEncoder<'_> {
@@ -646,7 +646,8 @@ impl decode::stream::Found for FileEncoder<'_> {
         let Some((len, raw)) = parsed else {
             return Took::Unread;
         };
-        let mut view = std::mem::take(&mut self.view);
+        // Taken out while the document borrows it (a box: no copy).
+        let mut view = self.view.take().unwrap_or_default();
         let took = match self.work.transformer.apply_raw(&raw, &self.work.name, &mut view) {
             Some(doc) => {
                 self.fast += 1;
@@ -655,7 +656,7 @@ impl decode::stream::Found for FileEncoder<'_> {
             }
             None => Took::Value(len),
         };
-        self.view = view;
+        self.view = Some(view);
         took
     }
 

@@ -871,6 +871,40 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn head_fields_have_a_slot_each() {
+        let keys = [
+            "eventID",
+            "eventTime",
+            "@timestamp",
+            "eventName",
+            "eventSource",
+            "eventType",
+            "eventCategory",
+            "eventVersion",
+            "userIdentity",
+            "userAgent",
+            "sessionCredentialFromConsole",
+            "useridentity",
+            "useragent",
+            "sessioncredentialfromconsole",
+            "eventtype",
+            "eventsource",
+            "sourceIPAddress",
+            "awsRegion",
+            "recipientAccountId",
+            "errorCode",
+            "errorMessage",
+            "responseElements",
+            "additionalEventData",
+        ];
+        let slots: std::collections::BTreeSet<usize> = keys.iter().filter_map(|k| head_slot(k, true)).collect();
+        assert_eq!(slots.len(), keys.len());
+        assert!(HEAD_SLOTS <= 32 && slots.iter().all(|&s| s < HEAD_SLOTS));
+        assert_eq!(head_slot("userIdentity", false), Some(USER_IDENTITY_SLOT));
+        assert_eq!(head_slot("responseElements", false), None);
+    }
+
+    #[test]
     fn the_fast_path_reads_what_classification_reads() {
         for key in classify::TOP_LEVEL_READS {
             assert!(head_slot(key, false).is_some(), "{key}");
