@@ -432,13 +432,23 @@ impl Keep {
 /// ([`RawEvent::parse`]): this only walks it; None where it is not valid
 /// after all (and then `into` may hold part of it).
 pub fn pruned_into(into: &mut serde_json::Value, text: &str, keep: &'static [Keep]) -> Option<()> {
-    use crate::decode::scan::{skip_ws, string_end, value_end};
+    use crate::decode::scan::skip_ws;
     let b = text.as_bytes();
-    let mut i = skip_ws(b, 0);
+    let i = skip_ws(b, 0);
     if b.get(i) != Some(&b'{') {
         *into = value_of(text)?;
         return Some(());
     }
+    let end = pruned_object(into, text, i, keep)?;
+    (skip_ws(b, end) == b.len()).then_some(())
+}
+
+/// [`pruned_into`] for the object whose `{` is at `open`, walked once: a
+/// kept object is walked as it is met, not first skipped and then walked
+/// again. Where the object ends.
+fn pruned_object(into: &mut serde_json::Value, text: &str, open: usize, keep: &'static [Keep]) -> Option<usize> {
+    use crate::decode::scan::{skip_ws, string_end, value_end};
+    let b = text.as_bytes();
     if !into.is_object() {
         *into = serde_json::Value::Object(serde_json::Map::new());
     }
@@ -447,12 +457,12 @@ pub fn pruned_into(into: &mut serde_json::Value, text: &str, keep: &'static [Kee
     };
     // Which of `keep` this object has: anything else in `out` is old.
     let mut present = 0u32;
-    i = skip_ws(b, i + 1);
+    let mut i = skip_ws(b, open + 1);
     if b.get(i) == Some(&b'}') {
         out.clear();
-        return Some(());
+        return Some(i + 1);
     }
-    loop {
+    let end = loop {
         if b.get(i) != Some(&b'"') {
             return None;
         }
@@ -463,30 +473,35 @@ pub fn pruned_into(into: &mut serde_json::Value, text: &str, keep: &'static [Kee
             return None;
         }
         let start = skip_ws(b, colon + 1);
-        let end = value_end(b, start)?;
-        let value = text.get(start..end)?;
         let key: Cow<'_, str> = match plain_string(key_text) {
             Some(key) => Cow::Borrowed(key),
             None => Cow::Owned(serde_json::from_str(key_text).ok()?),
         };
-        if let Some(n) = keep.iter().position(|k| k.name() == key) {
-            present |= 1u32.checked_shl(n as u32)?;
-            let slot = match out.get_mut(key.as_ref()) {
-                Some(slot) => slot,
-                None => out.entry(key.into_owned()).or_insert(serde_json::Value::Null),
-            };
-            match &keep[n] {
-                Keep::Value(_) => set_value(slot, value)?,
-                Keep::Object(_, inner) => pruned_into(slot, value, inner)?,
+        let end = match keep.iter().position(|k| k.name() == key) {
+            None => value_end(b, start)?,
+            Some(n) => {
+                present |= 1u32.checked_shl(n as u32)?;
+                let slot = match out.get_mut(key.as_ref()) {
+                    Some(slot) => slot,
+                    None => out.entry(key.into_owned()).or_insert(serde_json::Value::Null),
+                };
+                match &keep[n] {
+                    Keep::Object(_, inner) if b.get(start) == Some(&b'{') => pruned_object(slot, text, start, inner)?,
+                    Keep::Value(_) | Keep::Object(..) => {
+                        let end = value_end(b, start)?;
+                        set_value(slot, text.get(start..end)?)?;
+                        end
+                    }
+                }
             }
-        }
+        };
         i = skip_ws(b, end);
         match b.get(i) {
             Some(b',') => i = skip_ws(b, i + 1),
-            Some(b'}') if skip_ws(b, i + 1) == b.len() => break,
+            Some(b'}') => break i + 1,
             _ => return None,
         }
-    }
+    };
     // `out` holds only names from `keep`, each present one once.
     if out.len() != present.count_ones() as usize {
         out.retain(|key, _| {
@@ -495,7 +510,7 @@ pub fn pruned_into(into: &mut serde_json::Value, text: &str, keep: &'static [Kee
                 .is_some_and(|n| present & 1u32.checked_shl(n as u32).unwrap_or(0) != 0)
         });
     }
-    Some(())
+    Some(end)
 }
 
 /// The value of `text` with only what `keep` names ([`pruned_into`]).
@@ -560,7 +575,7 @@ mod tests {
     fn pruning_keeps_only_what_is_named() {
         const INNER: &[Keep] = &[Keep::Value("arn")];
         const KEEP: &[Keep] = &[Keep::Value("type"), Keep::Object("ctx", INNER)];
-        for (text, want) in [
+        let cases = [
             (
                 r#"{"type": "A", "x": [1, {"y": 2}], "ctx": {"arn": {"z": 1}, "other": 3}}"#,
                 r#"{"type": "A", "ctx": {"arn": {"z": 1}}}"#,
@@ -569,9 +584,27 @@ mod tests {
             (r#" "str" "#, r#""str""#),
             (r#"[{"x": 1}]"#, r#"[{"x": 1}]"#),
             (r#"{}"#, r#"{}"#),
-        ] {
+            (
+                r#"{"ctx": {"other": {"q": "}\"{"}, "arn": "a"}, "type": "B", "ctx": {"arn": "b"}}"#,
+                r#"{"ctx": {"arn": "b"}, "type": "B"}"#,
+            ),
+            (
+                r#"{"ctx": null, "type": {"arn": 1}}"#,
+                r#"{"ctx": null, "type": {"arn": 1}}"#,
+            ),
+        ];
+        for (text, want) in cases {
             let want: serde_json::Value = serde_json::from_str(want).unwrap();
             assert_eq!(pruned(text, KEEP), Some(want), "{text}");
+        }
+        // Pruning into what the last text left gives what a fresh one does.
+        for (first, _) in cases {
+            for (second, want) in cases {
+                let mut value = pruned(first, KEEP).unwrap();
+                pruned_into(&mut value, second, KEEP).unwrap();
+                let want: serde_json::Value = serde_json::from_str(want).unwrap();
+                assert_eq!(value, want, "{first} then {second}");
+            }
         }
         // Pruning trusts the scan, yet what it reads of invalid text is no value.
         for bad in [
@@ -580,6 +613,9 @@ mod tests {
             r#"{"type": [1}"#,
             r#"{"type": "#,
             r#"{"a\x": 1}"#,
+            r#"{"ctx": {"arn": 1 "x": 2}}"#,
+            r#"{"ctx": {"arn": 1}"#,
+            r#"{"ctx": {"arn": 1}} }"#,
         ] {
             assert_eq!(pruned(bad, KEEP), None, "{bad}");
         }

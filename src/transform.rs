@@ -10,6 +10,8 @@
 //! give the same index, id and document, so re-imports overwrite instead of
 //! duplicating.
 
+use std::cell::OnceCell;
+
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -78,7 +80,10 @@ impl Transformer {
             Some(limits) => normalize::normalize(&mut event, limits),
             None => Vec::new(),
         };
-        add_meta(&mut event, derived.meta(origin, is_insight, id_generated, truncated));
+        add_meta(
+            &mut event,
+            derived.meta(origin, is_insight, id_generated, truncated).to_map(),
+        );
         Doc {
             index,
             id,
@@ -95,7 +100,7 @@ impl Transformer {
     /// …) or is not an event: [`Transformer::apply`] takes those.
     /// `view` is where the read fields are parsed to: kept from one event
     /// to the next, its keys and strings are reused.
-    pub fn apply_raw<'a>(&self, raw: &'a RawEvent<'a>, origin: &str, view: &'a mut View) -> Option<RawDoc<'a>> {
+    pub fn apply_raw<'a>(&self, raw: &'a RawEvent<'a>, origin: &'a str, view: &'a mut View) -> Option<RawDoc<'a>> {
         if !raw.scanned_for(self.filter.watch()) {
             return None;
         }
@@ -183,6 +188,8 @@ impl Transformer {
             out,
             view,
             tree,
+            meta: None,
+            meta_value: OnceCell::new(),
         };
         // Routing reads the fields after filtering.
         doc.index = self.index_of(|key| doc.field(key));
@@ -191,7 +198,13 @@ impl Transformer {
             Some(limits) => normalize::normalize(&mut doc.tree, limits),
             None => Vec::new(),
         };
-        add_meta(&mut doc.tree, derived.meta(origin, is_insight, false, truncated));
+        let meta = derived.meta(origin, is_insight, false, truncated);
+        if doc.tree.contains_key("ctindex") {
+            // Normalizing started it (`overflow`): the rest joins it there.
+            add_meta(&mut doc.tree, meta.to_map());
+        } else {
+            doc.meta = Some(meta);
+        }
         Some(doc)
     }
 
@@ -233,6 +246,7 @@ fn push_digits(out: &mut String, mut n: u32, width: usize) {
 }
 
 /// What is derived from an event before it is filtered.
+#[derive(Debug)]
 struct Derived {
     class: classify::Classification,
     identity: Option<String>,
@@ -249,27 +263,93 @@ impl Derived {
     }
 
     /// The `ctindex` object.
-    fn meta(self, origin: &str, insight: bool, id_generated: bool, truncated: Vec<String>) -> Map<String, Value> {
+    fn meta(self, source: &str, insight: bool, id_generated: bool, truncated: Vec<String>) -> Meta<'_> {
+        Meta {
+            derived: self,
+            source,
+            insight,
+            id_generated,
+            truncated,
+        }
+    }
+}
+
+/// The `ctindex` object of one event, kept typed until it is written: the
+/// fast path writes it straight into the bulk body, without building a map.
+#[derive(Debug)]
+struct Meta<'a> {
+    derived: Derived,
+    /// Where the event came from (`ctindex.source`).
+    source: &'a str,
+    insight: bool,
+    id_generated: bool,
+    truncated: Vec<String>,
+}
+
+impl Meta<'_> {
+    fn to_map(&self) -> Map<String, Value> {
         let mut meta = Map::new();
-        meta.insert("channel".into(), Value::from(self.class.channel.as_str()));
-        meta.insert("client".into(), Value::from(self.class.client));
-        meta.insert("source".into(), Value::from(origin));
-        if insight {
+        meta.insert("channel".into(), Value::from(self.derived.class.channel.as_str()));
+        meta.insert("client".into(), Value::from(self.derived.class.client));
+        meta.insert("source".into(), Value::from(self.source));
+        if self.insight {
             meta.insert("insight".into(), Value::Bool(true));
         }
-        if id_generated {
+        if self.id_generated {
             meta.insert("id_generated".into(), Value::Bool(true));
         }
-        if let Some(identity) = self.identity {
-            meta.insert("identity".into(), Value::String(identity));
+        if let Some(identity) = &self.derived.identity {
+            meta.insert("identity".into(), Value::String(identity.clone()));
         }
-        if let Some(signin) = self.signin {
-            meta.insert("signin".into(), signin);
+        if let Some(signin) = &self.derived.signin {
+            meta.insert("signin".into(), signin.clone());
         }
-        if !truncated.is_empty() {
-            meta.insert("truncated".into(), Value::from(truncated));
+        if !self.truncated.is_empty() {
+            meta.insert("truncated".into(), Value::from(self.truncated.clone()));
         }
         meta
+    }
+
+    /// Writes what [`Meta::to_map`] holds as compact JSON, keys in the
+    /// map's order.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"channel\":\"");
+        out.extend_from_slice(self.derived.class.channel.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"client\":");
+        write_str(out, self.derived.class.client);
+        if self.id_generated {
+            out.extend_from_slice(b",\"id_generated\":true");
+        }
+        if let Some(identity) = &self.derived.identity {
+            out.extend_from_slice(b",\"identity\":");
+            write_str(out, identity);
+        }
+        if self.insight {
+            out.extend_from_slice(b",\"insight\":true");
+        }
+        if let Some(signin) = &self.derived.signin {
+            out.extend_from_slice(b",\"signin\":");
+            let _ = serde_json::to_writer(&mut *out, signin);
+        }
+        out.extend_from_slice(b",\"source\":");
+        write_str(out, self.source);
+        if !self.truncated.is_empty() {
+            out.extend_from_slice(b",\"truncated\":");
+            let _ = serde_json::to_writer(&mut *out, &self.truncated);
+        }
+        out.push(b'}');
+    }
+}
+
+/// A JSON string: as it is when nothing in it needs an escape (the common
+/// case, checked in one pass), else through serde_json.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|c| c >= b' ' && c != b'"' && c != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
     }
 }
 
@@ -402,8 +482,12 @@ pub struct RawDoc<'a> {
     out: Vec<Out>,
     /// The fields read for classification and routing, as they came.
     view: &'a View,
-    /// The changed fields, and `ctindex`.
+    /// The changed fields (and `ctindex` when normalizing started it).
     tree: Event,
+    /// `ctindex`, unless it is in `tree`.
+    meta: Option<Meta<'a>>,
+    /// `meta` as a value, made only when it is read.
+    meta_value: OnceCell<Value>,
 }
 
 /// A document as the encoders see it, whichever path made it.
@@ -414,6 +498,10 @@ pub trait Document {
     fn field(&self, key: &str) -> Option<&Value>;
     /// The document as compact JSON.
     fn write_json(&self, out: &mut Vec<u8>);
+    /// Whether the id is a stand-in (`ctindex.id_generated`).
+    fn id_generated(&self) -> bool {
+        self.field("ctindex").and_then(|m| m.get("id_generated")) == Some(&Value::Bool(true))
+    }
 }
 
 impl Document for Doc {
@@ -446,11 +534,21 @@ impl Document for RawDoc<'_> {
 
     fn field(&self, key: &str) -> Option<&Value> {
         if key == "ctindex" {
-            return self.tree.get(key);
+            return match &self.meta {
+                Some(meta) => Some(self.meta_value.get_or_init(|| Value::Object(meta.to_map()))),
+                None => self.tree.get(key),
+            };
         }
         match self.fields.iter().position(|(k, _)| *k == key).map(|i| &self.out[i]) {
             Some(Out::Tree) => self.tree.get(key),
             _ => self.view.get(key),
+        }
+    }
+
+    fn id_generated(&self) -> bool {
+        match &self.meta {
+            Some(meta) => meta.id_generated,
+            None => self.tree.get("ctindex").and_then(|m| m.get("id_generated")) == Some(&Value::Bool(true)),
         }
     }
 
@@ -490,7 +588,10 @@ impl Document for RawDoc<'_> {
                 }
             }
         }
-        if let Some(meta) = self.tree.get("ctindex") {
+        if let Some(meta) = &self.meta {
+            put_key(out, "ctindex");
+            meta.write_json(out);
+        } else if let Some(meta) = self.tree.get("ctindex") {
             put_key(out, "ctindex");
             let _ = serde_json::to_writer(&mut *out, meta);
         }
@@ -516,8 +617,7 @@ const POSITIONS_SHOWN: usize = 5;
 impl StandIns {
     /// Notes a document if it needed a stand-in.
     pub fn note(&mut self, doc: &impl Document, position: Position) {
-        let generated = doc.field("ctindex").and_then(|m| m.get("id_generated"));
-        if generated == Some(&Value::Bool(true)) {
+        if doc.id_generated() {
             self.without_id.push(position);
         }
         if doc
@@ -925,6 +1025,44 @@ pub(crate) mod tests {
             2,
             "the escaped ConsoleLogin is left to the value path"
         );
+    }
+
+    #[test]
+    fn meta_is_written_as_its_map_would_be() {
+        let class = |channel, client| classify::Classification { channel, client };
+        let metas = [
+            Meta {
+                derived: Derived {
+                    class: class(classify::Channel::Console, "console"),
+                    identity: None,
+                    signin: None,
+                },
+                source: "s3://b/AWSLogs/1/CloudTrail/x.json.gz",
+                insight: false,
+                id_generated: false,
+                truncated: Vec::new(),
+            },
+            Meta {
+                derived: Derived {
+                    class: class(classify::Channel::Automation, "terraform"),
+                    identity: Some("role/\"odd\"\\name\u{1}é".into()),
+                    signin: Some(json!({"result": "Success", "mfa": false})),
+                },
+                source: "C:\\logs\\\"q\".json\n",
+                insight: true,
+                id_generated: true,
+                truncated: vec!["requestParameters.x (40000 bytes)".into()],
+            },
+        ];
+        for meta in metas {
+            let mut written = Vec::new();
+            meta.write_json(&mut written);
+            // Compact, keys in the map's order: the same bytes.
+            assert_eq!(
+                String::from_utf8(written).unwrap(),
+                serde_json::to_string(&meta.to_map()).unwrap()
+            );
+        }
     }
 
     #[test]
