@@ -28,11 +28,23 @@ pub fn take(capacity: usize) -> Vec<u8> {
     };
     match reused {
         Some(mut buffer) => {
+            buffer.clear();
             buffer.reserve(capacity);
             buffer
         }
         None => Vec::with_capacity(capacity),
     }
+}
+
+/// Like [`take`], but the buffer keeps the length it was given back with:
+/// bytes already initialized (their content is left over), which a reader
+/// can fill without zeroing them again.
+pub fn take_initialized(capacity: usize) -> Vec<u8> {
+    let reused = {
+        let mut free = FREE.lock().unwrap_or_else(|p| p.into_inner());
+        pick(&free, capacity).map(|at| free.swap_remove(at))
+    };
+    reused.unwrap_or_else(|| Vec::with_capacity(capacity))
 }
 
 /// Which free buffer [`take`] reuses: small buffers (decoding windows,
@@ -45,12 +57,11 @@ fn pick(free: &[Vec<u8>], capacity: usize) -> Option<usize> {
     fitting.or_else(|| (0..free.len()).max_by_key(room))
 }
 
-/// Gives a buffer back for reuse.
-pub fn give(mut buffer: Vec<u8>) {
+/// Gives a buffer back for reuse (its length is kept for [`take_initialized`]).
+pub fn give(buffer: Vec<u8>) {
     if buffer.capacity() == 0 || buffer.capacity() > MAX_BYTES {
         return;
     }
-    buffer.clear();
     let mut free = FREE.lock().unwrap_or_else(|p| p.into_inner());
     if free.len() < KEEP {
         free.push(buffer);

@@ -21,7 +21,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 #[cfg(test)]
 use serde_json::value::RawValue;
 
-mod scan;
+pub(crate) mod scan;
 
 /// An event object as (key, raw value text) pairs, in their order, with the
 /// [`Shape`] of each value.

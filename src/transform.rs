@@ -342,9 +342,13 @@ impl Meta<'_> {
 }
 
 /// A JSON string: as it is when nothing in it needs an escape (the common
-/// case, checked in one pass), else through serde_json.
+/// case, checked in one pass without early exit, which vectorises), else
+/// through serde_json.
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|c| c >= b' ' && c != b'"' && c != b'\\') {
+    let escape = s
+        .bytes()
+        .fold(false, |any, c| any | (c < b' ') | (c == b'"') | (c == b'\\'));
+    if !escape {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');

@@ -455,15 +455,17 @@ pub(crate) mod scan {
     /// None when the text ends inside it.
     pub fn string_end(text: &[u8], pos: usize) -> Option<usize> {
         let mut i = pos + 1;
-        // Jump from quote or backslash to the next (memchr2 is vectorised).
-        while let Some(at) = memchr::memchr2(b'"', b'\\', text.get(i..)?) {
-            i += at;
-            if text[i] == b'"' {
-                return Some(i + 1);
+        // Jump from quote or backslash (or control character) to the next,
+        // eight bytes at a time: strings are short, too short for memchr's
+        // set-up to pay.
+        loop {
+            i += crate::raw::scan::plain_run(text.get(i..)?);
+            match *text.get(i)? {
+                b'"' => return Some(i + 1),
+                b'\\' => i += 2,
+                _ => i += 1,
             }
-            i += 2;
         }
-        None
     }
 
     /// The end (exclusive) of the value starting at `pos`, or None when the

@@ -209,7 +209,11 @@ impl Receive for Tally<'_> {
 /// The part of the (decompressed) input being read.
 struct Window<'a> {
     reader: Box<dyn Read + 'a>,
+    /// Read bytes, then room for the next chunk: initialized once, so that
+    /// reading into it does not zero it again for every chunk.
     buf: Vec<u8>,
+    /// How much of `buf` has been read.
+    filled: usize,
     /// Where the unread part of `buf` starts.
     pos: usize,
     eof: bool,
@@ -220,7 +224,8 @@ impl<'a> Window<'a> {
     fn new(reader: Box<dyn Read + 'a>) -> Self {
         Window {
             reader,
-            buf: crate::buffers::take(CHUNK),
+            buf: crate::buffers::take_initialized(CHUNK),
+            filled: 0,
             pos: 0,
             eof: false,
             error: None,
@@ -228,7 +233,7 @@ impl<'a> Window<'a> {
     }
 
     fn rest(&self) -> &[u8] {
-        &self.buf[self.pos..]
+        &self.buf[self.pos..self.filled]
     }
 
     /// Reads another chunk; false at the end of the input (or on an error,
@@ -237,27 +242,34 @@ impl<'a> Window<'a> {
         if self.eof {
             return false;
         }
-        if self.pos > 0 && self.pos * 2 >= self.buf.len() {
-            self.buf.drain(..self.pos);
+        if self.pos > 0 && self.pos * 2 >= self.filled {
+            self.buf.copy_within(self.pos..self.filled, 0);
+            self.filled -= self.pos;
             self.pos = 0;
         }
-        let old = self.buf.len();
-        // read_to_end fills spare capacity without zeroing it first, and
-        // keeps what it read before an error (a truncated gzip stream).
-        let read = (&mut self.reader).take(CHUNK as u64).read_to_end(&mut self.buf);
-        match read {
-            Ok(n) => {
-                if n == 0 {
+        let old = self.filled;
+        let want = old + CHUNK;
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        // Up to a chunk, as much as the reader gives until then; what was
+        // read before an error (a truncated gzip stream) is kept.
+        while self.filled < want {
+            match self.reader.read(&mut self.buf[self.filled..want]) {
+                Ok(0) => {
                     self.eof = true;
+                    break;
                 }
-                n > 0
-            }
-            Err(e) => {
-                self.error = Some(e.to_string());
-                self.eof = true;
-                self.buf.len() > old
+                Ok(n) => self.filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.error = Some(e.to_string());
+                    self.eof = true;
+                    break;
+                }
             }
         }
+        self.filled > old
     }
 
     /// Skips whitespace (and a byte-order mark at the very start); the next
@@ -393,9 +405,9 @@ fn elements(window: &mut Window<'_>, tally: &mut Tally<'_>, what: &str) -> Optio
             Some(b'}') => window.pos += 1,
             Some(b',') => {
                 // Other keys after the Records: not events, skipped.
-                window.pos = window.buf.len();
+                window.pos = window.filled;
                 while window.more() {
-                    window.pos = window.buf.len();
+                    window.pos = window.filled;
                 }
                 return None;
             }

@@ -255,7 +255,7 @@ fn string(b: &[u8], i: usize) -> Option<Str> {
 
 /// How many bytes at the start of `s` are neither a quote, a backslash nor
 /// a control character (eight at a time).
-fn plain_run(s: &[u8]) -> usize {
+pub(crate) fn plain_run(s: &[u8]) -> usize {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let mut n = 0;
@@ -264,14 +264,16 @@ fn plain_run(s: &[u8]) -> usize {
         word.copy_from_slice(chunk);
         let x = u64::from_le_bytes(word);
         // A zero byte in x ^ c: the byte was c. A byte below 0x20: x - 0x20
-        // borrows. Both tests are exact where no byte has its high bit set;
-        // bytes with the high bit are masked out by `!x`.
+        // borrows. Bytes with the high bit are masked out by `!x`. A borrow
+        // may flag bytes above a found one, never below: the lowest flag is
+        // the first such byte.
         let quote = x ^ (LO * b'"' as u64);
         let slash = x ^ (LO * b'\\' as u64);
         let found =
-            (quote.wrapping_sub(LO) & !quote) | (slash.wrapping_sub(LO) & !slash) | (x.wrapping_sub(LO * 0x20) & !x);
-        if found & HI != 0 {
-            break;
+            ((quote.wrapping_sub(LO) & !quote) | (slash.wrapping_sub(LO) & !slash) | (x.wrapping_sub(LO * 0x20) & !x))
+                & HI;
+        if found != 0 {
+            return n + (found.trailing_zeros() / 8) as usize;
         }
         n += 8;
     }
@@ -455,6 +457,33 @@ mod tests {
         ] {
             assert_eq!(plain_run(s), want, "{}", String::from_utf8_lossy(s));
         }
+        // Two bytes of every kind near the ones looked for, at any two
+        // places of a word and the next: as a byte-by-byte loop finds.
+        let scalar = |s: &[u8]| {
+            s.iter()
+                .position(|&c| matches!(c, b'"' | b'\\' | 0..=0x1f))
+                .unwrap_or(s.len())
+        };
+        let kinds = [
+            0x00, 0x01, 0x1f, 0x20, 0x21, b'"', 0x23, b'\\', 0x5b, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff,
+        ];
+        let mut checked = 0;
+        for len in [7, 8, 9, 16, 17, 24] {
+            for p in 0..len {
+                for q in p..len {
+                    for &a in &kinds {
+                        for &b in &kinds {
+                            let mut s = vec![b'x'; len];
+                            s[p] = a;
+                            s[q] = b;
+                            assert_eq!(plain_run(&s), scalar(&s), "{s:?}");
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 100_000, "{checked}");
     }
 
     /// Every corpus event, and every single-byte change to a few of them:
