@@ -31,12 +31,20 @@ pub fn cluster(args: &ClusterArgs) -> Result<ClusterConfig> {
             Ok(cloud) => cloud,
             Err(e) => return usage(format!("--cloud-id is not an Elastic Cloud id: {e}")),
         };
-        return endpoint(cloud.url.as_str(), "--cloud-id", &args.auth);
+        let config = endpoint(cloud.url.as_str(), "--cloud-id", &args.auth)?;
+        return Ok(ClusterConfig {
+            compress: args.compress,
+            ..config
+        });
     }
     let Some(text) = args.url.as_deref() else {
         return usage("no cluster given: pass --url http://HOST:9200 or --cloud-id (or set CTINDEX_URL)");
     };
-    endpoint(text, "--url", &args.auth)
+    let config = endpoint(text, "--url", &args.auth)?;
+    Ok(ClusterConfig {
+        compress: args.compress,
+        ..config
+    })
 }
 
 /// Resolves `dashboards install`'s server: `--kibana-url` and the same
@@ -102,6 +110,7 @@ fn endpoint(text: &str, option: &str, args: &AuthArgs) -> Result<ClusterConfig> 
         ca_cert: args.ca_cert.clone(),
         insecure: args.insecure,
         timeout: Duration::from_secs(args.timeout.max(1)),
+        compress: false,
     })
 }
 
@@ -228,6 +237,7 @@ mod tests {
                 insecure: false,
                 timeout: 30,
             },
+            compress: false,
         }
     }
 

@@ -70,6 +70,8 @@ struct Shared {
     injected: Mutex<BTreeMap<&'static str, u32>>,
     refuse_until: Mutex<Option<Instant>>,
     stop: AtomicBool,
+    /// Each bulk request's `content-encoding` and body as received.
+    bulk_bodies: Mutex<Vec<(Option<String>, Vec<u8>)>>,
 }
 
 /// An HTTP/1.1 proxy on 127.0.0.1, one request per connection, that
@@ -90,6 +92,7 @@ impl Proxy {
             injected: Mutex::new(BTreeMap::new()),
             refuse_until: Mutex::new(None),
             stop: AtomicBool::new(false),
+            bulk_bodies: Mutex::new(Vec::new()),
         });
         let accepting = shared.clone();
         std::thread::spawn(move || accept(listener, addr, &accepting));
@@ -97,6 +100,11 @@ impl Proxy {
             url: format!("http://{addr}"),
             shared,
         }
+    }
+
+    /// Each bulk request's `content-encoding` and body as received.
+    fn bulk_bodies(&self) -> Vec<(Option<String>, Vec<u8>)> {
+        self.shared.bulk_bodies.lock().unwrap().clone()
     }
 
     /// How many faults of each kind were injected.
@@ -187,6 +195,14 @@ fn handle(mut client: TcpStream, shared: &Shared) {
         return;
     };
     request.body = body;
+    if request.target.contains("_bulk") {
+        let encoding = request.headers.get("content-encoding").cloned();
+        shared
+            .bulk_bodies
+            .lock()
+            .unwrap()
+            .push((encoding, request.body.clone()));
+    }
     match fault {
         Fault::Status(status) => {
             let kind = match status {
@@ -1205,4 +1221,41 @@ fn a_stop_while_connecting_ends_the_run_at_once() {
     );
     let s = support::summary(&dir.path().join("summary.json"));
     assert_eq!(s["interrupted"], json!(true));
+}
+
+#[test]
+fn compressed_requests_are_gzip_on_the_wire_and_indexed_in_full() {
+    for cluster in support::clusters("compressed_requests_are_gzip_on_the_wire_and_indexed_in_full") {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("trail");
+        let oracle = clean_corpus(&source);
+        let proxy = Proxy::start(&cluster.url, Box::new(|_| Fault::Pass));
+        let prefix = support::prefix("gzip");
+        let args = import_args(
+            &source,
+            &proxy.url,
+            &prefix,
+            dir.path(),
+            &["--compress", "--batch-bytes", "200KB"],
+        );
+        let run = run(dir.path(), &args);
+        let ctx = format!("{}\n{}", cluster.name, tail(&run.stderr));
+        assert_eq!(run.code, 0, "{ctx}");
+        let bodies = proxy.bulk_bodies();
+        assert!(bodies.len() > 2, "{} bulk requests: {ctx}", bodies.len());
+        let mut on_the_wire = 0;
+        for (encoding, body) in &bodies {
+            assert_eq!(encoding.as_deref(), Some("gzip"), "{ctx}");
+            let mut plain = Vec::new();
+            flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut plain).unwrap();
+            assert!(plain.ends_with(b"\n") && plain.starts_with(b"{"), "{ctx}");
+            on_the_wire += body.len();
+        }
+        // The summary counts the bodies before compression.
+        let s = support::summary(&dir.path().join("summary.json"));
+        let built = number(&s, "bulk_bytes") as usize;
+        assert!(on_the_wire * 3 < built, "{on_the_wire} bytes sent for {built}: {ctx}");
+        assert_exact(&cluster, &prefix, &oracle, &ctx);
+        cluster.cleanup(&prefix);
+    }
 }
