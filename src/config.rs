@@ -26,21 +26,18 @@ pub fn usage<T>(message: impl Into<String>) -> Result<T> {
 
 /// Resolves the cluster options; `--url` must be set.
 pub fn cluster(args: &ClusterArgs) -> Result<ClusterConfig> {
-    if let (None, Some(id)) = (&args.url, &args.cloud_id) {
+    let config = if let (None, Some(id)) = (&args.url, &args.cloud_id) {
         let cloud = match elasticsearch::http::transport::CloudId::parse(id) {
             Ok(cloud) => cloud,
             Err(e) => return usage(format!("--cloud-id is not an Elastic Cloud id: {e}")),
         };
-        let config = endpoint(cloud.url.as_str(), "--cloud-id", &args.auth)?;
-        return Ok(ClusterConfig {
-            compress: args.compress,
-            ..config
-        });
-    }
-    let Some(text) = args.url.as_deref() else {
-        return usage("no cluster given: pass --url http://HOST:9200 or --cloud-id (or set CTINDEX_URL)");
+        endpoint(cloud.url.as_str(), "--cloud-id", &args.auth)?
+    } else {
+        let Some(text) = args.url.as_deref() else {
+            return usage("no cluster given: pass --url http://HOST:9200 or --cloud-id (or set CTINDEX_URL)");
+        };
+        endpoint(text, "--url", &args.auth)?
     };
-    let config = endpoint(text, "--url", &args.auth)?;
     Ok(ClusterConfig {
         compress: args.compress,
         ..config
