@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
 
 use crate::progress::ProgressMode;
 
@@ -65,7 +66,7 @@ pub enum Command {
 pub struct ClusterArgs {
     /// Elasticsearch or OpenSearch URL, e.g. http://127.0.0.1:9200 (user:password@ in the URL works too).
     #[arg(long, env = "CTINDEX_URL", value_name = "URL", hide_env_values = true)]
-    pub url: Option<String>,
+    pub url: Option<UrlArg>,
 
     /// Elastic Cloud deployment id (instead of --url), as the Cloud console shows it.
     #[arg(long, env = "CTINDEX_CLOUD_ID", value_name = "ID", conflicts_with = "url")]
@@ -90,16 +91,16 @@ pub struct AuthArgs {
     pub user: Option<String>,
 
     /// Password for basic authentication (prefer the environment variable or --password-file).
-    #[arg(long, env = "CTINDEX_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
+    #[arg(long, env = "CTINDEX_PASSWORD", value_name = "PASSWORD", hide_env_values = true, value_parser = secret)]
+    pub password: Option<SecretString>,
 
     /// Read the password from this file (first line).
     #[arg(long, value_name = "FILE", conflicts_with = "password")]
     pub password_file: Option<PathBuf>,
 
     /// API key (the base64 "encoded" form that Kibana and the API return).
-    #[arg(long, env = "CTINDEX_API_KEY", value_name = "KEY", hide_env_values = true, conflicts_with_all = ["user", "bearer_token"])]
-    pub api_key: Option<String>,
+    #[arg(long, env = "CTINDEX_API_KEY", value_name = "KEY", hide_env_values = true, conflicts_with_all = ["user", "bearer_token"], value_parser = secret)]
+    pub api_key: Option<SecretString>,
 
     /// Read the API key from this file (first line; e.g. a mounted Kubernetes secret).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["api_key", "user", "bearer_token"])]
@@ -119,9 +120,22 @@ pub struct AuthArgs {
         env = "CTINDEX_BEARER_TOKEN",
         value_name = "TOKEN",
         hide_env_values = true,
-        conflicts_with = "user"
+        conflicts_with = "user",
+        value_parser = secret
     )]
-    pub bearer_token: Option<String>,
+    pub bearer_token: Option<SecretString>,
+
+    /// Sign every request with AWS Signature V4 (Amazon OpenSearch Service and Serverless),
+    /// with the AWS credential chain (environment, --profile, SSO, IRSA, container and
+    /// instance roles). Service and region are taken from *.es.amazonaws.com and
+    /// *.aoss.amazonaws.com host names.
+    #[arg(long, conflicts_with_all = ["user", "api_key", "api_key_file", "bearer_token", "bearer_token_file", "client_cert"])]
+    pub aws_sigv4: bool,
+
+    /// The AWS service to sign for with --aws-sigv4: es (OpenSearch Service domains) or aoss
+    /// (OpenSearch Serverless collections). Default: from the host name, else es.
+    #[arg(long, value_enum, value_name = "SERVICE", requires = "aws_sigv4")]
+    pub aws_service: Option<crate::http::sigv4::Service>,
 
     /// Trust this CA certificate (PEM) besides the system roots.
     #[arg(long, env = "CTINDEX_CA_CERT", value_name = "FILE")]
@@ -153,16 +167,24 @@ pub struct IndexArgs {
     pub replicas: Option<u32>,
 }
 
-/// Which S3 objects to read, and how to reach S3.
-#[derive(Debug, Clone, Args)]
-pub struct S3Args {
-    /// AWS profile for S3 (from ~/.aws/config; SSO profiles work).
+/// The AWS profile and region: for S3, and for signing cluster requests (--aws-sigv4).
+#[derive(Debug, Clone, Default, Args)]
+pub struct AwsArgs {
+    /// AWS profile (from ~/.aws/config; SSO profiles work), for S3 and --aws-sigv4.
     #[arg(long, env = "AWS_PROFILE", value_name = "NAME")]
     pub profile: Option<String>,
 
-    /// AWS region of the bucket (default: the profile's or AWS_REGION, else us-east-1).
+    /// AWS region: of the bucket, and of the cluster for --aws-sigv4 when its host name does
+    /// not say (default: the profile's or AWS_REGION, else us-east-1).
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
+}
+
+/// Which S3 objects to read, and how to reach S3.
+#[derive(Debug, Clone, Args)]
+pub struct S3Args {
+    #[command(flatten)]
+    pub aws: AwsArgs,
 
     /// S3-compatible endpoint (MinIO, Ceph, a local test server); uses path-style addressing.
     #[arg(long, env = "CTINDEX_S3_ENDPOINT", value_name = "URL")]
@@ -373,6 +395,9 @@ pub struct SetupArgs {
     pub cluster: ClusterArgs,
 
     #[command(flatten)]
+    pub aws: AwsArgs,
+
+    #[command(flatten)]
     pub index: IndexArgs,
 
     /// Print the template that would be installed (for the flavour given) and exit.
@@ -395,7 +420,7 @@ pub enum DashboardsCommand {
 pub struct DashboardsInstallArgs {
     /// Kibana or OpenSearch Dashboards URL, e.g. http://127.0.0.1:5601 (with its base path, if any).
     #[arg(long, env = "CTINDEX_KIBANA_URL", value_name = "URL", hide_env_values = true)]
-    pub kibana_url: Option<String>,
+    pub kibana_url: Option<UrlArg>,
 
     /// Kibana space to install into (default: the default space). Kibana only.
     #[arg(long, value_name = "ID")]
@@ -416,6 +441,9 @@ pub struct DashboardsInstallArgs {
 
     #[command(flatten)]
     pub auth: AuthArgs,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -432,6 +460,30 @@ pub struct DashboardsExportArgs {
     /// Write to this file instead of stdout ('-' for stdout).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+/// A secret typed on the command line or taken from the environment: never
+/// printed, not even by `Debug`.
+fn secret(text: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(text.to_string()))
+}
+
+/// A server URL as typed. It may carry `user:password@`, so its `Debug`
+/// shows it without the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UrlArg(pub String);
+
+impl std::fmt::Debug for UrlArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", crate::config::redact_url(&self.0))
+    }
+}
+
+impl std::str::FromStr for UrlArg {
+    type Err = std::convert::Infallible;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(UrlArg(text.to_string()))
+    }
 }
 
 /// Parses "5MB", "512KiB", "1.5MiB", "1000" into bytes.

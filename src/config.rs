@@ -5,11 +5,13 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use elasticsearch::http::Url;
+use secrecy::{SecretSlice, SecretString};
 
-use crate::cli::{AuthArgs, ClusterArgs, FilterArgs, S3Args};
+use crate::aws::AwsOptions;
+use crate::cli::{AuthArgs, AwsArgs, ClusterArgs, FilterArgs, S3Args, UrlArg};
 use crate::filter::{DEFAULT_DROP, FieldFilter};
-use crate::sink::client::{Auth, ClusterConfig};
+use crate::http::sigv4::{AwsAuth, Service};
+use crate::http::{Auth, ServerConfig, Url};
 use crate::source::Selection;
 use crate::source::layout::{Days, day_text, is_account, today};
 use crate::source::s3::S3Options;
@@ -24,21 +26,21 @@ pub fn usage<T>(message: impl Into<String>) -> Result<T> {
     Err(UsageError(message.into()).into())
 }
 
-/// Resolves the cluster options; `--url` must be set.
-pub fn cluster(args: &ClusterArgs) -> Result<ClusterConfig> {
+/// Resolves the cluster options; `--url` or `--cloud-id` must be set.
+pub fn cluster(args: &ClusterArgs, aws: &AwsArgs) -> Result<ServerConfig> {
     let config = if let (None, Some(id)) = (&args.url, &args.cloud_id) {
-        let cloud = match elasticsearch::http::transport::CloudId::parse(id) {
-            Ok(cloud) => cloud,
+        let url = match crate::http::cloud_id_url(id) {
+            Ok(url) => url,
             Err(e) => return usage(format!("--cloud-id is not an Elastic Cloud id: {e}")),
         };
-        endpoint(cloud.url.as_str(), "--cloud-id", &args.auth)?
+        endpoint(url.as_str(), "--cloud-id", &args.auth, aws)?
     } else {
-        let Some(text) = args.url.as_deref() else {
+        let Some(UrlArg(text)) = &args.url else {
             return usage("no cluster given: pass --url http://HOST:9200 or --cloud-id (or set CTINDEX_URL)");
         };
-        endpoint(text, "--url", &args.auth)?
+        endpoint(text, "--url", &args.auth, aws)?
     };
-    Ok(ClusterConfig {
+    Ok(ServerConfig {
         compress: args.compress,
         ..config
     })
@@ -46,18 +48,18 @@ pub fn cluster(args: &ClusterArgs) -> Result<ClusterConfig> {
 
 /// Resolves `dashboards install`'s server: `--kibana-url` and the same
 /// credential options as the cluster's.
-pub fn kibana(url: Option<&str>, auth: &AuthArgs) -> Result<ClusterConfig> {
-    let Some(text) = url else {
+pub fn kibana(url: Option<&UrlArg>, auth: &AuthArgs, aws: &AwsArgs) -> Result<ServerConfig> {
+    let Some(UrlArg(text)) = url else {
         return usage(
             "no Kibana given: pass --kibana-url http://HOST:5601 (or set CTINDEX_KIBANA_URL), \
              or write the NDJSON with `ctindex dashboards export` and import it by hand",
         );
     };
-    endpoint(text, "--kibana-url", auth)
+    endpoint(text, "--kibana-url", auth, aws)
 }
 
 /// Resolves a URL given with `option` and the credential, TLS and timeout options.
-fn endpoint(text: &str, option: &str, args: &AuthArgs) -> Result<ClusterConfig> {
+fn endpoint(text: &str, option: &str, args: &AuthArgs, aws: &AwsArgs) -> Result<ServerConfig> {
     let url = match Url::parse(text) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => url,
         Ok(_) => {
@@ -71,27 +73,55 @@ fn endpoint(text: &str, option: &str, args: &AuthArgs) -> Result<ClusterConfig> 
     let password = secret(&args.password, &args.password_file, "--password-file")?;
     let api_key = secret(&args.api_key, &args.api_key_file, "--api-key-file")?;
     let bearer = secret(&args.bearer_token, &args.bearer_token_file, "--bearer-token-file")?;
-    let auth = match (&args.user, password, api_key, bearer, &args.client_cert) {
-        (Some(user), Some(password), None, None, None) => Auth::Basic {
+    let sigv4 = args.aws_sigv4.then(|| sigv4_auth(&url, args, aws));
+    let auth = match (&args.user, password, api_key, bearer, &args.client_cert, sigv4) {
+        (Some(user), Some(password), None, None, None, None) => Auth::Basic {
             user: user.clone(),
             password,
         },
-        (Some(_), None, _, _, _) => {
+        (Some(_), None, _, _, _, _) => {
             return usage("--user needs a password: set CTINDEX_PASSWORD or --password-file");
         }
-        (None, Some(_), _, _, _) => return usage("a password was given without --user"),
-        (None, None, Some(key), None, None) => Auth::ApiKey(key),
-        (None, None, None, Some(token), None) => Auth::Bearer(token),
-        (None, None, None, None, Some(path)) => match std::fs::read(path) {
-            Ok(pem) => Auth::ClientCert(pem),
+        (None, Some(_), _, _, _, _) => return usage("a password was given without --user"),
+        (None, None, Some(key), None, None, None) => Auth::ApiKey(key),
+        (None, None, None, Some(token), None, None) => Auth::Bearer(token),
+        (None, None, None, None, Some(path), None) => match std::fs::read(path) {
+            Ok(pem) => Auth::ClientCert(SecretSlice::from(pem)),
             Err(e) => return usage(format!("--client-cert {}: {e}", path.display())),
         },
-        (None, None, None, None, None) => Auth::None,
-        _ => return usage("give only one of --user/--password, --api-key, --bearer-token and --client-cert"),
+        (None, None, None, None, None, Some(aws)) => Auth::Aws(aws),
+        (None, None, None, None, None, None) => Auth::None,
+        _ => {
+            return usage(
+                "give only one of --user/--password, --api-key, --bearer-token, --client-cert and --aws-sigv4",
+            );
+        }
     };
+    // The process list (ps, /proc/PID/cmdline) shows every argument.
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.iter().any(|a| a == "--password" || a.starts_with("--password=")) {
+        tracing::warn!(
+            "--password on the command line shows in the process list: prefer CTINDEX_PASSWORD or --password-file"
+        );
+    }
+    for (flag, instead) in [
+        ("--api-key", "CTINDEX_API_KEY or --api-key-file"),
+        ("--bearer-token", "CTINDEX_BEARER_TOKEN or --bearer-token-file"),
+    ] {
+        if argv.iter().any(|a| a == flag || a.starts_with(&format!("{flag}="))) {
+            tracing::warn!("{flag} on the command line shows in the process list: prefer {instead}");
+        }
+    }
+    if crate::http::has_password(&url) {
+        tracing::warn!(
+            "{option} holds a password, which shows in the process list (and in shell history): prefer --user \
+             with CTINDEX_PASSWORD or --password-file"
+        );
+    }
     if args.insecure {
         tracing::warn!(
-            "--insecure: the TLS certificate of {} is not verified",
+            "--insecure: the TLS certificate of {} is not verified; anyone between here and the server can \
+             read and change what is sent, credentials included",
             redact_url(text)
         );
         if let Some(ca) = &args.ca_cert {
@@ -101,7 +131,7 @@ fn endpoint(text: &str, option: &str, args: &AuthArgs) -> Result<ClusterConfig> 
             );
         }
     }
-    Ok(ClusterConfig {
+    Ok(ServerConfig {
         url,
         auth,
         ca_cert: args.ca_cert.clone(),
@@ -111,12 +141,42 @@ fn endpoint(text: &str, option: &str, args: &AuthArgs) -> Result<ClusterConfig> 
     })
 }
 
+/// SigV4 for this URL: `--aws-service` and `--region` when given, else what
+/// an `*.amazonaws.com` host name says, else `es` and the AWS default region.
+fn sigv4_auth(url: &Url, args: &AuthArgs, aws: &AwsArgs) -> AwsAuth {
+    let inferred = url.host_str().and_then(crate::http::sigv4::infer);
+    let service = args
+        .aws_service
+        .or(inferred.as_ref().map(|(service, _)| *service))
+        .unwrap_or(Service::Es);
+    let region = inferred.map(|(_, region)| region).or_else(|| aws.region.clone());
+    AwsAuth {
+        service,
+        region,
+        options: aws_options(aws),
+    }
+}
+
+/// The AWS profile and region.
+pub fn aws_options(aws: &AwsArgs) -> AwsOptions {
+    AwsOptions {
+        profile: aws.profile.clone(),
+        region: aws.region.clone(),
+    }
+}
+
 /// A secret given directly (flag or environment) or in a file (its first line).
-fn secret(value: &Option<String>, file: &Option<std::path::PathBuf>, option: &str) -> Result<Option<String>> {
+fn secret(
+    value: &Option<SecretString>,
+    file: &Option<std::path::PathBuf>,
+    option: &str,
+) -> Result<Option<SecretString>> {
     match (value, file) {
         (Some(v), _) => Ok(Some(v.clone())),
         (None, Some(path)) => match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Some(text.lines().next().unwrap_or("").trim().to_string())),
+            Ok(text) => Ok(Some(SecretString::from(
+                text.lines().next().unwrap_or("").trim().to_string(),
+            ))),
             Err(e) => usage(format!("{option} {}: {e}", path.display())),
         },
         (None, None) => Ok(None),
@@ -168,8 +228,7 @@ pub fn s3(args: &S3Args) -> Result<S3Options> {
         ));
     }
     Ok(S3Options {
-        profile: args.profile.clone(),
-        region: args.region.clone(),
+        aws: aws_options(&args.aws),
         endpoint_url: args.endpoint_url.clone(),
         max_bytes_in_flight: args.max_bytes_in_flight as u64,
     })
@@ -205,7 +264,7 @@ pub fn index_prefix(prefix: &str) -> Result<String> {
 /// The URL with any password replaced, for messages.
 pub fn redact_url(text: &str) -> String {
     match Url::parse(text) {
-        Ok(url) => crate::sink::client::display_url(&url),
+        Ok(url) => crate::http::display_url(&url),
         Err(_) => match text.rfind('@') {
             Some(at) => format!("***{}", &text[at..]),
             None => text.to_string(),
@@ -217,9 +276,11 @@ pub fn redact_url(text: &str) -> String {
 mod tests {
     use super::*;
 
+    use secrecy::ExposeSecret;
+
     fn args(url: Option<&str>) -> ClusterArgs {
         ClusterArgs {
-            url: url.map(String::from),
+            url: url.map(|u| UrlArg(u.to_string())),
             cloud_id: None,
             auth: AuthArgs {
                 user: None,
@@ -230,12 +291,22 @@ mod tests {
                 bearer_token: None,
                 bearer_token_file: None,
                 client_cert: None,
+                aws_sigv4: false,
+                aws_service: None,
                 ca_cert: None,
                 insecure: false,
                 timeout: 30,
             },
             compress: false,
         }
+    }
+
+    fn cluster(a: &ClusterArgs) -> Result<ServerConfig> {
+        super::cluster(a, &AwsArgs::default())
+    }
+
+    fn url_arg(text: &str) -> UrlArg {
+        UrlArg(text.to_string())
     }
 
     #[test]
@@ -245,7 +316,7 @@ mod tests {
         std::fs::write(&key, "c2VjcmV0LWtleQ==\n").unwrap();
         let mut a = args(Some("https://h:9243"));
         a.auth.api_key_file = Some(key);
-        assert!(matches!(cluster(&a).unwrap().auth, Auth::ApiKey(k) if k == "c2VjcmV0LWtleQ=="));
+        assert!(matches!(cluster(&a).unwrap().auth, Auth::ApiKey(k) if k.expose_secret() == "c2VjcmV0LWtleQ=="));
         a.auth.api_key_file = Some(dir.path().join("missing"));
         assert!(cluster(&a).unwrap_err().downcast_ref::<UsageError>().is_some());
 
@@ -269,20 +340,80 @@ mod tests {
         let mut a = args(Some("https://h"));
         a.auth.user = Some("elastic".into());
         assert!(cluster(&a).is_err());
-        a.auth.password = Some("pw".into());
+        a.auth.password = Some(SecretString::from("pw"));
         assert!(matches!(cluster(&a).unwrap().auth, Auth::Basic { .. }));
+        // Nothing of the arguments' Debug shows a secret, the URL's password included.
+        let mut shown = args(Some("https://elastic:hunter2@h:9200"));
+        shown.auth.password = Some(SecretString::from("pw-secret"));
+        shown.auth.api_key = Some(SecretString::from("key-secret"));
+        shown.auth.bearer_token = Some(SecretString::from("token-secret"));
+        let debug = format!("{shown:?}");
+        for secret in ["hunter2", "pw-secret", "key-secret", "token-secret"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
         // Kibana takes the same credentials, and names its own option in errors.
-        let k = kibana(Some("https://kibana:5601/base"), &a.auth).unwrap();
+        let aws = AwsArgs::default();
+        let k = kibana(Some(&url_arg("https://kibana:5601/base")), &a.auth, &aws).unwrap();
         assert!(matches!(k.auth, Auth::Basic { .. }));
-        assert!(kibana(None, &a.auth).unwrap_err().to_string().contains("--kibana-url"));
-        let err = kibana(Some("kibana:5601"), &a.auth).unwrap_err().to_string();
+        assert!(
+            kibana(None, &a.auth, &aws)
+                .unwrap_err()
+                .to_string()
+                .contains("--kibana-url")
+        );
+        let err = kibana(Some(&url_arg("kibana:5601")), &a.auth, &aws)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--kibana-url"), "{err}");
+    }
+
+    #[test]
+    fn sigv4_service_and_region() {
+        let sigv4 = |url: &str, service: Option<Service>, region: Option<&str>| {
+            let mut a = args(Some(url));
+            a.auth.aws_sigv4 = true;
+            a.auth.aws_service = service;
+            let aws = AwsArgs {
+                profile: None,
+                region: region.map(String::from),
+            };
+            match super::cluster(&a, &aws).unwrap().auth {
+                Auth::Aws(auth) => (auth.service, auth.region),
+                other => panic!("{other:?}"),
+            }
+        };
+        // The host name says both, and wins over --region (the bucket's).
+        assert_eq!(
+            sigv4(
+                "https://search-ct-x1.eu-west-1.es.amazonaws.com",
+                None,
+                Some("us-east-1")
+            ),
+            (Service::Es, Some("eu-west-1".into()))
+        );
+        assert_eq!(
+            sigv4("https://abc.us-east-2.aoss.amazonaws.com", None, None),
+            (Service::Aoss, Some("us-east-2".into()))
+        );
+        // Elsewhere (a custom endpoint, a proxy): --aws-service and --region, default es.
+        assert_eq!(
+            sigv4("http://127.0.0.1:9206", None, Some("us-east-1")),
+            (Service::Es, Some("us-east-1".into()))
+        );
+        assert_eq!(
+            sigv4("https://logs.example.com", Some(Service::Aoss), None),
+            (Service::Aoss, None)
+        );
+        let mut a = args(Some("https://h"));
+        a.auth.aws_sigv4 = true;
+        a.auth.user = Some("u".into());
+        a.auth.password = Some(SecretString::from("pw"));
+        assert!(cluster(&a).is_err());
     }
 
     fn s3_args() -> S3Args {
         S3Args {
-            profile: None,
-            region: None,
+            aws: AwsArgs::default(),
             endpoint_url: None,
             accounts: Vec::new(),
             regions: Vec::new(),

@@ -5,16 +5,19 @@
 //! with the NDJSON as the multipart field `file` (a name ending in `.ndjson`)
 //! and both `kbn-xsrf` (Kibana) and `osd-xsrf` (OpenSearch Dashboards), so
 //! the same request works on either product. Credentials and TLS come from
-//! the same options as the cluster's ([`ClusterConfig`]).
+//! the same options as the cluster's, through [`crate::http`] (SigV4 too,
+//! for OpenSearch Dashboards on Amazon OpenSearch Service).
 //!
-//! Invariant, as in [`crate::sink::client`]: no credential appears in a
+//! Invariant, as in [`crate::http`]: no credential appears in a
 //! message; URLs are shown without their user info.
 
-use anyhow::{Context, Result};
-use elasticsearch::http::Url;
+use anyhow::Result;
+use bytes::Bytes;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde_json::Value;
 
-use crate::sink::client::{Auth, ClusterConfig, display_url, take_user_info};
+use crate::http::explain::truncate;
+use crate::http::{Client, Method, SendError, ServerConfig};
 
 /// The name the NDJSON is uploaded under (the API wants `.ndjson`).
 pub const FILE_NAME: &str = "ctindex.ndjson";
@@ -195,55 +198,44 @@ pub struct Imported {
 
 /// A client for one Kibana or OpenSearch Dashboards.
 pub struct Kibana {
-    client: reqwest::Client,
-    /// Base URL without user info and without a trailing slash (it may
-    /// carry a base path such as `/kibana`).
-    base: String,
-    auth: Auth,
+    client: Client,
 }
 
 impl std::fmt::Debug for Kibana {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Kibana({})", self.base)
+        write!(f, "Kibana({})", self.client.url())
     }
 }
 
+/// The multipart boundary: a fixed string that cannot occur in the NDJSON,
+/// whose lines are JSON objects (they never start with `--`).
+const BOUNDARY: &str = "ctindex-saved-objects-6b1f0a9e";
+
+/// The import request's body: one multipart field `file` holding the NDJSON.
+/// Built whole, so that a SigV4 signature covers it.
+fn multipart_body(ndjson: &str) -> Bytes {
+    let mut body = String::with_capacity(ndjson.len() + 256);
+    body.push_str(&format!("--{BOUNDARY}\r\n"));
+    body.push_str(&format!(
+        "Content-Disposition: form-data; name=\"file\"; filename=\"{FILE_NAME}\"\r\n"
+    ));
+    body.push_str("Content-Type: application/ndjson\r\n\r\n");
+    body.push_str(ndjson);
+    body.push_str(&format!("\r\n--{BOUNDARY}--\r\n"));
+    Bytes::from(body)
+}
+
 impl Kibana {
-    /// Builds the HTTP client (credentials, CA, --insecure, timeout).
-    pub fn new(config: &ClusterConfig) -> Result<Kibana> {
-        let mut url: Url = config.url.clone();
-        let mut auth = config.auth.clone();
-        if let (Some(found), Auth::None) = (take_user_info(&mut url), &auth) {
-            auth = found;
-        }
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(config.timeout)
-            .user_agent(concat!("ctindex/", env!("CARGO_PKG_VERSION")));
-        if config.insecure {
-            builder = builder.danger_accept_invalid_certs(true);
-        } else if let Some(path) = &config.ca_cert {
-            let pem = std::fs::read(path).with_context(|| format!("cannot read the CA file {}", path.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
-            builder = builder.add_root_certificate(cert);
-        }
-        if let Auth::ClientCert(pem) = &auth {
-            let identity =
-                reqwest::Identity::from_pem(pem).context("the --client-cert file is not a PEM certificate and key")?;
-            builder = builder.identity(identity);
-        }
-        let client = builder.build().context("cannot set up the HTTP client")?;
+    /// Builds the HTTP client (credentials, CA, --insecure, timeout, SigV4).
+    pub async fn new(config: &ServerConfig) -> Result<Kibana> {
         Ok(Kibana {
-            client,
-            base: display_url(&url),
-            auth,
+            client: Client::new(config).await?,
         })
     }
 
     /// The URL shown to users (no credentials).
     pub fn url(&self) -> &str {
-        &self.base
+        self.client.url()
     }
 
     /// The import path, within a Kibana space when one is given.
@@ -258,27 +250,29 @@ impl Kibana {
     /// with the same ids).
     pub async fn import(&self, space: Option<&str>, ndjson: String) -> Result<Imported, KibanaError> {
         let path = Kibana::import_path(space);
-        let part = reqwest::multipart::Part::text(ndjson)
-            .file_name(FILE_NAME)
-            .mime_str("application/ndjson")
-            .map_err(|e| self.connection_error(&e))?;
-        let form = reqwest::multipart::Form::new().part("file", part);
-        let mut request = self
+        let mut headers = HeaderMap::new();
+        headers.insert("kbn-xsrf", HeaderValue::from_static("ctindex"));
+        headers.insert("osd-xsrf", HeaderValue::from_static("ctindex"));
+        let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+        if let Ok(value) = HeaderValue::from_str(&content_type) {
+            headers.insert(CONTENT_TYPE, value);
+        }
+        let answer = self
             .client
-            .post(format!("{}{path}", self.base))
-            .header("kbn-xsrf", "ctindex")
-            .header("osd-xsrf", "ctindex")
-            .multipart(form);
-        request = match &self.auth {
-            Auth::None => request,
-            Auth::Basic { user, password } => request.basic_auth(user, Some(password)),
-            Auth::ApiKey(key) => request.header("authorization", format!("ApiKey {key}")),
-            Auth::Bearer(token) => request.bearer_auth(token),
-            Auth::ClientCert(_) => request,
+            .send(Method::POST, &path, headers, Some(multipart_body(&ndjson)), None)
+            .await;
+        let (status, headers, body) = match answer {
+            Ok(response) => (response.status, response.headers, response.body),
+            Err(SendError::Connection { url, message }) => return Err(KibanaError::Connection { url, message }),
+            Err(SendError::Status { status, body, .. }) => {
+                return Err(KibanaError::Status {
+                    path,
+                    status,
+                    message: error_message(body.as_bytes()),
+                    hint: hint(status),
+                });
+            }
         };
-        let response = request.send().await.map_err(|e| self.connection_error(&e))?;
-        let status = response.status().as_u16();
-        let headers = response.headers();
         let product = if headers.contains_key("osd-name") {
             Some(Product::OpensearchDashboards)
         } else if headers.contains_key("kbn-name") {
@@ -286,15 +280,6 @@ impl Kibana {
         } else {
             None
         };
-        let body = response.bytes().await.map_err(|e| self.connection_error(&e))?;
-        if !(200..300).contains(&status) {
-            return Err(KibanaError::Status {
-                path,
-                status,
-                message: error_message(&body),
-                hint: hint(status),
-            });
-        }
         match read_import_answer(&body) {
             Ok(answer) => Ok(Imported { answer, product }),
             Err(why) => Err(KibanaError::Answer {
@@ -302,14 +287,6 @@ impl Kibana {
                 status,
                 body: format!("{why}: {}", truncate(&String::from_utf8_lossy(&body), 300)),
             }),
-        }
-    }
-
-    fn connection_error(&self, e: &dyn std::error::Error) -> KibanaError {
-        let message = crate::sink::client::error_chain(e);
-        KibanaError::Connection {
-            url: self.base.clone(),
-            message,
         }
     }
 }
@@ -350,17 +327,6 @@ fn hint(status: u16) -> &'static str {
         413 => " (the server's maximum payload is too small: raise server.maxPayload)",
         _ => "",
     }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut cut = max;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &s[..cut])
 }
 
 #[cfg(test)]

@@ -7,17 +7,20 @@
 //! - [`decode`]: gzip and the container shapes, bytes to events;
 //! - [`transform`]: id, field filter ([`filter`]), classification
 //!   ([`classify`]), monthly index; [`normalize`] fits events to the template;
-//! - [`sink`]: bulk encoding, the HTTP client, retries, the index template;
+//! - [`sink`]: bulk encoding, the cluster connection, retries, the index template;
 //! - [`pipeline`]: the stage tasks and the bounded queues between them;
 //! - [`progress`] and [`dlq`]: counters, progress display, summary, dead letters.
 //!
 //! Beside the data flow: [`dashboards`] (the saved objects for Kibana and
-//! OpenSearch Dashboards, pure) and [`kibana`] (their import API).
+//! OpenSearch Dashboards, pure) and [`kibana`] (their import API). Both the
+//! sink and Kibana talk HTTP through [`http`] (credentials, TLS, AWS SigV4,
+//! errors explained); [`aws`] is the AWS configuration S3 and SigV4 share.
 //!
 //! [`cli`] is what the user typed, [`config`] what it resolves to, [`cmd`] one
 //! file per subcommand. `main.rs` only maps the result to an exit code.
 
 pub mod assets;
+pub mod aws;
 pub mod buffers;
 pub mod classify;
 pub mod cli;
@@ -28,6 +31,7 @@ pub mod decode;
 pub mod dlq;
 pub mod export;
 pub mod filter;
+pub mod http;
 pub mod kibana;
 pub mod normalize;
 pub mod pipeline;

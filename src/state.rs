@@ -28,8 +28,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::http::Method;
 use anyhow::{Context, Result, bail};
-use elasticsearch::http::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -211,16 +211,16 @@ impl StateStore {
     /// added to an older one's mappings).
     pub async fn in_cluster(cluster: Cluster, index: &str) -> Result<StateStore> {
         let body: Value = serde_json::from_str(assets::STATE_INDEX).context("the embedded state index is not JSON")?;
-        let exists = cluster.send(Method::Head, &format!("/{index}"), None).await;
+        let exists = cluster.send(Method::HEAD, &format!("/{index}"), None).await;
         match exists {
             Ok(_) => {
                 cluster
-                    .json(Method::Put, &format!("/{index}/_mapping"), Some(&body["mappings"]))
+                    .json(Method::PUT, &format!("/{index}/_mapping"), Some(&body["mappings"]))
                     .await
                     .with_context(|| format!("cannot update the mappings of the sync state index {index}"))?;
             }
             Err(SendError::Status { status: 404, .. }) => {
-                match cluster.json(Method::Put, &format!("/{index}"), Some(&body)).await {
+                match cluster.json(Method::PUT, &format!("/{index}"), Some(&body)).await {
                     Ok(_) => {}
                     Err(e) if e.to_string().contains("resource_already_exists_exception") => {}
                     Err(e) => return Err(e.context(format!("cannot create the sync state index {index}"))),
@@ -507,7 +507,7 @@ impl StateStore {
                    "pid": pid, "expires_ms": expires})
         };
         for _ in 0..5 {
-            let current = cluster.send(Method::Get, &format!("/{index}/_doc/{id}"), None).await;
+            let current = cluster.send(Method::GET, &format!("/{index}/_doc/{id}"), None).await;
             let (path, current) = match current {
                 Err(SendError::Status { status: 404, .. }) => (format!("/{index}/_create/{id}?refresh=true"), None),
                 Err(e) => return Err(anyhow::Error::new(e).context("cannot read the sync lease")),
@@ -537,7 +537,7 @@ impl StateStore {
                 tracing::info!("taking over the sync lease of {} (expired or dead)", held["holder"]);
             }
             let lease_body = body(now_ms() + ttl.as_millis() as i64);
-            match cluster.json(Method::Put, &path, Some(&lease_body)).await {
+            match cluster.json(Method::PUT, &path, Some(&lease_body)).await {
                 Ok(answer) => {
                     return Ok(Some(Lease {
                         id,
@@ -570,7 +570,7 @@ impl StateStore {
             lease.id, lease.seq_no, lease.primary_term
         );
         let answer = cluster
-            .json(Method::Put, &path, Some(&lease.body))
+            .json(Method::PUT, &path, Some(&lease.body))
             .await
             .context("lost the sync lease")?;
         lease.seq_no = answer["_seq_no"].as_u64().unwrap_or(lease.seq_no);
@@ -588,7 +588,7 @@ impl StateStore {
             lease.id, lease.seq_no, lease.primary_term
         );
         cluster
-            .send(Method::Delete, &path, None)
+            .send(Method::DELETE, &path, None)
             .await
             .context("cannot release the sync lease")?;
         Ok(())
@@ -607,7 +607,7 @@ async fn search_all(cluster: &Cluster, index: &str, filter: Value, fields: &[&st
             query["search_after"] = a.clone();
         }
         let page = cluster
-            .json(Method::Post, &format!("/{index}/_search"), Some(&query))
+            .json(Method::POST, &format!("/{index}/_search"), Some(&query))
             .await
             .with_context(|| format!("cannot read the sync state in {index}"))?;
         let hits = page["hits"]["hits"].as_array().cloned().unwrap_or_default();
@@ -624,7 +624,7 @@ async fn search_all(cluster: &Cluster, index: &str, filter: Value, fields: &[&st
 async fn bulk(cluster: &Cluster, index: &str, body: Vec<u8>) -> Result<()> {
     let answer = cluster
         .send(
-            Method::Post,
+            Method::POST,
             "/_bulk?filter_path=errors,items.*.error",
             Some(body.into()),
         )

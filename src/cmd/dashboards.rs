@@ -71,7 +71,7 @@ async fn install(args: DashboardsInstallArgs) -> Result<Outcome> {
         }
     }
     let objects = saved_objects(&args.index_prefix)?;
-    let kibana = Kibana::new(&config::kibana(args.kibana_url.as_deref(), &args.auth)?)?;
+    let kibana = Kibana::new(&config::kibana(args.kibana_url.as_ref(), &args.auth, &args.aws)?).await?;
     let space = args.space.as_deref();
     let target = match space {
         Some(space) => format!("{} (space {space})", kibana.url()),

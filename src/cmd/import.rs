@@ -167,7 +167,7 @@ async fn connect(args: &ImportArgs, prefix: &str) -> Result<(Option<Arc<S3>>, Ve
     if args.dry_run {
         return Ok((s3, sources, None));
     }
-    let cluster = Cluster::connect(&config::cluster(&args.cluster)?).await?;
+    let cluster = Cluster::connect(&config::cluster(&args.cluster, &args.s3.aws)?).await?;
     tracing::info!(
         "connected to {} {} at {}",
         cluster.flavor.name(),

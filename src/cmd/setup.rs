@@ -21,7 +21,7 @@ pub async fn run(args: SetupArgs) -> Result<Outcome> {
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(Outcome::Clean);
     }
-    let cluster = Cluster::connect(&config::cluster(&args.cluster)?).await?;
+    let cluster = Cluster::connect(&config::cluster(&args.cluster, &args.aws)?).await?;
     template::install(&cluster, &prefix, args.index.replicas).await?;
     println!(
         "installed index template {} for {prefix}-* with alias {prefix} on {} ({} {})",

@@ -176,6 +176,10 @@ pub enum ItemOutcome {
     Retry(String),
     /// Will never succeed as is (a mapping error, for example).
     Reject(String),
+    /// No event of the run can succeed: the credentials may not write to
+    /// the index (401, 403), or the target refuses document ids (an
+    /// OpenSearch Serverless time-series collection). The run stops.
+    Fatal(String),
 }
 
 #[derive(Deserialize)]
@@ -238,6 +242,19 @@ fn outcome(item: ItemResult) -> ItemOutcome {
                 .and_then(Value::as_str)
                 .unwrap_or("");
             let reason = describe_error(status, error.as_ref());
+            if matches!(status, 401 | 403) {
+                return ItemOutcome::Fatal(format!(
+                    "the cluster refuses to write the events ({reason}); the credentials need the \
+                     index and create_index privileges on the target indices"
+                ));
+            }
+            if reason.contains("Document ID is not supported") {
+                return ItemOutcome::Fatal(format!(
+                    "the target refuses document ids ({reason}): an OpenSearch Serverless time-series \
+                     collection; ctindex uses the eventID as the document id so that nothing is ever \
+                     indexed twice: load into a collection of type search"
+                ));
+            }
             if status == 429 || status >= 500 || kind == "es_rejected_execution_exception" {
                 ItemOutcome::Retry(reason)
             } else {
@@ -336,6 +353,21 @@ mod tests {
         );
         assert!(matches!(got[4], ItemOutcome::Retry(_)));
         assert!(matches!(got[5], ItemOutcome::Retry(_)));
+
+        // Items no retry can save stop the run, with what to do.
+        let body = json!({"errors": true, "items": [
+            {"index": {"_index": "i", "_id": "1", "status": 403, "error": {"type": "security_exception", "reason": "action [indices:data/write/bulk[s]] is unauthorized for user [w]"}}},
+            {"index": {"_index": "i", "_id": "2", "status": 400, "error": {"type": "illegal_argument_exception", "reason": "Document ID is not supported in create/index operation request"}}}
+        ]});
+        let got = read_response(body.to_string().as_bytes(), 2).unwrap();
+        assert!(
+            matches!(&got[0], ItemOutcome::Fatal(r) if r.contains("unauthorized for user [w]") && r.contains("create_index")),
+            "{got:?}"
+        );
+        assert!(
+            matches!(&got[1], ItemOutcome::Fatal(r) if r.contains("collection of type search")),
+            "{got:?}"
+        );
     }
 
     #[test]

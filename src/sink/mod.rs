@@ -25,9 +25,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::http::Method;
 use anyhow::{Result, bail};
 use bytes::Bytes;
-use elasticsearch::http::Method;
 use tokio::sync::mpsc;
 
 use crate::dlq::{DeadLetters, Letter};
@@ -165,7 +165,7 @@ impl Sink {
             let answer = {
                 // Held only for the call: a batch pausing before a retry leaves its slot to others.
                 let _permit = self.limiter.acquire().await;
-                self.cluster.send(Method::Post, BULK_PATH, Some(body.clone())).await
+                self.cluster.send(Method::POST, BULK_PATH, Some(body.clone())).await
             };
             batch.body = Vec::from(body);
 
@@ -173,6 +173,10 @@ impl Sink {
                 Ok(response) => match bulk::read_response(&response, batch.len()) {
                     Ok(outcomes) => {
                         let retry = self.settle(&batch, outcomes)?;
+                        if let Some(reason) = retry.fatal {
+                            self.dead_letter_all(&retry.batch, &reason)?;
+                            bail!("{reason}");
+                        }
                         if retry.batch.is_empty() {
                             self.adapt(Signal::Clean, "");
                             batch.recycle();
@@ -188,7 +192,7 @@ impl Sink {
                     }
                     Err(e) => (e.to_string(), Signal::Neutral),
                 },
-                Err(SendError::Status { status, body, .. }) => match retry::classify_status(status) {
+                Err(error @ SendError::Status { status, .. }) => match retry::classify_status(status) {
                     RequestVerdict::Split if batch.len() > 1 => {
                         let (left, right) = batch.split();
                         tracing::debug!(
@@ -203,13 +207,14 @@ impl Sink {
                         self.dead_letter_all(&batch, "the cluster refused the request as too large (413)")?;
                         return Ok(());
                     }
-                    RequestVerdict::Retry => (format!("status {status}: {body}"), Signal::Pushback),
+                    RequestVerdict::Retry => (error.to_string(), Signal::Pushback),
                     RequestVerdict::Fatal => {
-                        let reason = format!("the cluster refused the bulk request with status {status}: {body}");
+                        let reason = format!("the cluster refused the bulk request: {error}");
                         self.dead_letter_all(&batch, &reason)?;
                         let hint = match status {
-                            401 => " (check --user/--password, --api-key or --bearer-token)",
-                            403 => " (the credentials lack the index/write privilege on the target indices)",
+                            403 => {
+                                " (the credentials need the index and create_index privileges on the target indices)"
+                            }
                             _ => "",
                         };
                         bail!("{reason}{hint}");
@@ -291,6 +296,10 @@ impl Sink {
                     retry.reason = reason;
                     retry.pushback = true;
                 }
+                ItemOutcome::Fatal(reason) => {
+                    self.dead_letter(batch, i, &reason)?;
+                    retry.fatal = Some(reason);
+                }
                 ItemOutcome::Reject(reason) => {
                     let name = self.names.get(batch.items[i].origin.file);
                     let record = batch.items[i].origin.record;
@@ -365,4 +374,6 @@ struct RetryBatch {
     reason: String,
     /// Some items were refused because the cluster is busy (429, 5xx).
     pushback: bool,
+    /// An item was refused in a way no event of the run can get past.
+    fatal: Option<String>,
 }

@@ -10,8 +10,8 @@
 //! templates of equal priority can never overlap (same-length prefixes that
 //! both match one index name are the same prefix).
 
+use crate::http::Method;
 use anyhow::{Context, Result};
-use elasticsearch::http::Method;
 use serde_json::{Value, json};
 
 use super::client::{Cluster, Flavor};
@@ -88,7 +88,7 @@ pub async fn install(cluster: &Cluster, prefix: &str, replicas: Option<u32>) -> 
         fit_to_version(&mut body, &cluster.version);
     }
     cluster
-        .json(Method::Put, &format!("/_index_template/{name}"), Some(&body))
+        .json(Method::PUT, &format!("/_index_template/{name}"), Some(&body))
         .await
         .with_context(|| format!("cannot install the index template {name} on {}", cluster.url()))?;
     // Indices made before the template (or by an older ctindex) get the
@@ -96,7 +96,7 @@ pub async fn install(cluster: &Cluster, prefix: &str, replicas: Option<u32>) -> 
     // indices of a prefix `cloudtrail-prod`.
     let existing = cluster
         .json(
-            Method::Get,
+            Method::GET,
             &format!("/{prefix}-*/_alias?expand_wildcards=open,closed"),
             None,
         )
@@ -122,7 +122,7 @@ pub async fn install(cluster: &Cluster, prefix: &str, replicas: Option<u32>) -> 
             .map(|index| json!({"add": {"index": index, "alias": prefix}}))
             .collect();
         cluster
-            .json(Method::Post, "/_aliases", Some(&json!({ "actions": actions })))
+            .json(Method::POST, "/_aliases", Some(&json!({ "actions": actions })))
             .await
             .with_context(|| format!("cannot add the alias {prefix} to the existing {prefix}-* indices"))?;
     }
@@ -134,7 +134,7 @@ pub async fn install(cluster: &Cluster, prefix: &str, replicas: Option<u32>) -> 
     for chunk in own.chunks(50) {
         let names: Vec<&str> = chunk.iter().map(|(index, _)| index.as_str()).collect();
         let path = format!("/{}/_mapping?ignore_unavailable=true", names.join(","));
-        if let Err(e) = cluster.json(Method::Put, &path, Some(mappings)).await {
+        if let Err(e) = cluster.json(Method::PUT, &path, Some(mappings)).await {
             tracing::warn!("could not bring the mapping of {} up to date: {e:#}", names.join(", "));
         }
     }

@@ -22,13 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use aws_config::BehaviorVersion;
-use aws_config::default_provider::credentials::DefaultCredentialsChain;
-use aws_config::meta::region::RegionProviderChain;
-use aws_config::retry::RetryConfig;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::ProvideCredentials;
-use aws_sdk_s3::config::Region;
 use aws_sdk_s3::error::DisplayErrorContext;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -51,8 +45,7 @@ const DIRECT_DAYS: i64 = 7;
 /// How to reach S3, from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct S3Options {
-    pub profile: Option<String>,
-    pub region: Option<String>,
+    pub aws: crate::aws::AwsOptions,
     pub endpoint_url: Option<String>,
     /// Bytes of objects being downloaded or waiting to be decoded, at most.
     pub max_bytes_in_flight: u64,
@@ -162,55 +155,7 @@ impl S3 {
     /// Resolves credentials and region and builds the client. Fails fast,
     /// saying what was tried, when no credentials can be found.
     pub async fn connect(options: S3Options) -> Result<S3> {
-        // Instance metadata answers in milliseconds where it exists; elsewhere
-        // it must not make ctindex hang.
-        let imds = aws_config::imds::Client::builder()
-            .connect_timeout(Duration::from_secs(1))
-            .read_timeout(Duration::from_secs(1))
-            .max_attempts(1)
-            .build();
-        let region = match &options.region {
-            Some(r) => RegionProviderChain::first_try(Region::new(r.clone())),
-            None => RegionProviderChain::default_provider().or_else(Region::new("us-east-1")),
-        };
-        let mut chain = DefaultCredentialsChain::builder().imds_client(imds);
-        if let Some(profile) = &options.profile {
-            chain = chain.profile_name(profile);
-        }
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(region)
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(8)
-                    .with_initial_backoff(Duration::from_millis(200)),
-            );
-        if let Some(profile) = &options.profile {
-            loader = loader.profile_name(profile);
-        }
-        let credentials = chain.build().await;
-        let loader = loader.credentials_provider(credentials);
-        let config = tokio::time::timeout(Duration::from_secs(20), loader.load())
-            .await
-            .context("timed out loading the AWS configuration")?;
-        let provider = config.credentials_provider().context("no AWS credentials provider")?;
-        let found = tokio::time::timeout(Duration::from_secs(20), provider.provide_credentials()).await;
-        match found {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => bail!(
-                "no AWS credentials found: {} (tried: environment variables AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, \
-                 the shared config and credentials files{}, SSO, web identity (AWS_WEB_IDENTITY_TOKEN_FILE), \
-                 container credentials, and instance metadata); set one of them or pass --profile",
-                DisplayErrorContext(&e),
-                options
-                    .profile
-                    .as_deref()
-                    .map(|p| format!(" (profile {p})"))
-                    .unwrap_or_default()
-            ),
-            Err(_) => {
-                bail!("looking for AWS credentials timed out after 20 s; set AWS_ACCESS_KEY_ID or pass --profile")
-            }
-        }
+        let config = crate::aws::load(&options.aws, None).await?;
         let mut s3 = aws_sdk_s3::config::Builder::from(&config);
         if let Some(endpoint) = &options.endpoint_url {
             s3 = s3.endpoint_url(endpoint).force_path_style(true);
