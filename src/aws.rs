@@ -33,11 +33,16 @@ pub async fn load(options: &AwsOptions, region: Option<&str>) -> Result<SdkConfi
         .read_timeout(Duration::from_secs(1))
         .max_attempts(1)
         .build();
-    let region = match region.or(options.region.as_deref()) {
+    let region_chain = || match region.or(options.region.as_deref()) {
         Some(r) => RegionProviderChain::first_try(Region::new(r.to_string())),
         None => RegionProviderChain::default_provider().or_else(Region::new("us-east-1")),
     };
-    let mut chain = DefaultCredentialsChain::builder().imds_client(imds);
+    // The credential chain resolves a region of its own (for STS): the same one,
+    // so that a region given is not looked up again in instance metadata.
+    let mut chain = DefaultCredentialsChain::builder()
+        .imds_client(imds)
+        .region(region_chain());
+    let region = region_chain();
     if let Some(profile) = &options.profile {
         chain = chain.profile_name(profile);
     }

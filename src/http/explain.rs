@@ -52,7 +52,9 @@ pub fn reason(body: &str) -> Option<String> {
         .or_else(|| error.as_str())
         .or_else(|| value["message"].as_str())
         .or_else(|| value["Message"].as_str())?;
-    Some(truncate(found, 500))
+    // AWS appends the canonical request to a signature mismatch: the first line says it all.
+    let first = found.lines().next().unwrap_or(found).trim();
+    Some(truncate(first, 500))
 }
 
 /// What grants a refused action, in the words of the documentation, when
@@ -222,6 +224,12 @@ mod tests {
             .contains("token included")
         );
         assert!(status_error(401, "Unauthorized").ends_with(": Unauthorized"));
+        let aws = r#"{"message":"The request signature we calculated does not match the signature you provided.\n\nThe Canonical String for this request should have been\n'GET\n/'"}"#;
+        assert!(
+            status_error(403, aws).ends_with("does not match the signature you provided."),
+            "{}",
+            status_error(403, aws)
+        );
         assert!(status_error(400, "{}").ends_with("answered 400: {}"));
     }
 }

@@ -7,5 +7,6 @@ mod faults;
 mod import;
 mod s3;
 mod secrets;
+mod sigv4;
 mod support;
 mod sync;
