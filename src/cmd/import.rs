@@ -126,17 +126,29 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
     if let (Some(cluster), Ok(())) = (&cluster, &result)
         && let Err(e) = cluster.refresh(&format!("{prefix}-*")).await
     {
-        // Every event is acknowledged: only their visibility waits for the next automatic refresh.
-        tracing::warn!("{e:#} (the events are indexed; searches see them after the next automatic refresh)");
+        if e.downcast_ref::<crate::http::SendError>().and_then(|e| e.status()) == Some(403) {
+            // A least-privilege role needs no refresh: the cluster refreshes by itself.
+            tracing::info!(
+                "not refreshed (the credentials may not: {e:#}); searches see the events after the next \
+                 automatic refresh (1 s by default)"
+            );
+        } else {
+            // Every event is acknowledged: only their visibility waits for the next automatic refresh.
+            tracing::warn!("{e:#} (the events are indexed; searches see them after the next automatic refresh)");
+        }
     }
     let result = result.map_err(|e| {
         let read = stats.events_read.load(Ordering::Relaxed);
         let settled = stats.indexed() + stats.failed.load(Ordering::Relaxed);
-        e.context(format!(
-            "the run stopped early with {} of {read} events read neither indexed nor dead-lettered; \
+        if read == 0 {
+            // Stopped before reading anything (cluster, template, state): the cause says it all.
+            return e;
+        }
+        anyhow::anyhow!(
+            "{e:#}; the run stopped early with {} of {read} events read neither indexed nor dead-lettered; \
              running the same command again is safe (event ids are stable: nothing is duplicated)",
             read.saturating_sub(settled)
-        ))
+        )
     });
 
     let mut summary = Summary::from_stats(

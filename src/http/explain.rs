@@ -26,7 +26,14 @@ pub fn status(e: &SendError) -> String {
             reason.map(|r| format!(": {r}")).unwrap_or_default()
         ),
         403 => {
-            let why = reason.unwrap_or_else(|| "no reason given".into());
+            let why = match reason {
+                Some(reason) => reason,
+                // A HEAD answer has no body to say why.
+                None if method == "HEAD" => "the server gives no reason to a HEAD request; checking that an index \
+                    exists needs view_index_metadata (Elasticsearch) or indices:admin/get (OpenSearch) on it"
+                    .into(),
+                None => "no reason given".into(),
+            };
             let needs = privilege_hint(&why).map(|h| format!("; {h}")).unwrap_or_default();
             format!("{method} {path}: permission denied (403 Forbidden) for {auth}: {why}{needs}")
         }

@@ -657,8 +657,8 @@ fn a_fatal_answer_mid_import_settles_what_is_in_flight_and_a_rerun_completes() {
     let run = run(dir.path(), &args);
     let ctx = format!("{}\n{}", cluster.name, tail(&run.stderr));
     assert_eq!(run.code, 1, "{ctx}");
-    assert!(run.stderr.contains("status 401"), "{ctx}");
-    assert!(run.stderr.contains("(check --user/--password"), "{ctx}");
+    assert!(run.stderr.contains("(401 Unauthorized)"), "{ctx}");
+    assert!(run.stderr.contains("the server refused no credentials"), "{ctx}");
     assert!(run.stderr.contains("running the same command again is safe"), "{ctx}");
 
     // Every event read is indexed, dead-lettered, or counted in the error.

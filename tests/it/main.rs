@@ -7,6 +7,7 @@ mod faults;
 mod import;
 mod s3;
 mod secrets;
+mod secure;
 mod sigv4;
 mod support;
 mod sync;
