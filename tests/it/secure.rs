@@ -48,7 +48,9 @@ fn required(test: &str, what: &str) {
         "{test}: {what} is not configured but CTINDEX_REQUIRE_CLUSTERS=1 \
          (scripts/stack start {what}; eval \"$(scripts/stack env {what})\")"
     );
-    support::loud(&format!("SKIPPED {test}: {what} not configured (scripts/test starts it)"));
+    support::loud(&format!(
+        "SKIPPED {test}: {what} not configured (scripts/test starts it)"
+    ));
 }
 
 fn elasticsearch(test: &str) -> Option<Secure> {
@@ -128,14 +130,33 @@ impl Secure {
         let auth = format!("{}:{}", self.admin_user, self.admin_password);
         let url = format!("{}{path}", self.url);
         let mut cmd = Command::new("curl");
-        cmd.args(["-sS", "--cacert", &self.ca, "-u", &auth, "-X", method, "-w", "\n%{http_code}", &url]);
+        cmd.args([
+            "-sS",
+            "--cacert",
+            &self.ca,
+            "-u",
+            &auth,
+            "-X",
+            method,
+            "-w",
+            "\n%{http_code}",
+            &url,
+        ]);
         if let Some(body) = body {
-            cmd.args(["-H", "content-type: application/json", "--data-binary", &body.to_string()]);
+            cmd.args([
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+                &body.to_string(),
+            ]);
         }
         let out = cmd.output().expect("curl");
         let text = String::from_utf8_lossy(&out.stdout);
         let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (status.trim().parse().unwrap_or(0), serde_json::from_str(body).unwrap_or(Value::Null))
+        (
+            status.trim().parse().unwrap_or(0),
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
     }
 
     fn admin_ok(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
@@ -147,12 +168,19 @@ impl Secure {
     fn count(&self, target: &str) -> u64 {
         self.admin_ok("POST", &format!("/{target}/_refresh"), None);
         let answer = self.admin_ok("GET", &format!("/{target}/_count"), None);
-        answer["count"].as_u64().unwrap_or_else(|| panic!("no count in {answer}"))
+        answer["count"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no count in {answer}"))
     }
 
     fn cleanup(&self, prefix: &str) {
         let (_, indices) = self.admin("GET", &format!("/_cat/indices/{prefix}-*?format=json&h=index"), None);
-        for index in indices.as_array().into_iter().flatten().filter_map(|i| i["index"].as_str()) {
+        for index in indices
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["index"].as_str())
+        {
             self.admin("DELETE", &format!("/{index}"), None);
         }
         self.admin("DELETE", &format!("/_index_template/ctindex-{prefix}"), None);
@@ -288,14 +316,34 @@ fn every_auth_method_imports_the_corpus_into_secured_clusters() {
         let client_cert = es.client_cert.clone().unwrap();
         type Method<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>);
         let methods: Vec<Method> = vec![
-            ("user + password (environment)", vec!["--user", &es.user], vec![("CTINDEX_PASSWORD", &es.password)]),
-            ("user + password (flag)", vec!["--user", &es.user, "--password", &es.password], vec![]),
-            ("user + password (file)", vec!["--user", &es.user, "--password-file", &password_file], vec![]),
+            (
+                "user + password (environment)",
+                vec!["--user", &es.user],
+                vec![("CTINDEX_PASSWORD", &es.password)],
+            ),
+            (
+                "user + password (flag)",
+                vec!["--user", &es.user, "--password", &es.password],
+                vec![],
+            ),
+            (
+                "user + password (file)",
+                vec!["--user", &es.user, "--password-file", &password_file],
+                vec![],
+            ),
             ("user + password (URL)", vec!["--url", &url_with_user], vec![]),
             ("API key (environment)", vec![], vec![("CTINDEX_API_KEY", &api_key)]),
             ("API key (file)", vec!["--api-key-file", &api_key_file], vec![]),
-            ("bearer token (OAuth2 access token)", vec![], vec![("CTINDEX_BEARER_TOKEN", &token)]),
-            ("client certificate (PKI realm)", vec!["--client-cert", &client_cert], vec![]),
+            (
+                "bearer token (OAuth2 access token)",
+                vec![],
+                vec![("CTINDEX_BEARER_TOKEN", &token)],
+            ),
+            (
+                "client certificate (PKI realm)",
+                vec!["--client-cert", &client_cert],
+                vec![],
+            ),
         ];
         for (n, (what, args, env)) in methods.iter().enumerate() {
             let prefix = format!("cloudtrail-auth{n}");
@@ -304,7 +352,11 @@ fn every_auth_method_imports_the_corpus_into_secured_clusters() {
             assert!(matches!(run.code, 0 | 3), "{what}: {}", run.stderr);
             assert_eq!(es.count(&prefix), oracle.expected_docs(), "{what}: _count");
             if what.contains("flag") || what.contains("URL") {
-                assert!(run.stderr.contains("shows in the process list"), "{what}: no warning: {}", run.stderr);
+                assert!(
+                    run.stderr.contains("shows in the process list"),
+                    "{what}: no warning: {}",
+                    run.stderr
+                );
             } else {
                 assert!(!run.stderr.contains("process list"), "{what}: {}", run.stderr);
             }
@@ -318,11 +370,28 @@ fn every_auth_method_imports_the_corpus_into_secured_clusters() {
         es.cleanup(prefix);
         let admin_env = [("CTINDEX_PASSWORD", es.admin_password.as_str())];
         let setup = ctindex(
-            &["setup", "--url", &es.url, "--ca-cert", &es.ca, "--user", &es.admin_user, "--index-prefix", prefix, "--replicas", "0"],
+            &[
+                "setup",
+                "--url",
+                &es.url,
+                "--ca-cert",
+                &es.ca,
+                "--user",
+                &es.admin_user,
+                "--index-prefix",
+                prefix,
+                "--replicas",
+                "0",
+            ],
             &admin_env,
         );
         assert_eq!(setup.code, 0, "{}", setup.stderr);
-        let run = es.import(&source, prefix, &["--bearer-token-file", &service_token_file, "--no-setup"], &[]);
+        let run = es.import(
+            &source,
+            prefix,
+            &["--bearer-token-file", &service_token_file, "--no-setup"],
+            &[],
+        );
         assert!(matches!(run.code, 0 | 3), "service token: {}", run.stderr);
         assert_eq!(es.count(prefix), oracle.expected_docs(), "service token: _count");
         es.cleanup(prefix);
@@ -330,7 +399,12 @@ fn every_auth_method_imports_the_corpus_into_secured_clusters() {
     if let Some(os) = opensearch(test) {
         let prefix = "cloudtrail-auth";
         os.cleanup(prefix);
-        let run = os.import(&source, prefix, &["--user", &os.user], &[("CTINDEX_PASSWORD", &os.password)]);
+        let run = os.import(
+            &source,
+            prefix,
+            &["--user", &os.user],
+            &[("CTINDEX_PASSWORD", &os.password)],
+        );
         assert!(matches!(run.code, 0 | 3), "{}", run.stderr);
         assert_eq!(os.count(prefix), oracle.expected_docs(), "OpenSearch: _count");
         os.cleanup(prefix);
@@ -356,7 +430,16 @@ fn refusals_are_one_clear_line_with_exit_1() {
         let check = |what: &str, run: &Run, wants: &[&str]| {
             assert_eq!(run.code, 1, "{ctx} {what}: {}", run.stderr);
             let line = error_line(run);
-            assert_eq!(run.stderr.trim().lines().filter(|l| l.starts_with("ctindex: error")).count(), 1, "{ctx} {what}: {}", run.stderr);
+            assert_eq!(
+                run.stderr
+                    .trim()
+                    .lines()
+                    .filter(|l| l.starts_with("ctindex: error"))
+                    .count(),
+                1,
+                "{ctx} {what}: {}",
+                run.stderr
+            );
             assert!(line.starts_with("ctindex: error: "), "{ctx} {what}: {line}");
             for want in wants {
                 assert!(line.contains(want), "{ctx} {what}: '{want}' missing in: {line}");
@@ -367,20 +450,41 @@ fn refusals_are_one_clear_line_with_exit_1() {
         let user = ["--user", server.user.as_str()];
 
         let run = server.import(&source, prefix, &user, &wrong);
-        check("wrong password", &run, &["401 Unauthorized", &format!("the user '{}'", server.user)]);
+        check(
+            "wrong password",
+            &run,
+            &["401 Unauthorized", &format!("the user '{}'", server.user)],
+        );
         if let Some(key) = &server.api_key {
             // A well-formed key whose secret part is wrong.
-            let (id, _) = String::from_utf8(base64_decode(key)).unwrap().split_once(':').map(|(a, b)| (a.to_string(), b.to_string())).unwrap();
+            let (id, _) = String::from_utf8(base64_decode(key))
+                .unwrap()
+                .split_once(':')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .unwrap();
             let wrong_key = base64_encode(format!("{id}:wrongwrongwrongwrong").as_bytes());
             let run = server.import(&source, prefix, &[], &[("CTINDEX_API_KEY", &wrong_key)]);
             check("wrong API key", &run, &["401 Unauthorized", "the API key (--api-key)"]);
             let run = server.import(&source, prefix, &[], &[("CTINDEX_BEARER_TOKEN", "not-a-token")]);
-            check("wrong bearer token", &run, &["401 Unauthorized", "the bearer token (--bearer-token)"]);
+            check(
+                "wrong bearer token",
+                &run,
+                &["401 Unauthorized", "the bearer token (--bearer-token)"],
+            );
         }
 
         // TLS: the stack's CA is unknown to the system; a name the certificate does not list.
         let no_ca = ctindex(
-            &["import", source.to_str().unwrap(), "--url", &server.url, "--user", &server.user, "--index-prefix", prefix],
+            &[
+                "import",
+                source.to_str().unwrap(),
+                "--url",
+                &server.url,
+                "--user",
+                &server.user,
+                "--index-prefix",
+                prefix,
+            ],
             &env,
         );
         check("unknown CA", &no_ca, &["not trust", "--ca-cert"]);
@@ -390,18 +494,38 @@ fn refusals_are_one_clear_line_with_exit_1() {
         let plain = server.url.replace("https://", "http://");
         let run = server.import(&source, prefix, &["--url", &plain, "--user", &server.user], &env);
         check("http:// to HTTPS", &run, &["speaks HTTPS", "use https://"]);
-        if let Some(open) = var(if server.product == Product::Elasticsearch { "ES_URL" } else { "OPENSEARCH_URL" }) {
+        if let Some(open) = var(if server.product == Product::Elasticsearch {
+            "ES_URL"
+        } else {
+            "OPENSEARCH_URL"
+        }) {
             let tls_to_plain = open.replace("http://", "https://");
             let run = ctindex(&["setup", "--url", &tls_to_plain], &[]);
             check("https:// to plain HTTP", &run, &["does not speak TLS", "use http://"]);
         }
         // --insecure works, and says so on every run.
         let run = ctindex(
-            &["import", source.to_str().unwrap(), "--url", &server.url, "--insecure", "--user", &server.user, "--index-prefix", prefix, "--replicas", "0"],
+            &[
+                "import",
+                source.to_str().unwrap(),
+                "--url",
+                &server.url,
+                "--insecure",
+                "--user",
+                &server.user,
+                "--index-prefix",
+                prefix,
+                "--replicas",
+                "0",
+            ],
             &env,
         );
         assert!(matches!(run.code, 0 | 3), "{ctx} --insecure: {}", run.stderr);
-        assert!(run.stderr.contains("WARN") && run.stderr.contains("--insecure: the TLS certificate"), "{ctx}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("WARN") && run.stderr.contains("--insecure: the TLS certificate"),
+            "{ctx}: {}",
+            run.stderr
+        );
         server.cleanup(prefix);
     }
 }
@@ -456,7 +580,18 @@ fn without_each(product: Product, role: &Value) -> Vec<(String, Value)> {
         for (i, privilege) in entry[actions_key].as_array().unwrap().iter().enumerate() {
             let mut r = role.clone();
             r[index_key][j][actions_key].as_array_mut().unwrap().remove(i);
-            out.push((format!("{} on {}", privilege.as_str().unwrap(), entry[if product == Product::Elasticsearch { "names" } else { "index_patterns" }]), r));
+            out.push((
+                format!(
+                    "{} on {}",
+                    privilege.as_str().unwrap(),
+                    entry[if product == Product::Elasticsearch {
+                        "names"
+                    } else {
+                        "index_patterns"
+                    }]
+                ),
+                r,
+            ));
         }
     }
     out
@@ -465,7 +600,10 @@ fn without_each(product: Product, role: &Value) -> Vec<(String, Value)> {
 /// What the error must name when `privilege` is missing: Elasticsearch names
 /// the privileges that grant the refused action; OpenSearch names the action.
 fn names_the_need(product: Product, missing: &str, line: &str) -> bool {
-    let privilege = missing.split(' ').nth(if missing.starts_with("cluster ") { 1 } else { 0 }).unwrap();
+    let privilege = missing
+        .split(' ')
+        .nth(if missing.starts_with("cluster ") { 1 } else { 0 })
+        .unwrap();
     match product {
         Product::Elasticsearch => line.contains(privilege),
         Product::OpenSearch => {
@@ -504,7 +642,20 @@ fn the_documented_roles_are_enough_and_each_privilege_is_needed() {
             let env = [("CTINDEX_PASSWORD", password)];
             let import = server.import(&source, prefix, &["--user", name], &env);
             let sync = ctindex(
-                &["sync", source.to_str().unwrap(), "--url", &server.url, "--ca-cert", &server.ca, "--user", name, "--index-prefix", prefix, "--replicas", "0"],
+                &[
+                    "sync",
+                    source.to_str().unwrap(),
+                    "--url",
+                    &server.url,
+                    "--ca-cert",
+                    &server.ca,
+                    "--user",
+                    name,
+                    "--index-prefix",
+                    prefix,
+                    "--replicas",
+                    "0",
+                ],
                 &env,
             );
             (import, sync)
@@ -520,10 +671,20 @@ fn the_documented_roles_are_enough_and_each_privilege_is_needed() {
             let (import, sync) = run_both(&reduced);
             let failed = if import.code != 0 { &import } else { &sync };
             let ctx = format!("{product:?} without {missing}");
-            assert_eq!(failed.code, 1, "{ctx}: import {} / sync {}: the privilege is not needed\n{}", import.code, sync.code, failed.stderr);
+            assert_eq!(
+                failed.code, 1,
+                "{ctx}: import {} / sync {}: the privilege is not needed\n{}",
+                import.code, sync.code, failed.stderr
+            );
             let line = error_line(failed);
-            assert!(line.starts_with("ctindex: error: ") && line.contains("403"), "{ctx}: {line}");
-            assert!(names_the_need(product, &missing, line), "{ctx}: the error does not name what is missing: {line}");
+            assert!(
+                line.starts_with("ctindex: error: ") && line.contains("403"),
+                "{ctx}: {line}"
+            );
+            assert!(
+                names_the_need(product, &missing, line),
+                "{ctx}: the error does not name what is missing: {line}"
+            );
         }
         server.cleanup(prefix);
         server.admin("DELETE", "/ctindex-state", None);
@@ -561,13 +722,23 @@ fn no_secret_of_any_method_appears_at_the_most_verbose_level() {
     ];
     for (what, args, env) in runs {
         let mut all_args = vec!["-vv"];
-        all_args.extend(["import", source.to_str().unwrap(), "--ca-cert", &es.ca, "--index-prefix", prefix]);
+        all_args.extend([
+            "import",
+            source.to_str().unwrap(),
+            "--ca-cert",
+            &es.ca,
+            "--index-prefix",
+            prefix,
+        ]);
         if !args.contains(&"--url") {
             all_args.extend(["--url", &es.url]);
         }
         all_args.extend(args);
         let run = ctindex(&all_args, &env);
-        assert!(run.stderr.contains("TRACE") || run.stderr.contains("DEBUG"), "{what}: not verbose");
+        assert!(
+            run.stderr.contains("TRACE") || run.stderr.contains("DEBUG"),
+            "{what}: not verbose"
+        );
         let all = format!("{}{}", run.stdout, run.stderr);
         for secret in secrets {
             assert!(!all.contains(secret), "{what}: a credential appears at -vv");
