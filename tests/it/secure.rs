@@ -17,6 +17,9 @@ use serde_json::{Value, json};
 
 use crate::support::{self, Oracle, Run};
 
+/// A way to log in: its name, its options and its environment.
+type AuthMethod<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Product {
     Elasticsearch,
@@ -314,8 +317,7 @@ fn every_auth_method_imports_the_corpus_into_secured_clusters() {
             .url
             .replacen("://", &format!("://{}:{}@", es.user, urlencode(&es.password)), 1);
         let client_cert = es.client_cert.clone().unwrap();
-        type Method<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>);
-        let methods: Vec<Method> = vec![
+        let methods: Vec<AuthMethod> = vec![
             (
                 "user + password (environment)",
                 vec!["--user", &es.user],
@@ -713,7 +715,7 @@ fn no_secret_of_any_method_appears_at_the_most_verbose_level() {
         .url
         .replacen("://", &format!("://{}:{}@", es.user, urlencode(&es.password)), 1);
     let client_cert = es.client_cert.clone().unwrap();
-    let runs: Vec<(&str, Vec<&str>, Vec<(&str, &str)>)> = vec![
+    let runs: Vec<AuthMethod> = vec![
         ("password", vec!["--user", &es.user, "--password", &es.password], vec![]),
         ("URL", vec!["--url", &url_with_user], vec![]),
         ("API key", vec!["--api-key", &api_key], vec![]),
