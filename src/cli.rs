@@ -56,6 +56,9 @@ pub enum Command {
     /// Install the index template and alias (import does this too, once per run).
     #[command(after_help = EXIT_CODES)]
     Setup(Box<SetupArgs>),
+    /// Delete the index prefix's monthly indices older than an age (retention), listing them first.
+    #[command(after_help = EXIT_CODES)]
+    Prune(Box<PruneArgs>),
     /// Install the saved dashboards into Kibana or OpenSearch Dashboards, or export them as NDJSON.
     #[command(subcommand)]
     Dashboards(DashboardsCommand),
@@ -387,6 +390,32 @@ pub struct SyncArgs {
     /// that dies on another host keeps its sources busy this long.
     #[arg(long, default_value_t = 120, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(4..=86_400))]
     pub lease_seconds: u64,
+
+    /// After the run, delete the prefix's monthly indices whose whole month is older than this
+    /// (13mo, 2y, 400d), as `ctindex prune --older-than` does.
+    #[arg(long, value_name = "AGE", value_parser = crate::sink::retention::parse_age)]
+    pub retention: Option<crate::sink::retention::Age>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Delete the monthly indices whose whole month is older than this: 13mo, 2y, 400d, 8w.
+    /// The current month, `<PREFIX>-undated` and other prefixes' indices are never deleted.
+    #[arg(long, value_name = "AGE", value_parser = crate::sink::retention::parse_age)]
+    pub older_than: crate::sink::retention::Age,
+
+    /// List what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
+    #[command(flatten)]
+    pub index: IndexArgs,
 }
 
 #[derive(Debug, Args)]
@@ -399,6 +428,11 @@ pub struct SetupArgs {
 
     #[command(flatten)]
     pub index: IndexArgs,
+
+    /// Also install a retention policy deleting indices this long after their month (13mo, 2y,
+    /// 400d): ILM on Elasticsearch, ISM on OpenSearch, where the cluster has them.
+    #[arg(long, value_name = "AGE", value_parser = crate::sink::retention::parse_age)]
+    pub retention: Option<crate::sink::retention::Age>,
 
     /// Print the template that would be installed (for the flavour given) and exit.
     #[arg(long, value_name = "FLAVOR", value_parser = ["elasticsearch", "opensearch"])]

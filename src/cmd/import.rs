@@ -187,7 +187,7 @@ async fn connect(args: &ImportArgs, prefix: &str) -> Result<(Option<Arc<S3>>, Ve
         cluster.url()
     );
     if !args.no_setup {
-        template::install(&cluster, prefix, args.index.replicas).await?;
+        template::install(&cluster, prefix, args.index.replicas, None).await?;
     }
     Ok((s3, sources, Some(cluster)))
 }

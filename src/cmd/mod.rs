@@ -3,6 +3,7 @@
 pub mod dashboards;
 pub mod export;
 pub mod import;
+pub mod prune;
 pub mod setup;
 pub mod sync;
 
@@ -25,6 +26,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Import(args) => import::run(*args).await,
         Command::Export(args) => export::run(*args).await,
         Command::Setup(args) => setup::run(*args).await,
+        Command::Prune(args) => prune::run(*args).await,
         Command::Sync(args) => sync::run(*args).await,
         Command::Dashboards(command) => dashboards::run(command).await,
     }

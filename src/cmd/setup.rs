@@ -6,6 +6,7 @@ use super::Outcome;
 use crate::cli::SetupArgs;
 use crate::config;
 use crate::sink::client::{Cluster, Flavor};
+use crate::sink::retention::{self, Policy};
 use crate::sink::template;
 
 pub async fn run(args: SetupArgs) -> Result<Outcome> {
@@ -22,7 +23,31 @@ pub async fn run(args: SetupArgs) -> Result<Outcome> {
         return Ok(Outcome::Clean);
     }
     let cluster = Cluster::connect(&config::cluster(&args.cluster, &args.aws)?).await?;
-    template::install(&cluster, &prefix, args.index.replicas).await?;
+    let policy = match args.retention {
+        Some(age) => Some(retention::install_policy(&cluster, &prefix, age).await?),
+        None => None,
+    };
+    let ilm = match &policy {
+        Some(Policy::Ilm(name)) => Some(name.as_str()),
+        _ => None,
+    };
+    template::install(&cluster, &prefix, args.index.replicas, ilm).await?;
+    match (&policy, args.retention) {
+        (Some(Policy::Ilm(name)), Some(age)) => println!(
+            "installed ILM policy {name}: indices of {prefix} are deleted {} days after their creation \
+             (about {age} after their month), named in the template",
+            age.approx_days() + 31
+        ),
+        (Some(Policy::Ism(name)), Some(age)) => println!(
+            "installed ISM policy {name}: indices of {prefix} are deleted {} days after their creation \
+             (about {age} after their month), attached to new {prefix}-* indices",
+            age.approx_days() + 31
+        ),
+        (Some(Policy::Unsupported(why)), Some(age)) => {
+            tracing::warn!("{why}: {}", retention::unsupported_hint(&prefix, age));
+        }
+        _ => {}
+    }
     println!(
         "installed index template {} for {prefix}-* with alias {prefix} on {} ({} {})",
         template::template_name(&prefix),

@@ -88,7 +88,17 @@ pub async fn run(args: SyncArgs) -> Result<Outcome> {
         lease_ttl: Duration::from_secs(args.lease_seconds),
         deferred: false,
     };
-    super::import::execute(args.import, Some(settings)).await
+    let Some(age) = args.retention else {
+        return super::import::execute(args.import, Some(settings)).await;
+    };
+    let prefix = crate::config::index_prefix(&args.import.index.index_prefix)?;
+    let cluster = crate::config::cluster(&args.import.cluster, &args.import.s3.aws)?;
+    let outcome = super::import::execute(args.import, Some(settings)).await?;
+    // Retention after a run that got through (a failed run has returned above).
+    let cluster = crate::sink::client::Cluster::connect(&cluster).await?;
+    let pruned = crate::sink::retention::prune(&cluster, &prefix, age, false).await?;
+    super::prune::report(&prefix, age, &pruned, false);
+    Ok(outcome)
 }
 
 /// Syncs each source in turn through a pipeline made by `pipeline`. With

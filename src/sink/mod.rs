@@ -18,6 +18,7 @@
 pub mod bulk;
 pub mod client;
 pub mod limit;
+pub mod retention;
 pub mod retry;
 pub mod template;
 

@@ -81,11 +81,22 @@ pub fn fit_to_version(body: &mut Value, version: &str) {
 
 /// Installs (or replaces) the template, and puts the alias on indices of the
 /// prefix that existed before the template.
-pub async fn install(cluster: &Cluster, prefix: &str, replicas: Option<u32>) -> Result<()> {
+///
+/// `ilm_policy` names the ILM policy new indices follow (`setup
+/// --retention`); without it, a policy the installed template already names
+/// is kept, so that an import does not undo a retention set up before.
+pub async fn install(cluster: &Cluster, prefix: &str, replicas: Option<u32>, ilm_policy: Option<&str>) -> Result<()> {
     let name = template_name(prefix);
     let mut body = template_body(cluster.flavor, prefix, replicas)?;
     if cluster.flavor == Flavor::Elasticsearch {
         fit_to_version(&mut body, &cluster.version);
+    }
+    let policy = match ilm_policy {
+        Some(policy) => Some(policy.to_string()),
+        None => installed_ilm_policy(cluster, &name).await,
+    };
+    if let Some(policy) = policy {
+        body["template"]["settings"]["index"]["lifecycle"] = json!({ "name": policy });
     }
     cluster
         .json(Method::PUT, &format!("/_index_template/{name}"), Some(&body))
@@ -145,6 +156,20 @@ pub async fn install(cluster: &Cluster, prefix: &str, replicas: Option<u32>) -> 
         cluster.version
     );
     Ok(())
+}
+
+/// The ILM policy the installed template names, if any.
+async fn installed_ilm_policy(cluster: &Cluster, name: &str) -> Option<String> {
+    let answer = cluster
+        .send(Method::GET, &format!("/_index_template/{name}"), None)
+        .await
+        .ok()?;
+    let value: Value = serde_json::from_slice(&answer).ok()?;
+    let settings = &value["index_templates"][0]["index_template"]["template"]["settings"]["index"];
+    settings["lifecycle"]["name"]
+        .as_str()
+        .or_else(|| settings["lifecycle.name"].as_str())
+        .map(String::from)
 }
 
 #[cfg(test)]

@@ -223,7 +223,7 @@ fn no_credential_appears_when_the_server_refuses_it() {
         ),
     ];
     for (what, auth, env, secrets, header) in &cases {
-        for (endpoint, expect) in [(&everywhere, "answered 401"), (&bulk_only, "status 401")] {
+        for (endpoint, expect) in [(&everywhere, "(401 Unauthorized)"), (&bulk_only, "(401 Unauthorized)")] {
             let seen = endpoint.requests().len();
             let mut args = auth.clone();
             args.push("--no-setup");
@@ -249,7 +249,8 @@ fn no_credential_appears_when_the_server_refuses_it() {
         &[],
     );
     assert!(run.stderr.contains("dead letters in"), "{}", tail(&run.stderr));
-    assert!(all.contains(r#""reason":"the cluster refused the bulk request with status 401"#));
+    assert!(all.contains(r#""reason":"the cluster refused the bulk request: POST /_bulk"#));
+    assert!(all.contains("(401 Unauthorized)"));
     assert_clean(&all, &[API_KEY], "dead letters");
 
     // An Elastic Cloud id whose host cannot be reached.
