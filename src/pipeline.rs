@@ -53,6 +53,9 @@ pub struct Options {
     /// Files being fetched or waiting to be decoded at once (I/O-bound: S3
     /// downloads want many; their bytes are bounded separately).
     pub downloads: usize,
+    /// On a cluster without free-form objects: where each document's
+    /// unindexed objects are, whose text goes into `ctindex.payload`.
+    pub unindexed: Option<Arc<crate::sink::freeform::Unindexed>>,
 }
 
 /// Set by Ctrl-C / SIGTERM: stop listing, finish what is in flight.
@@ -470,6 +473,7 @@ impl Pipeline {
                 Output::Export { encoder, .. } => Some(encoder.clone()),
                 _ => None,
             },
+            unindexed: self.options.unindexed.clone(),
             stats: self.stats.clone(),
             dlq: self.dlq.clone(),
         };
@@ -500,6 +504,7 @@ struct FileWork {
     name: Arc<str>,
     transformer: Arc<Transformer>,
     encoder: Option<Arc<Encoder>>,
+    unindexed: Option<Arc<crate::sink::freeform::Unindexed>>,
     stats: Arc<Stats>,
     dlq: Arc<DeadLetters>,
 }
@@ -610,7 +615,12 @@ impl FileEncoder<'_> {
         };
         match &self.work.encoder {
             Some(encoder) => encoder.push(doc, &self.work.name, origin, &mut self.batch),
-            None => self.batch.push_doc(doc, origin),
+            None => {
+                self.batch.push_doc(doc, origin);
+                if let Some(unindexed) = &self.work.unindexed {
+                    self.batch.add_payload(unindexed);
+                }
+            }
         }
         self.pending_events += 1;
         if self.batch.body.len() >= PIECE_BYTES {

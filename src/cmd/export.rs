@@ -99,6 +99,7 @@ pub async fn run(args: ExportArgs) -> Result<Outcome> {
             concurrency: 1,
             workers,
             downloads: usize::from(args.s3.downloads),
+            unindexed: None,
         },
         cancel: cancel.clone(),
         decoders: decoders.clone(),

@@ -16,7 +16,8 @@ use crate::normalize::Limits;
 use crate::pipeline::{Cancel, Options, Output, Pipeline, Tracker};
 use crate::progress::{Reporter, Stats, Summary};
 use crate::sink::client::Cluster;
-use crate::sink::{FileNames, Sink, template};
+use crate::sink::template::{self, Installed};
+use crate::sink::{FileNames, Sink};
 use crate::source::Source;
 use crate::source::s3::S3;
 use crate::state::{Busy, StateStore};
@@ -45,7 +46,12 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
     let signals = tokio::spawn(watch_signals(cancel.clone(), dlq.clone()));
 
     let started = Instant::now();
-    let (s3, sources, cluster) = tokio::select! {
+    let Connected {
+        s3,
+        sources,
+        cluster,
+        template,
+    } = tokio::select! {
         // Stopped while connecting: nothing was read, nothing is in flight.
         _ = cancel.cancelled() => {
             signals.abort();
@@ -84,6 +90,7 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
             concurrency: usize::from(args.concurrency),
             workers,
             downloads: usize::from(args.s3.downloads),
+            unindexed: template.unindexed(),
         },
         cancel: cancel.clone(),
         decoders: decoders.clone(),
@@ -172,12 +179,26 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
     report(&summary, result, &args.report, false)
 }
 
+/// What a run reads from and writes to.
+struct Connected {
+    s3: Option<Arc<S3>>,
+    sources: Vec<Source>,
+    cluster: Option<Cluster>,
+    /// The template that went in (or is there, with --no-setup).
+    template: Installed,
+}
+
 /// Reaches S3 (for s3:// sources) and the cluster (unless --dry-run), and
 /// installs the template (unless --no-setup).
-async fn connect(args: &ImportArgs, prefix: &str) -> Result<(Option<Arc<S3>>, Vec<Source>, Option<Cluster>)> {
+async fn connect(args: &ImportArgs, prefix: &str) -> Result<Connected> {
     let (sources, s3) = open_sources(&args.sources, &args.s3).await?;
     if args.dry_run {
-        return Ok((s3, sources, None));
+        return Ok(Connected {
+            s3,
+            sources,
+            cluster: None,
+            template: Installed::Full,
+        });
     }
     let cluster = Cluster::connect(&config::cluster(&args.cluster, &args.s3.aws)?).await?;
     tracing::info!(
@@ -186,10 +207,17 @@ async fn connect(args: &ImportArgs, prefix: &str) -> Result<(Option<Arc<S3>>, Ve
         cluster.version,
         cluster.url()
     );
-    if !args.no_setup {
-        template::install(&cluster, prefix, args.index.replicas, None).await?;
-    }
-    Ok((s3, sources, Some(cluster)))
+    let template = if args.no_setup {
+        template::installed_kind(&cluster, prefix).await
+    } else {
+        template::install(&cluster, prefix, args.index.replicas, None).await?
+    };
+    Ok(Connected {
+        s3,
+        sources,
+        cluster: Some(cluster),
+        template,
+    })
 }
 
 /// The SOURCE arguments, and the S3 client when one of them is an `s3://` URL.

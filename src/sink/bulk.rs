@@ -80,6 +80,16 @@ impl Batch {
         );
     }
 
+    /// Adds `ctindex.payload` to the last document (see [`super::freeform`]).
+    pub fn add_payload(&mut self, unindexed: &super::freeform::Unindexed) {
+        let Some(item) = self.items.last_mut() else { return };
+        // The document line without its newline.
+        self.body.truncate(item.end - 1);
+        super::freeform::add_payload(unindexed, &mut self.body, item.doc_start);
+        self.body.push(b'\n');
+        item.end = self.body.len();
+    }
+
     /// Appends an item: a head line and a document line, each written
     /// (without its newline) by its closure. The head is the bulk action, or
     /// an export record's output, time and id.

@@ -17,6 +17,7 @@
 
 pub mod bulk;
 pub mod client;
+pub mod freeform;
 pub mod limit;
 pub mod retention;
 pub mod retry;

@@ -14,7 +14,10 @@ use crate::http::Method;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
+use std::sync::Arc;
+
 use super::client::{Cluster, Flavor};
+use super::freeform;
 use crate::assets;
 
 /// The template's name for an index prefix.
@@ -85,7 +88,16 @@ pub fn fit_to_version(body: &mut Value, version: &str) {
 /// `ilm_policy` names the ILM policy new indices follow (`setup
 /// --retention`); without it, a policy the installed template already names
 /// is kept, so that an import does not undo a retention set up before.
-pub async fn install(cluster: &Cluster, prefix: &str, replicas: Option<u32>, ilm_policy: Option<&str>) -> Result<()> {
+///
+/// Where the cluster refuses the template's free-form object type
+/// (`flat_object` before OpenSearch 2.7), the fallback template is installed
+/// instead ([`freeform`]); the answer says which went in.
+pub async fn install(
+    cluster: &Cluster,
+    prefix: &str,
+    replicas: Option<u32>,
+    ilm_policy: Option<&str>,
+) -> Result<Installed> {
     let name = template_name(prefix);
     let mut body = template_body(cluster.flavor, prefix, replicas)?;
     if cluster.flavor == Flavor::Elasticsearch {
@@ -98,10 +110,27 @@ pub async fn install(cluster: &Cluster, prefix: &str, replicas: Option<u32>, ilm
     if let Some(policy) = policy {
         body["template"]["settings"]["index"]["lifecycle"] = json!({ "name": policy });
     }
-    cluster
-        .json(Method::PUT, &format!("/_index_template/{name}"), Some(&body))
-        .await
-        .with_context(|| format!("cannot install the index template {name} on {}", cluster.url()))?;
+    let path = format!("/_index_template/{name}");
+    let installed = match cluster.json(Method::PUT, &path, Some(&body)).await {
+        Ok(_) => Installed::Full,
+        Err(e) if lacks_free_form_type(&e) => {
+            freeform::fallback_body(&mut body);
+            cluster
+                .json(Method::PUT, &path, Some(&body))
+                .await
+                .with_context(|| format!("cannot install the index template {name} on {}", cluster.url()))?;
+            tracing::info!(
+                "{} {} has no free-form object type (flat_object came in OpenSearch 2.7): payloads such as \
+                 requestParameters are kept unindexed, and their text is searchable in ctindex.payload",
+                cluster.flavor.name(),
+                cluster.version
+            );
+            Installed::Fallback(Arc::new(freeform::Unindexed::from_template(&body)))
+        }
+        Err(e) => {
+            return Err(e.context(format!("cannot install the index template {name} on {}", cluster.url())));
+        }
+    };
     // Indices made before the template (or by an older ctindex) get the
     // alias too, but only the prefix's own: `cloudtrail-*` also matches the
     // indices of a prefix `cloudtrail-prod`.
@@ -155,7 +184,51 @@ pub async fn install(cluster: &Cluster, prefix: &str, replicas: Option<u32>, ilm
         cluster.flavor.name(),
         cluster.version
     );
-    Ok(())
+    Ok(installed)
+}
+
+/// Which template went in.
+#[derive(Debug, Clone)]
+pub enum Installed {
+    /// The template as in `mappings/`.
+    Full,
+    /// The fallback for clusters without a free-form object type.
+    Fallback(Arc<freeform::Unindexed>),
+}
+
+impl Installed {
+    pub fn unindexed(&self) -> Option<Arc<freeform::Unindexed>> {
+        match self {
+            Installed::Full => None,
+            Installed::Fallback(unindexed) => Some(unindexed.clone()),
+        }
+    }
+}
+
+/// Whether the cluster refused the template for its free-form object type
+/// ("No handler for type [flat_object] declared on field …").
+fn lacks_free_form_type(e: &anyhow::Error) -> bool {
+    let text = format!("{e:#}");
+    text.contains("No handler for type [flat_object]") || text.contains("No handler for type [flattened]")
+}
+
+/// Which template the cluster has for the prefix, when ctindex does not
+/// install it (`--no-setup`): the fallback one is recognised by its
+/// `ctindex.payload`.
+pub async fn installed_kind(cluster: &Cluster, prefix: &str) -> Installed {
+    let name = template_name(prefix);
+    let Ok(answer) = cluster.send(Method::GET, &format!("/_index_template/{name}"), None).await else {
+        return Installed::Full;
+    };
+    let Ok(value) = serde_json::from_slice::<Value>(&answer) else {
+        return Installed::Full;
+    };
+    let body = &value["index_templates"][0]["index_template"];
+    if freeform::is_fallback(body) {
+        Installed::Fallback(Arc::new(freeform::Unindexed::from_template(body)))
+    } else {
+        Installed::Full
+    }
 }
 
 /// The ILM policy the installed template names, if any.
