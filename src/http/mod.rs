@@ -284,7 +284,8 @@ impl Client {
                 method: method.as_str().to_string(),
                 path: path.to_string(),
                 status,
-                body: explain::truncate(&String::from_utf8_lossy(&bytes), 1000),
+                // Long enough for the nested causes of a refused template.
+                body: explain::truncate(&String::from_utf8_lossy(&bytes), 4000),
                 auth: self.auth.clone(),
             })
         }

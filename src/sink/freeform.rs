@@ -213,9 +213,15 @@ mod tests {
             assert!(!is_fallback(&body));
             fallback_body(&mut body);
             let shown = body["template"].to_string();
-            assert!(!shown.contains("flat_object") && !shown.contains("flattened"), "{shown}");
+            assert!(
+                !shown.contains("flat_object") && !shown.contains("flattened"),
+                "{shown}"
+            );
             assert!(is_fallback(&body));
-            assert_eq!(body["template"]["mappings"]["_source"]["excludes"], json!(["ctindex.payload"]));
+            assert_eq!(
+                body["template"]["mappings"]["_source"]["excludes"],
+                json!(["ctindex.payload"])
+            );
         }
     }
 
@@ -254,7 +260,10 @@ mod tests {
         ] {
             assert!(lines.contains(&want), "{want} missing in {lines:?}");
         }
-        assert!(!payload.contains("PutObject") && !payload.contains("console") && !payload.contains("TLSv1.2"), "{payload}");
+        assert!(
+            !payload.contains("PutObject") && !payload.contains("console") && !payload.contains("TLSv1.2"),
+            "{payload}"
+        );
 
         let mut bytes = b"{\"index\":{}}\n".to_vec();
         let start = bytes.len();

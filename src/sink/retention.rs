@@ -222,7 +222,8 @@ pub fn ism_body(prefix: &str, age: Age) -> Value {
 fn missing_api(e: &anyhow::Error) -> bool {
     match e.downcast_ref::<SendError>() {
         Some(SendError::Status { status, body, .. }) => {
-            matches!(status, 400 | 404 | 405) && (body.contains("no handler") || body.contains("Incorrect HTTP method") || *status == 405)
+            matches!(status, 400 | 404 | 405)
+                && (body.contains("no handler") || body.contains("Incorrect HTTP method") || *status == 405)
         }
         _ => false,
     }
@@ -271,7 +272,10 @@ pub async fn install_policy(cluster: &Cluster, prefix: &str, age: Age) -> Result
                 Err(e) => return Err(e.context("cannot ask whether the cluster has ISM")),
             };
             // An update must name the version it replaces.
-            let put = match existing.as_ref().and_then(|v| Some((v["_seq_no"].as_u64()?, v["_primary_term"].as_u64()?))) {
+            let put = match existing
+                .as_ref()
+                .and_then(|v| Some((v["_seq_no"].as_u64()?, v["_primary_term"].as_u64()?)))
+            {
                 Some((seq, term)) => format!("{path}?if_seq_no={seq}&if_primary_term={term}"),
                 None => path.clone(),
             };
@@ -328,7 +332,10 @@ mod tests {
         // The day is clamped to the shorter month.
         assert_eq!(cutoff_day(day("2026-03-31"), months(1)), day("2026-02-28"));
         assert_eq!(cutoff_day(day("2024-01-15"), months(2)), day("2023-11-15"));
-        assert_eq!(cutoff_day(day("2026-12-02"), Age { months: 0, days: 2 }), day("2026-11-30"));
+        assert_eq!(
+            cutoff_day(day("2026-12-02"), Age { months: 0, days: 2 }),
+            day("2026-11-30")
+        );
     }
 
     #[test]
@@ -336,11 +343,11 @@ mod tests {
         let today = day("2026-12-02");
         let cutoff = cutoff_day(today, Age { months: 13, days: 0 }); // 2025-11-02
         for (index, want) in [
-            ("ct-2025.10", true),   // ends 2025-11-01, before the cut-off
-            ("ct-2025.11", false),  // partly after it
+            ("ct-2025.10", true),  // ends 2025-11-01, before the cut-off
+            ("ct-2025.11", false), // partly after it
             ("ct-2019.01", true),
-            ("ct-2026.12", false),  // the current month
-            ("ct-2027.01", false),  // the future
+            ("ct-2026.12", false), // the current month
+            ("ct-2027.01", false), // the future
             ("ct-undated", false),
             ("ct-prod-2019.01", false), // another prefix
             ("ct-2019.13", false),

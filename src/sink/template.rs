@@ -208,8 +208,10 @@ impl Installed {
 /// Whether the cluster refused the template for its free-form object type
 /// ("No handler for type [flat_object] declared on field …").
 fn lacks_free_form_type(e: &anyhow::Error) -> bool {
-    let text = format!("{e:#}");
-    text.contains("No handler for type [flat_object]") || text.contains("No handler for type [flattened]")
+    let Some(super::client::SendError::Status { status: 400, body, .. }) = e.downcast_ref() else {
+        return false;
+    };
+    body.contains("No handler for type [flat_object]") || body.contains("No handler for type [flattened]")
 }
 
 /// Which template the cluster has for the prefix, when ctindex does not
@@ -217,7 +219,10 @@ fn lacks_free_form_type(e: &anyhow::Error) -> bool {
 /// `ctindex.payload`.
 pub async fn installed_kind(cluster: &Cluster, prefix: &str) -> Installed {
     let name = template_name(prefix);
-    let Ok(answer) = cluster.send(Method::GET, &format!("/_index_template/{name}"), None).await else {
+    let Ok(answer) = cluster
+        .send(Method::GET, &format!("/_index_template/{name}"), None)
+        .await
+    else {
         return Installed::Full;
     };
     let Ok(value) = serde_json::from_slice::<Value>(&answer) else {

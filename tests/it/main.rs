@@ -5,6 +5,7 @@ mod dashboards;
 mod export;
 mod faults;
 mod import;
+mod retention;
 mod s3;
 mod secrets;
 mod secure;

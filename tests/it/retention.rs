@@ -56,7 +56,15 @@ fn prune_deletes_exactly_the_old_months_of_the_prefix() {
             assert!(status < 300, "{}: PUT {name}: {status} {body}", cluster.name);
         }
         let prune = |more: &[&str]| {
-            let mut args = vec!["prune", "--url", &cluster.url, "--index-prefix", &prefix, "--older-than", "13mo"];
+            let mut args = vec![
+                "prune",
+                "--url",
+                &cluster.url,
+                "--index-prefix",
+                &prefix,
+                "--older-than",
+                "13mo",
+            ];
             args.extend(more);
             support::ctindex(&args)
         };
@@ -64,12 +72,26 @@ fn prune_deletes_exactly_the_old_months_of_the_prefix() {
         let dry = prune(&["--dry-run"]);
         assert_eq!(dry.code, 0, "{}: {}", cluster.name, dry.stderr);
         for name in &old {
-            assert!(dry.stdout.contains(&format!("would delete {name} ")), "{}: {}", cluster.name, dry.stdout);
+            assert!(
+                dry.stdout.contains(&format!("would delete {name} ")),
+                "{}: {}",
+                cluster.name,
+                dry.stdout
+            );
         }
         for name in &kept {
-            assert!(!dry.stdout.contains(&format!(" {name} ")), "{}: {name} listed: {}", cluster.name, dry.stdout);
+            assert!(
+                !dry.stdout.contains(&format!(" {name} ")),
+                "{}: {name} listed: {}",
+                cluster.name,
+                dry.stdout
+            );
         }
-        assert!(dry.stdout.contains("dry run: would delete 3 index(es)"), "{}", dry.stdout);
+        assert!(
+            dry.stdout.contains("dry run: would delete 3 index(es)"),
+            "{}",
+            dry.stdout
+        );
         for name in old.iter().chain(kept.iter()) {
             assert!(exists(&cluster, name), "{}: --dry-run deleted {name}", cluster.name);
         }
@@ -98,23 +120,47 @@ fn prune_deletes_exactly_the_old_months_of_the_prefix() {
 fn retention_policies_say_when_the_cluster_has_no_ilm_or_ism() {
     for cluster in support::clusters("retention_policies_say_when_the_cluster_has_no_ilm_or_ism") {
         let prefix = support::prefix("policy");
-        let run = support::ctindex(&["setup", "--url", &cluster.url, "--index-prefix", &prefix, "--retention", "13mo"]);
+        let run = support::ctindex(&[
+            "setup",
+            "--url",
+            &cluster.url,
+            "--index-prefix",
+            &prefix,
+            "--retention",
+            "13mo",
+        ]);
         assert_eq!(run.code, 0, "{}: {}", cluster.name, run.stderr);
         let ilm = support::http("GET", &format!("{}/_ilm/status", cluster.url), None).0 == 200;
         let ism = support::http("GET", &format!("{}/_plugins/_ism/policies", cluster.url), None).0 == 200;
         if ilm {
             // The policy is installed and the template names it.
             let policy = support::http("GET", &format!("{}/_ilm/policy/ctindex-{prefix}", cluster.url), None).1;
-            assert!(policy[format!("ctindex-{prefix}")]["policy"]["phases"]["delete"].is_object(), "{policy}");
+            assert!(
+                policy[format!("ctindex-{prefix}")]["policy"]["phases"]["delete"].is_object(),
+                "{policy}"
+            );
             let template = cluster.get(&format!("/_index_template/ctindex-{prefix}"));
             let settings = &template["index_templates"][0]["index_template"]["template"]["settings"]["index"];
-            assert_eq!(settings["lifecycle"]["name"], json!(format!("ctindex-{prefix}")), "{template}");
+            assert_eq!(
+                settings["lifecycle"]["name"],
+                json!(format!("ctindex-{prefix}")),
+                "{template}"
+            );
         } else if ism {
-            let policy = support::http("GET", &format!("{}/_plugins/_ism/policies/ctindex-{prefix}", cluster.url), None).1;
-            assert_eq!(policy["policy"]["ism_template"][0]["index_patterns"], json!([format!("{prefix}-*")]));
+            let policy = support::http(
+                "GET",
+                &format!("{}/_plugins/_ism/policies/ctindex-{prefix}", cluster.url),
+                None,
+            )
+            .1;
+            assert_eq!(
+                policy["policy"]["ism_template"][0]["index_patterns"],
+                json!([format!("{prefix}-*")])
+            );
         } else {
             assert!(
-                run.stderr.contains("has no index lifecycle management") || run.stderr.contains("has no index state management"),
+                run.stderr.contains("has no index lifecycle management")
+                    || run.stderr.contains("has no index state management"),
                 "{}: {}",
                 cluster.name,
                 run.stderr
@@ -147,7 +193,11 @@ fn sync_prunes_after_the_run_when_asked() {
         "13mo",
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains(&format!("deleted {prefix}-2023.07 (")), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("deleted {prefix}-2023.07 (")),
+        "{}",
+        run.stdout
+    );
     assert!(!exists(cluster, &format!("{prefix}-2023.07")));
     // With a long retention, they stay.
     std::fs::remove_file(&state).unwrap();

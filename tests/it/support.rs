@@ -2,7 +2,8 @@
 //! calls, an independent oracle of what the corpus holds, and a local HTTP
 //! endpoint to stand in for a server.
 //!
-//! Clusters come from `ES_URL`, `OPENSEARCH_URL` and `ES9_URL` (what
+//! Clusters come from `ES_URL`, `OPENSEARCH_URL`, `ES9_URL`, `ES7_URL`,
+//! `OPENSEARCH1_URL` and `OPENSEARCH3_URL` (what
 //! `scripts/stack env` prints). Without them, live tests say loudly that they
 //! were skipped, unless `CTINDEX_REQUIRE_CLUSTERS=1` (set by `scripts/test`),
 //! which turns a missing cluster into a failure.
@@ -33,6 +34,9 @@ pub fn clusters(test: &str) -> Vec<Cluster> {
         ("elasticsearch", "ES_URL"),
         ("opensearch", "OPENSEARCH_URL"),
         ("elasticsearch9", "ES9_URL"),
+        ("elasticsearch7", "ES7_URL"),
+        ("opensearch1", "OPENSEARCH1_URL"),
+        ("opensearch3", "OPENSEARCH3_URL"),
     ] {
         if let Ok(url) = std::env::var(var)
             && !url.trim().is_empty()
@@ -52,7 +56,13 @@ pub fn clusters(test: &str) -> Vec<Cluster> {
     // scripts/test requires both Elasticsearch and OpenSearch: a run that
     // lost one of them must not pass on the other alone.
     if std::env::var("CTINDEX_REQUIRE_CLUSTERS").as_deref() == Ok("1") {
-        for required in ["elasticsearch", "opensearch"] {
+        for required in [
+            "elasticsearch",
+            "opensearch",
+            "elasticsearch7",
+            "opensearch1",
+            "opensearch3",
+        ] {
             assert!(
                 found.iter().any(|c| c.name == required),
                 "{test}: {required} is not configured but CTINDEX_REQUIRE_CLUSTERS=1 \
