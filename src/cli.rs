@@ -258,6 +258,11 @@ pub struct ImportArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// List what would be read (files and bytes per account, region and day) without
+    /// downloading or decoding anything.
+    #[arg(long, visible_alias = "plan")]
+    pub list: bool,
+
     /// Do not install the index template first (when it is managed elsewhere).
     #[arg(long)]
     pub no_setup: bool,

@@ -14,7 +14,7 @@
 //! Invariant: every event decoded is counted as read and ends up
 //! acknowledged, dead-lettered, or (on a fatal error) reported in the error.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -524,6 +524,7 @@ impl FileWork {
             stopped: false,
             fast: 0,
             view: None,
+            indices: BTreeMap::new(),
         };
         let read = match input {
             Input::File(path) => match std::fs::File::open(&path) {
@@ -550,13 +551,23 @@ impl FileWork {
                 return FileKind::Events;
             }
             Err(e) => {
-                tracing::warn!("{name}: skipped: {e}");
+                match crate::progress::input_warning(crate::progress::InputWarning::Skipped) {
+                    Some(more) => tracing::warn!(target: "ctindex::input", "{name}: skipped: {e}{more}"),
+                    None => tracing::debug!(target: "ctindex::input", "{name}: skipped: {e}"),
+                }
                 Stats::add(&self.stats.files_skipped, 1);
                 return FileKind::Unusable;
             }
         };
         out.send();
         Stats::add(&self.stats.files_read, 1);
+        let place = crate::source::layout::Place::of_file(name);
+        self.stats.add_file(
+            place.account.unwrap_or("other"),
+            place.region.unwrap_or("other"),
+            finished.events as u64,
+            std::mem::take(&mut out.indices),
+        );
         tracing::trace!("{name}: {} events, {} on the fast path", finished.events, out.fast);
         if let Some(why) = &finished.truncated {
             tracing::warn!(
@@ -574,7 +585,10 @@ impl FileWork {
         Stats::add(&self.stats.events_without_id, out.stand_ins.without_id.len() as u64);
         Stats::add(&self.stats.events_undated, out.stand_ins.undated.len() as u64);
         for message in out.stand_ins.messages() {
-            tracing::warn!("{name}: {message}");
+            match crate::progress::input_warning(crate::progress::InputWarning::StandIns) {
+                Some(more) => tracing::warn!(target: "ctindex::input", "{name}: {message}{more}"),
+                None => tracing::debug!(target: "ctindex::input", "{name}: {message}"),
+            }
         }
         FileKind::Events
     }
@@ -596,6 +610,8 @@ struct FileEncoder<'a> {
     fast: u64,
     /// The fast path's parsed fields, reused from event to event.
     view: Option<Box<View>>,
+    /// Events per index (added to the run's counts at the end of the file).
+    indices: BTreeMap<String, u64>,
 }
 
 impl FileEncoder<'_> {
@@ -616,6 +632,12 @@ impl FileEncoder<'_> {
         match &self.work.encoder {
             Some(encoder) => encoder.push(doc, &self.work.name, origin, &mut self.batch),
             None => {
+                match self.indices.get_mut(doc.index()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.indices.insert(doc.index().to_string(), 1);
+                    }
+                }
                 self.batch.push_doc(doc, origin);
                 if let Some(unindexed) = &self.work.unindexed {
                     self.batch.add_payload(unindexed);

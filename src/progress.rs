@@ -8,9 +8,10 @@
 //! Invariant: counters only grow; `events_read = indexed + dead_lettered +
 //! in flight` at every moment, and `in flight` is 0 once the run has ended.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -52,6 +53,11 @@ pub struct Stats {
     pub batches: AtomicU64,
     pub bulk_bytes: AtomicU64,
     pub retries: AtomicU64,
+    /// Events read per account and region (from the files' place in the
+    /// CloudTrail layout; `other` outside it), added once per file.
+    pub places: Mutex<BTreeMap<(String, String), u64>>,
+    /// Events sent to each index, added once per file.
+    pub indices: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Stats {
@@ -65,6 +71,21 @@ impl Stats {
 
     pub fn indexed(&self) -> u64 {
         Self::get(&self.created) + Self::get(&self.updated)
+    }
+
+    /// Adds a file's events to its account and region, and to the indices
+    /// they went to.
+    pub fn add_file(&self, account: &str, region: &str, events: u64, indices: BTreeMap<String, u64>) {
+        if events > 0 {
+            let mut places = self.places.lock().unwrap_or_else(|p| p.into_inner());
+            *places.entry((account.to_string(), region.to_string())).or_default() += events;
+        }
+        if !indices.is_empty() {
+            let mut all = self.indices.lock().unwrap_or_else(|p| p.into_inner());
+            for (index, n) in indices {
+                *all.entry(index).or_default() += n;
+            }
+        }
     }
 }
 
@@ -86,6 +107,14 @@ static BARS: std::sync::Mutex<Option<MultiProgress>> = std::sync::Mutex::new(Non
 
 fn shown_bars() -> Option<MultiProgress> {
     BARS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Takes the bars off the screen for good (before a last message when the
+/// process quits at once).
+pub fn clear_bars() {
+    if let Some(bars) = BARS.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        let _ = bars.clear();
+    }
 }
 
 /// Where log lines go: stderr, above the progress bars when they are shown.
@@ -160,36 +189,35 @@ async fn show_bars(stats: Arc<Stats>, stop: Arc<AtomicBool>, encode_only: bool) 
     events.set_style(style("{prefix:>7} {spinner} {msg}"));
     events.set_prefix("events");
     let started = Instant::now();
+    let mut rate = Rate::default();
     loop {
         let done = stop.load(Ordering::Relaxed);
         let listed = Stats::get(&stats.files_listed);
         let listing_done = stats.listing_done.load(Ordering::Relaxed);
         files.set_length(listed);
         files.set_position(
-            Stats::get(&stats.files_read) + Stats::get(&stats.files_skipped) + Stats::get(&stats.files_digest),
+            Stats::get(&stats.files_read)
+                + Stats::get(&stats.files_skipped)
+                + Stats::get(&stats.files_digest)
+                + Stats::get(&stats.files_already_done),
         );
-        if listing_done && !eta_shown {
+        let (total, read_bytes) = (Stats::get(&stats.bytes_listed), Stats::get(&stats.bytes_read));
+        if !eta_shown && eta_means_something(listing_done, read_bytes, total, started.elapsed()) {
             bytes.set_style(style(
                 "{prefix:>7} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
             ));
             eta_shown = true;
         }
-        files.set_message(if listing_done {
-            String::new()
-        } else {
-            "(listing…)".to_string()
-        });
-        bytes.set_length(Stats::get(&stats.bytes_listed));
-        bytes.set_position(Stats::get(&stats.bytes_read));
+        let count = progress_count(&stats, encode_only);
+        files.set_message(phase(&stats, listing_done, count, encode_only).to_string());
+        bytes.set_length(total);
+        bytes.set_position(read_bytes);
         let read = Stats::get(&stats.events_read);
-        let secs = started.elapsed().as_secs_f64().max(0.001);
+        let now = rate.update(count, started.elapsed());
         events.set_message(format!(
-            "{} read, {} {}, {} failed, {:.0}/s",
-            read,
-            progress_count(&stats, encode_only),
+            "{read} read, {count} {} ({now:.0}/s now), {} failed",
             if encode_only { "encoded" } else { "indexed" },
             Stats::get(&stats.failed),
-            read as f64 / secs
         ));
         events.tick();
         if done {
@@ -202,6 +230,77 @@ async fn show_bars(stats: Arc<Stats>, stop: Arc<AtomicBool>, encode_only: bool) 
     events.finish();
     let _ = multi.clear();
     *BARS.lock().unwrap_or_else(|p| p.into_inner()) = None;
+}
+
+/// What the run is busy with, for the files bar: listing, waiting for the
+/// first answers (the cluster creates the monthly indices then), or nothing
+/// to say.
+fn phase(stats: &Stats, listing_done: bool, done: u64, encode_only: bool) -> &'static str {
+    if !listing_done {
+        "(listing…)"
+    } else if !encode_only && done == 0 && Stats::get(&stats.batches) > 0 {
+        "(the cluster is creating the indices…)"
+    } else {
+        ""
+    }
+}
+
+/// An ETA once it means something: the total is known (listing is done),
+/// and enough was read, for long enough, to extrapolate from.
+fn eta_means_something(listing_done: bool, read: u64, total: u64, elapsed: Duration) -> bool {
+    listing_done && total > 0 && read * 20 >= total && elapsed >= Duration::from_secs(3)
+}
+
+/// The current rate of a growing count: a moving average over about the
+/// last five seconds, so that it follows changes the average of the whole
+/// run hides.
+#[derive(Debug, Default)]
+struct Rate {
+    last: Option<(u64, Duration)>,
+    per_second: f64,
+}
+
+impl Rate {
+    fn update(&mut self, count: u64, at: Duration) -> f64 {
+        if let Some((before, then)) = self.last {
+            let dt = (at.saturating_sub(then)).as_secs_f64();
+            if dt >= 0.5 {
+                let instant = count.saturating_sub(before) as f64 / dt;
+                let weight = (dt / 5.0).min(1.0);
+                self.per_second += weight * (instant - self.per_second);
+                self.last = Some((count, at));
+            }
+        } else {
+            self.last = Some((count, at));
+        }
+        self.per_second
+    }
+}
+
+/// Per-file warnings of one kind shown in a run before they are only
+/// counted (the summary has the totals; `-v` shows each).
+const WARNINGS_PER_KIND: u32 = 5;
+
+/// Kinds of per-file warnings whose repeats are collapsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputWarning {
+    Skipped,
+    Incomplete,
+    StandIns,
+    Rejected,
+}
+
+static INPUT_WARNINGS: [std::sync::atomic::AtomicU32; 4] = [const { std::sync::atomic::AtomicU32::new(0) }; 4];
+
+/// Whether a per-file warning of this kind is still shown (the first few of
+/// each kind); the next one says that more are only counted.
+pub fn input_warning(kind: InputWarning) -> Option<&'static str> {
+    let n = INPUT_WARNINGS[kind as usize].fetch_add(1, Ordering::Relaxed) + 1;
+    match n {
+        n if n < WARNINGS_PER_KIND => Some(""),
+        n if n == WARNINGS_PER_KIND => Some(" (more of this kind are counted in the summary, shown with -v)"),
+        _ => None,
+    }
 }
 
 /// Events done so far: indexed, or only encoded (dry runs and exports, whose
@@ -296,6 +395,15 @@ pub struct Summary {
     pub concurrency_decreases: u64,
     /// Peak resident memory of the process (Linux), in bytes.
     pub peak_rss_bytes: Option<u64>,
+    /// Files the listing found (all of them once listing finished).
+    pub files_found: u64,
+    /// Events read per account, then per region (`other` outside the layout).
+    pub accounts: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The alias searched over the indices (import and sync).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// Events sent to each index (to be sent, with --dry-run).
+    pub indices: BTreeMap<String, u64>,
 }
 
 impl Summary {
@@ -339,6 +447,21 @@ impl Summary {
             concurrency_low: 0,
             concurrency_decreases: 0,
             peak_rss_bytes: peak_rss_bytes(),
+            files_found: g(&stats.files_listed),
+            accounts: {
+                let places = stats.places.lock().unwrap_or_else(|p| p.into_inner());
+                let mut accounts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+                for ((account, region), n) in places.iter() {
+                    *accounts
+                        .entry(account.clone())
+                        .or_default()
+                        .entry(region.clone())
+                        .or_default() += n;
+                }
+                accounts
+            },
+            alias: None,
+            indices: stats.indices.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
 
@@ -349,23 +472,29 @@ impl Summary {
 
     /// The one-line summary.
     pub fn line(&self) -> String {
-        let mut files = format!("{} files", self.files);
-        let mut extra = Vec::new();
-        if self.files_skipped > 0 {
-            extra.push(format!("{} skipped", self.files_skipped));
+        // Files found = read + skipped + digest (+ already done, for sync).
+        let found = self.files + self.files_skipped + self.files_digest + self.files_already_done;
+        let mut parts = Vec::new();
+        if found != self.files {
+            parts.push(format!("{} read", self.files));
         }
-        if self.files_truncated > 0 {
-            extra.push(format!("{} truncated", self.files_truncated));
+        if self.files_skipped > 0 {
+            parts.push(format!("{} skipped (not CloudTrail or unreadable)", self.files_skipped));
         }
         if self.files_digest > 0 {
-            extra.push(format!("{} digest", self.files_digest));
+            parts.push(format!("{} digest", self.files_digest));
         }
         if self.files_already_done > 0 {
-            extra.push(format!("{} already done", self.files_already_done));
+            parts.push(format!("{} already done", self.files_already_done));
         }
-        if !extra.is_empty() {
-            files.push_str(&format!(" ({})", extra.join(", ")));
+        if self.files_truncated > 0 {
+            parts.push(format!("{} of them incomplete", self.files_truncated));
         }
+        let files = if parts.is_empty() {
+            format!("{found} files")
+        } else {
+            format!("{found} files: {}", parts.join(", "))
+        };
         let indexed = if let Some(written) = self.written {
             format!(
                 "{written} written ({} repeated events dropped)",
@@ -375,12 +504,12 @@ impl Summary {
             format!("{} encoded (dry run, nothing sent)", self.encoded)
         } else {
             format!(
-                "{} indexed ({} new, {} updated)",
+                "{} indexed ({} new, {} updated: their eventID was indexed before or repeats in the input)",
                 self.indexed, self.created, self.updated
             )
         };
         let mut line = format!(
-            "{}{files}, {} events read, {indexed}, {} skipped, {} failed, {:.1} s, {:.0} events/s",
+            "{}{files}; {} events read, {indexed}, {} values not events, {} failed, {:.1} s, {:.0} events/s",
             if self.interrupted { "interrupted: " } else { "" },
             self.events_read,
             self.skipped,
@@ -404,6 +533,59 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// The lines after the summary line: where the events went, from which
+    /// accounts and regions, and what to do next. Empty for exports.
+    pub fn details(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if self.interrupted {
+            let handled = self.files + self.files_skipped + self.files_digest + self.files_already_done;
+            let left = self.files_found.saturating_sub(handled);
+            lines.push(format!(
+                "  stopped early: {left} file(s) found were not started; running the same command again \
+                 finishes the job safely (event ids are stable: nothing is duplicated)"
+            ));
+        }
+        let Some(alias) = &self.alias else { return lines };
+        if !self.indices.is_empty() {
+            let names: Vec<&String> = self.indices.keys().collect();
+            let shown = if names.len() <= 6 {
+                self.indices
+                    .iter()
+                    .map(|(index, n)| format!("{index} ({n})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            } else {
+                format!("{} indices, {} … {}", names.len(), names[0], names[names.len() - 1])
+            };
+            let verb = if self.dry_run { "would go" } else { "went" };
+            lines.push(format!("  events {verb} into {shown}, under the alias {alias}"));
+        }
+        if !self.accounts.is_empty() {
+            let mut places: Vec<String> = Vec::new();
+            for (account, regions) in &self.accounts {
+                let regions: Vec<String> = regions.iter().map(|(r, n)| format!("{r} {n}")).collect();
+                places.push(format!("{account}: {}", regions.join(", ")));
+            }
+            let more = places.len().saturating_sub(5);
+            places.truncate(5);
+            let tail = if more > 0 {
+                format!(" (and {more} more accounts: see --summary-json)")
+            } else {
+                String::new()
+            };
+            lines.push(format!("  by account and region: {}{tail}", places.join("; ")));
+        }
+        if !self.dry_run && self.indexed > 0 {
+            lines.push(format!(
+                "  next: search the alias {alias} (time field eventTime) in Kibana or OpenSearch Dashboards, \
+                 or add the dashboards: ctindex dashboards install --kibana-url URL --index-prefix {alias}"
+            ));
+        }
+        lines
+    }
+}
+
 /// The process's peak resident set size (VmHWM), where /proc tells it.
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -417,6 +599,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rates_follow_the_recent_pace() {
+        let mut rate = Rate::default();
+        let s = Duration::from_secs;
+        assert_eq!(rate.update(0, s(0)), 0.0);
+        // 1000/s for 10 s: the rate climbs to it.
+        for t in 1..=10 {
+            rate.update(1000 * t, s(t));
+        }
+        let fast = rate.update(10_000, s(10));
+        assert!(fast > 800.0, "{fast}");
+        // Then nothing for 10 s: the rate falls although the average stays at 500/s.
+        for t in 11..=20 {
+            rate.update(10_000, s(t));
+        }
+        assert!(rate.per_second < 150.0, "{}", rate.per_second);
+        assert!(!eta_means_something(false, 90, 100, s(10)), "listing goes on");
+        assert!(!eta_means_something(true, 1, 100, s(10)), "too little read");
+        assert!(
+            !eta_means_something(true, 50, 100, Duration::from_millis(500)),
+            "too early"
+        );
+        assert!(eta_means_something(true, 5, 100, s(3)));
+    }
+
+    #[test]
     fn summary_line_and_partial() {
         let stats = Stats::default();
         Stats::add(&stats.files_read, 3);
@@ -427,11 +634,45 @@ mod tests {
         assert!(!s.is_partial());
         assert_eq!(
             s.line(),
-            "3 files, 10 events read, 10 indexed (7 new, 3 updated), 0 skipped, 0 failed, 2.0 s, 5 events/s"
+            "3 files; 10 events read, 10 indexed (7 new, 3 updated: their eventID was indexed before or repeats \
+             in the input), 0 values not events, 0 failed, 2.0 s, 5 events/s"
         );
         Stats::add(&stats.files_skipped, 1);
+        Stats::add(&stats.files_digest, 2);
         let s = Summary::from_stats(&stats, Duration::from_secs(2), false, 0, None);
         assert!(s.is_partial());
-        assert!(s.line().starts_with("3 files (1 skipped), "), "{}", s.line());
+        // The files found add up: 6 = 3 read + 1 skipped + 2 digest.
+        assert!(
+            s.line()
+                .starts_with("6 files: 3 read, 1 skipped (not CloudTrail or unreadable), 2 digest; "),
+            "{}",
+            s.line()
+        );
+        assert!(s.details().is_empty(), "an export (no alias) has no details");
+
+        stats.add_file(
+            "111122223333",
+            "us-east-1",
+            6,
+            BTreeMap::from([("ct-2024.01".to_string(), 6)]),
+        );
+        stats.add_file(
+            "111122223333",
+            "eu-west-1",
+            4,
+            BTreeMap::from([("ct-2024.02".to_string(), 4)]),
+        );
+        let mut s = Summary::from_stats(&stats, Duration::from_secs(2), false, 0, None);
+        s.alias = Some("ct".into());
+        let details = s.details().join("\n");
+        assert!(
+            details.contains("ct-2024.01 (6), ct-2024.02 (4), under the alias ct"),
+            "{details}"
+        );
+        assert!(details.contains("111122223333: eu-west-1 4, us-east-1 6"), "{details}");
+        assert!(details.contains("next: search the alias ct"), "{details}");
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["accounts"]["111122223333"]["us-east-1"], 6);
+        assert_eq!(json["indices"]["ct-2024.02"], 4);
     }
 }

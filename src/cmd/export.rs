@@ -82,7 +82,7 @@ pub async fn run(args: ExportArgs) -> Result<Outcome> {
     });
     let workers = args.workers.map(usize::from).unwrap_or_else(default_workers);
     let cancel = Arc::new(Cancel::default());
-    let signals = tokio::spawn(watch_signals(cancel.clone(), dlq.clone()));
+    let signals = tokio::spawn(watch_signals(cancel.clone(), dlq.clone(), stats.clone()));
     let names = Arc::new(FileNames::default());
     let decoders = Arc::new(tokio::sync::Semaphore::new(workers));
     let pipeline = |tracker: Option<Arc<dyn Tracker>>| Pipeline {

@@ -31,6 +31,10 @@ pub async fn run(args: ImportArgs) -> Result<Outcome> {
 /// the same pipeline; sync adds state, a lease and a look-back window.
 pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Result<Outcome> {
     let prefix = config::index_prefix(&args.index.index_prefix)?;
+    if args.list {
+        let (sources, _s3) = open_sources(&args.sources, &args.s3).await?;
+        return list_plan(sources).await;
+    }
     let filter = config::field_filter(&args.filter)?;
     let limits = Limits {
         max_string_bytes: args.max_value_bytes.max(64),
@@ -43,7 +47,7 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
     let names = Arc::new(FileNames::default());
     // Signals are heard from the start, so a stop while connecting is a stop too.
     let cancel = Arc::new(Cancel::default());
-    let signals = tokio::spawn(watch_signals(cancel.clone(), dlq.clone()));
+    let signals = tokio::spawn(watch_signals(cancel.clone(), dlq.clone(), stats.clone()));
 
     let started = Instant::now();
     let Connected {
@@ -166,6 +170,7 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
         Some(dlq.path().display().to_string()),
     );
     summary.interrupted = cancel.is_cancelled();
+    summary.alias = Some(prefix.clone());
     summary.s3_list_requests = s3
         .as_ref()
         .map(|s3| s3.list_requests.load(Ordering::Relaxed))
@@ -251,8 +256,14 @@ pub(crate) fn report(
     let line = summary.line();
     if result.is_err() || data_on_stdout || args.summary_json.as_deref() == Some(Path::new("-")) {
         eprintln!("ctindex: {line}");
+        for detail in summary.details() {
+            eprintln!("{detail}");
+        }
     } else {
         println!("{line}");
+        for detail in summary.details() {
+            println!("{detail}");
+        }
     }
     result?;
     Ok(if summary.is_partial() {
@@ -260,6 +271,69 @@ pub(crate) fn report(
     } else {
         Outcome::Clean
     })
+}
+
+/// `--list`: what an import would read, per account, region and delivery
+/// day (files and bytes), from the listing alone: nothing is downloaded or
+/// decoded.
+async fn list_plan(sources: Vec<Source>) -> Result<Outcome> {
+    use std::collections::BTreeMap;
+
+    use crate::source::Listed;
+    use crate::source::layout::{Place, day_text};
+
+    type Key = (String, String, String);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Listed>(1024);
+    let lister = tokio::spawn(async move {
+        for source in &sources {
+            source.list(&tx).await?;
+        }
+        anyhow::Ok(())
+    });
+    let mut rows: BTreeMap<Key, (u64, u64)> = BTreeMap::new();
+    let (mut digests, mut unreadable) = (0u64, 0u64);
+    while let Some(listed) = rx.recv().await {
+        match listed {
+            Listed::Object(object) => {
+                let place = Place::of_file(&object.name);
+                let key = (
+                    place.account.unwrap_or("other").to_string(),
+                    place.region.unwrap_or("other").to_string(),
+                    place.delivery_day().map(day_text).unwrap_or_else(|| "-".into()),
+                );
+                let row = rows.entry(key).or_default();
+                row.0 += 1;
+                row.1 += object.size;
+            }
+            Listed::Digest(_) => digests += 1,
+            Listed::Unreadable { name, reason } => {
+                tracing::warn!("{name}: cannot be listed: {reason}");
+                unreadable += 1;
+            }
+        }
+    }
+    lister.await.context("the listing stopped")??;
+    println!(
+        "{:<14} {:<16} {:<10} {:>8} {:>12}",
+        "account", "region", "day", "files", "bytes"
+    );
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let mut accounts = std::collections::BTreeSet::new();
+    let mut regions = std::collections::BTreeSet::new();
+    for ((account, region, day), (n, size)) in &rows {
+        println!("{account:<14} {region:<16} {day:<10} {n:>8} {size:>12}");
+        files += n;
+        bytes += size;
+        accounts.insert(account.clone());
+        regions.insert(region.clone());
+    }
+    println!(
+        "total: {files} files, {bytes} bytes, in {} account(s) and {} region(s); {digests} digest file(s) \
+         and {unreadable} unreadable entries not counted; nothing was read",
+        accounts.len(),
+        regions.len()
+    );
+    Ok(Outcome::Clean)
 }
 
 /// Files decoded at once: twice the CPUs. Decoders also wait (for input,
@@ -280,7 +354,7 @@ fn write_summary_json(path: &Path, summary: &Summary) -> Result<()> {
 
 /// First Ctrl-C or SIGTERM: stop reading and finish what is in flight.
 /// Second: quit at once, with the dead letters written so far on disk.
-pub(crate) async fn watch_signals(cancel: Arc<Cancel>, dlq: Arc<DeadLetters>) {
+pub(crate) async fn watch_signals(cancel: Arc<Cancel>, dlq: Arc<DeadLetters>, stats: Arc<Stats>) {
     let mut count = 0;
     loop {
         wait_for_signal().await;
@@ -291,10 +365,22 @@ pub(crate) async fn watch_signals(cancel: Arc<Cancel>, dlq: Arc<DeadLetters>) {
             );
             cancel.cancel();
         } else {
+            crate::progress::clear_bars();
             if let Err(e) = dlq.flush() {
                 eprintln!("ctindex: {e:#}");
             }
-            eprintln!("ctindex: interrupted");
+            let read = Stats::get(&stats.events_read);
+            let settled = stats.indexed() + Stats::get(&stats.failed) + Stats::get(&stats.written);
+            let letters = match dlq.count() {
+                0 => String::new(),
+                n => format!("; {n} dead letters in {}", dlq.path().display()),
+            };
+            eprintln!(
+                "ctindex: interrupted at once: {} of {read} events read were not yet indexed, written or \
+                 dead-lettered{letters}; running the same command again finishes the job safely (event ids \
+                 are stable: nothing is duplicated)",
+                read.saturating_sub(settled)
+            );
             std::process::exit(130);
         }
     }

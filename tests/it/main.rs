@@ -4,11 +4,15 @@
 mod dashboards;
 mod export;
 mod faults;
+mod help;
 mod import;
+mod inputs;
+mod messages;
 mod retention;
 mod s3;
 mod secrets;
 mod secure;
 mod sigv4;
+mod summary;
 mod support;
 mod sync;
