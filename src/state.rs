@@ -36,6 +36,7 @@ use sha2::{Digest, Sha256};
 
 use crate::assets;
 use crate::sink::client::{Cluster, SendError};
+use crate::sink::retry::Backoff;
 use crate::source::layout::scope_and_day;
 
 /// How long a lease lasts without renewal, by default (`--lease-seconds`).
@@ -495,6 +496,11 @@ impl StateStore {
 
     /// Takes the lease on a source; `Busy` when a live sync holds it. A lease
     /// whose holder died on this host, or that expired, is taken over.
+    ///
+    /// The write is conditional (`_create`, or `if_seq_no` over an expired
+    /// lease), so it is never re-sent blindly: after a failure that may have
+    /// been applied (no answer, 5xx, 409), the lease is read again, and one
+    /// that this process holds is its own.
     pub async fn acquire(&self, source: &str, ttl: Duration) -> Result<Option<Lease>> {
         let StateStore::Cluster { cluster, index } = self else {
             return Ok(None); // the state file's lock is the lease
@@ -502,80 +508,133 @@ impl StateStore {
         let id = format!("lease-{}", doc_id(&[source]));
         let host = host_name();
         let pid = u64::from(std::process::id());
+        let holder = format!("{host}:{pid}");
         let body = |expires: i64| {
-            json!({"kind": "lease", "source": source, "holder": format!("{host}:{pid}"), "host": host,
+            json!({"kind": "lease", "source": source, "holder": holder, "host": host,
                    "pid": pid, "expires_ms": expires})
         };
-        for _ in 0..5 {
-            let current = cluster.send(Method::GET, &format!("/{index}/_doc/{id}"), None).await;
-            let (path, current) = match current {
-                Err(SendError::Status { status: 404, .. }) => (format!("/{index}/_create/{id}?refresh=true"), None),
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+        while backoff.attempts() < LEASE_ATTEMPTS {
+            let current = match read_lease(cluster, index, &id).await {
+                Ok(current) => current,
+                Err(e) if transient(&e) => {
+                    tracing::debug!("reading the sync lease failed ({e}); trying again");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                    continue;
+                }
                 Err(e) => return Err(anyhow::Error::new(e).context("cannot read the sync lease")),
-                Ok(bytes) => {
-                    let doc: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-                    let (seq, term) = (
-                        doc["_seq_no"].as_u64().unwrap_or(0),
-                        doc["_primary_term"].as_u64().unwrap_or(0),
+            };
+            let path = match &current {
+                None => format!("/{index}/_create/{id}?refresh=true"),
+                Some(held) => {
+                    if held.source["holder"].as_str() == Some(holder.as_str()) {
+                        // Ours: an earlier attempt was applied although its answer was lost.
+                        return Ok(Some(Lease {
+                            id,
+                            seq_no: held.seq_no,
+                            primary_term: held.primary_term,
+                            body: held.source.clone(),
+                            ttl,
+                        }));
+                    }
+                    let expires = held.source["expires_ms"].as_i64().unwrap_or(0);
+                    let same_host_dead = held.source["host"].as_str() == Some(host.as_str())
+                        && held.source["pid"]
+                            .as_u64()
+                            .is_some_and(|p| p != pid && !process_alive(p));
+                    if expires > now_ms() && !same_host_dead {
+                        return Err(anyhow::Error::new(Busy {
+                            holder: held.source["holder"].as_str().unwrap_or("?").to_string(),
+                            expires: format!("{} s from now", (expires - now_ms()) / 1000),
+                        }));
+                    }
+                    tracing::info!(
+                        "taking over the sync lease of {} (expired or dead)",
+                        held.source["holder"]
                     );
-                    (
-                        format!("/{index}/_doc/{id}?if_seq_no={seq}&if_primary_term={term}&refresh=true"),
-                        Some(doc),
+                    format!(
+                        "/{index}/_doc/{id}?if_seq_no={}&if_primary_term={}&refresh=true",
+                        held.seq_no, held.primary_term
                     )
                 }
             };
-            if let Some(doc) = &current {
-                let held = &doc["_source"];
-                let expires = held["expires_ms"].as_i64().unwrap_or(0);
-                let same_host_dead = held["host"].as_str() == Some(host.as_str())
-                    && held["pid"].as_u64().is_some_and(|p| p != pid && !process_alive(p));
-                if expires > now_ms() && !same_host_dead {
-                    return Err(anyhow::Error::new(Busy {
-                        holder: held["holder"].as_str().unwrap_or("?").to_string(),
-                        expires: format!("{} s from now", (expires - now_ms()) / 1000),
-                    }));
-                }
-                tracing::info!("taking over the sync lease of {} (expired or dead)", held["holder"]);
-            }
             let lease_body = body(now_ms() + ttl.as_millis() as i64);
-            match cluster.json(Method::PUT, &path, Some(&lease_body)).await {
-                Ok(answer) => {
+            let answer = cluster
+                .send(Method::PUT, &path, Some(lease_body.to_string().into()))
+                .await;
+            match answer {
+                Ok(bytes) => {
+                    let (seq_no, primary_term) = written_version(&bytes).context("taking the sync lease")?;
                     return Ok(Some(Lease {
                         id,
-                        seq_no: answer["_seq_no"].as_u64().unwrap_or(0),
-                        primary_term: answer["_primary_term"].as_u64().unwrap_or(0),
+                        seq_no,
+                        primary_term,
                         body: lease_body,
                         ttl,
                     }));
                 }
-                // Someone else wrote it first: look again.
-                Err(e)
-                    if matches!(
-                        e.downcast_ref::<SendError>(),
-                        Some(SendError::Status { status: 409, .. })
-                    ) => {}
-                Err(e) => return Err(e.context("cannot take the sync lease")),
+                // Someone else wrote it first, or our write went through unanswered: look again.
+                Err(e) if e.status() == Some(409) => {}
+                Err(e) if transient(&e) => {
+                    tracing::debug!("taking the sync lease failed ({e}); reading it again");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                Err(e) => return Err(anyhow::Error::new(e).context("cannot take the sync lease")),
             }
         }
-        bail!("could not take the sync lease on {source}: it keeps changing hands")
+        bail!("could not take the sync lease on {source}: it keeps changing hands, or the cluster keeps failing")
     }
 
-    /// Extends a held lease; an error means it was lost.
+    /// Extends a held lease; an error means it was lost (or the cluster
+    /// could not be reached for the whole of the attempts).
+    ///
+    /// A renewal is conditional (`if_seq_no`): after a failure that may have
+    /// been applied, the lease is read back and kept if it is still ours.
     pub async fn renew(&self, lease: &mut Lease) -> Result<()> {
         let StateStore::Cluster { cluster, index } = self else {
             return Ok(());
         };
         lease.body["expires_ms"] = json!(now_ms() + lease.ttl.as_millis() as i64);
-        let path = format!(
-            "/{index}/_doc/{}?if_seq_no={}&if_primary_term={}",
-            lease.id, lease.seq_no, lease.primary_term
-        );
-        let answer = cluster
-            .json(Method::PUT, &path, Some(&lease.body))
-            .await
-            .context("lost the sync lease")?;
-        lease.seq_no = answer["_seq_no"].as_u64().unwrap_or(lease.seq_no);
-        lease.primary_term = answer["_primary_term"].as_u64().unwrap_or(lease.primary_term);
-        Ok(())
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+        loop {
+            let path = format!(
+                "/{index}/_doc/{}?if_seq_no={}&if_primary_term={}",
+                lease.id, lease.seq_no, lease.primary_term
+            );
+            let failure = match cluster
+                .send(Method::PUT, &path, Some(lease.body.to_string().into()))
+                .await
+            {
+                Ok(bytes) => {
+                    let (seq_no, primary_term) = written_version(&bytes).context("renewing the sync lease")?;
+                    lease.seq_no = seq_no;
+                    lease.primary_term = primary_term;
+                    return Ok(());
+                }
+                Err(e) if e.status() == Some(409) || transient(&e) => e,
+                Err(e) => return Err(anyhow::Error::new(e).context("lost the sync lease")),
+            };
+            // Applied or not? The lease as it is now says.
+            match read_lease(cluster, index, &lease.id).await {
+                Ok(Some(held)) if renewal_applied(&held.source, &lease.body) => {
+                    lease.seq_no = held.seq_no;
+                    lease.primary_term = held.primary_term;
+                    return Ok(());
+                }
+                Ok(Some(held)) if held.seq_no == lease.seq_no && held.primary_term == lease.primary_term => {
+                    // Not applied, and unchanged since: the same write may go again.
+                }
+                Ok(Some(held)) => bail!("lost the sync lease: {} holds it now", held.source["holder"]),
+                Ok(None) => bail!("lost the sync lease: it was removed"),
+                Err(e) if transient(&e) => {}
+                Err(e) => return Err(anyhow::Error::new(e).context("lost the sync lease: cannot read it")),
+            }
+            if backoff.attempts() >= LEASE_ATTEMPTS {
+                return Err(anyhow::Error::new(failure).context("lost the sync lease: the cluster keeps failing"));
+            }
+            tracing::debug!("renewing the sync lease failed ({failure}); trying again");
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
     }
 
     /// Gives a lease back.
@@ -593,6 +652,71 @@ impl StateStore {
             .context("cannot release the sync lease")?;
         Ok(())
     }
+}
+
+/// Attempts at a lease write (and its read-backs) before giving up.
+const LEASE_ATTEMPTS: u32 = 6;
+
+/// A failure worth another try: no answer, busy, or a server error.
+fn transient(e: &SendError) -> bool {
+    match e {
+        SendError::Connection { .. } => true,
+        SendError::Status { status, .. } => matches!(status, 429 | 500..=504),
+    }
+}
+
+/// A lease document as the cluster has it.
+#[derive(Debug)]
+struct HeldLease {
+    source: Value,
+    seq_no: u64,
+    primary_term: u64,
+}
+
+/// Reads the lease document (None when there is none).
+async fn read_lease(cluster: &Cluster, index: &str, id: &str) -> Result<Option<HeldLease>, SendError> {
+    match cluster.send(Method::GET, &format!("/{index}/_doc/{id}"), None).await {
+        Err(SendError::Status { status: 404, .. }) => Ok(None),
+        Err(e) => Err(e),
+        Ok(bytes) => parse_lease(&bytes).map(Some).map_err(|why| SendError::Status {
+            method: "GET".into(),
+            path: format!("/{index}/_doc/{id}"),
+            status: 200,
+            body: why,
+            auth: "".into(),
+        }),
+    }
+}
+
+/// A `GET _doc` answer: the lease, its sequence number and primary term;
+/// anything else is an error, never an empty lease.
+fn parse_lease(bytes: &[u8]) -> Result<HeldLease, String> {
+    let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("the lease is not JSON: {e}"))?;
+    match (&doc["_source"], doc["_seq_no"].as_u64(), doc["_primary_term"].as_u64()) {
+        (source @ Value::Object(_), Some(seq_no), Some(primary_term)) => Ok(HeldLease {
+            source: source.clone(),
+            seq_no,
+            primary_term,
+        }),
+        _ => Err(format!(
+            "the lease document lacks _source, _seq_no or _primary_term: {}",
+            crate::http::explain::truncate(&doc.to_string(), 200)
+        )),
+    }
+}
+
+/// The sequence number and primary term a write answers with.
+fn written_version(bytes: &[u8]) -> Result<(u64, u64)> {
+    let answer: Value = serde_json::from_slice(bytes).context("the answer is not JSON")?;
+    match (answer["_seq_no"].as_u64(), answer["_primary_term"].as_u64()) {
+        (Some(seq_no), Some(primary_term)) => Ok((seq_no, primary_term)),
+        _ => bail!("the answer has no _seq_no and _primary_term: {answer}"),
+    }
+}
+
+/// Whether the lease as read is our renewal: same holder, same expiry.
+fn renewal_applied(held: &Value, ours: &Value) -> bool {
+    held["holder"] == ours["holder"] && held["expires_ms"] == ours["expires_ms"]
 }
 
 /// Every hit's `_source` (only `fields`) of a search in the state index,
@@ -620,22 +744,60 @@ async fn search_all(cluster: &Cluster, index: &str, filter: Value, fields: &[&st
     }
 }
 
-/// Sends a bulk body of state documents; any refused one is an error.
+/// Sends a bulk body of state documents (index actions with fixed ids, so
+/// sending them again is harmless): retried like the events' bulk requests
+/// on no answer, 429 and 5xx, for the whole request or some of its items;
+/// any other refusal is an error.
 async fn bulk(cluster: &Cluster, index: &str, body: Vec<u8>) -> Result<()> {
-    let answer = cluster
-        .send(
-            Method::POST,
-            "/_bulk?filter_path=errors,items.*.error",
-            Some(body.into()),
-        )
-        .await
-        .with_context(|| format!("cannot record sync state in {index}"))?;
-    let answer: Value = serde_json::from_slice(&answer).unwrap_or_default();
-    if answer["errors"].as_bool() == Some(true) {
-        bail!("the cluster refused sync state records in {index}: {}", answer["items"]);
+    let body = bytes::Bytes::from(body);
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(8));
+    loop {
+        let failure = match cluster
+            .send(
+                Method::POST,
+                "/_bulk?filter_path=errors,items.*.status,items.*.error",
+                Some(body.clone()),
+            )
+            .await
+        {
+            Ok(answer) => {
+                let answer: Value = serde_json::from_slice(&answer)
+                    .with_context(|| format!("recording sync state in {index}: the answer is not JSON"))?;
+                let Some(errors) = answer["errors"].as_bool() else {
+                    bail!("recording sync state in {index}: the answer is not a bulk answer: {answer}");
+                };
+                if !errors {
+                    return Ok(());
+                }
+                let statuses: Vec<u64> = answer["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|item| item.as_object()?.values().next()?["status"].as_u64())
+                    .filter(|s| *s >= 300)
+                    .collect();
+                if statuses.is_empty() || statuses.iter().any(|s| !matches!(s, 429 | 500..=504)) {
+                    bail!("the cluster refused sync state records in {index}: {}", answer["items"]);
+                }
+                // Only busy or failing shards: the whole body again (ids make it idempotent).
+                format!("{} records refused for now (status {:?})", statuses.len(), statuses[0])
+            }
+            Err(e) if transient(&e) => e.to_string(),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot record sync state in {index}"))),
+        };
+        if backoff.attempts() >= STATE_WRITE_ATTEMPTS {
+            bail!(
+                "cannot record sync state in {index} after {} attempts: {failure}",
+                backoff.attempts()
+            );
+        }
+        tracing::debug!("recording sync state failed ({failure}); trying again");
+        tokio::time::sleep(backoff.next_delay()).await;
     }
-    Ok(())
 }
+
+/// Attempts at a state write before the run fails (with the backoff: about a minute).
+const STATE_WRITE_ATTEMPTS: u32 = 10;
 
 /// Writes a file via a temporary file and a rename, so a crash leaves the old or the new one.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -653,6 +815,49 @@ mod tests {
 
     fn record(name: &str, outcome: Outcome) -> Record {
         Record::new(name, "v1", 10, outcome)
+    }
+
+    #[test]
+    fn lease_answers_are_read_strictly() {
+        let held =
+            parse_lease(br#"{"_id":"l","_seq_no":7,"_primary_term":2,"_source":{"holder":"h:1","expires_ms":5}}"#)
+                .unwrap();
+        assert_eq!((held.seq_no, held.primary_term), (7, 2));
+        for bad in [
+            &b"not json"[..],
+            br#"{}"#,
+            br#"{"_source":{},"_seq_no":1}"#,
+            br#"{"_seq_no":1,"_primary_term":1,"_source":"x"}"#,
+        ] {
+            assert!(parse_lease(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(
+            written_version(br#"{"_seq_no":3,"_primary_term":1,"result":"updated"}"#).unwrap(),
+            (3, 1)
+        );
+        assert!(written_version(br#"{"result":"updated"}"#).is_err());
+        assert!(written_version(b"").is_err());
+        let ours = json!({"holder": "h:1", "expires_ms": 10});
+        assert!(renewal_applied(
+            &json!({"holder": "h:1", "expires_ms": 10, "x": 1}),
+            &ours
+        ));
+        assert!(!renewal_applied(&json!({"holder": "h:1", "expires_ms": 9}), &ours));
+        assert!(!renewal_applied(&json!({"holder": "h:2", "expires_ms": 10}), &ours));
+        let status = |status| SendError::Status {
+            method: "PUT".into(),
+            path: "/".into(),
+            status,
+            body: String::new(),
+            auth: "".into(),
+        };
+        assert!(
+            transient(&status(503)) && transient(&status(429)) && !transient(&status(409)) && !transient(&status(403))
+        );
+        assert!(transient(&SendError::Connection {
+            url: "u".into(),
+            message: "reset".into()
+        }));
     }
 
     const A: &str = "s3://b/AWSLogs/111111111111/CloudTrail/us-east-1/";
