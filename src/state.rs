@@ -212,7 +212,17 @@ impl StateStore {
     /// added to an older one's mappings).
     pub async fn in_cluster(cluster: Cluster, index: &str) -> Result<StateStore> {
         let body: Value = serde_json::from_str(assets::STATE_INDEX).context("the embedded state index is not JSON")?;
-        let exists = cluster.send(Method::HEAD, &format!("/{index}"), None).await;
+        // Whether it exists, asked again while the cluster is busy or unreachable.
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+        let exists = loop {
+            match cluster.send(Method::HEAD, &format!("/{index}"), None).await {
+                Err(e) if transient(&e) && backoff.attempts() < STATE_WRITE_ATTEMPTS => {
+                    tracing::debug!("checking the sync state index failed ({e}); trying again");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                answer => break answer,
+            }
+        };
         match exists {
             Ok(_) => {
                 cluster

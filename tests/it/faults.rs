@@ -63,9 +63,15 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 /// The fault for the n-th bulk request (1-based); other requests pass.
 type Schedule = dyn Fn(u32) -> Fault + Send + Sync;
 
+/// The fault for the n-th request (1-based) of a kind (see [`request_kind`]).
+type KindSchedule = dyn Fn(&str, u32) -> Fault + Send + Sync;
+
 struct Shared {
     upstream: String,
     schedule: Box<Schedule>,
+    /// When set, faults for every request by its kind, not only bulk requests.
+    every: Option<Box<KindSchedule>>,
+    per_kind: Mutex<BTreeMap<String, u32>>,
     bulk_requests: AtomicU32,
     injected: Mutex<BTreeMap<&'static str, u32>>,
     refuse_until: Mutex<Option<Instant>>,
@@ -83,11 +89,27 @@ struct Proxy {
 
 impl Proxy {
     fn start(upstream: &str, schedule: Box<Schedule>) -> Proxy {
+        Proxy::start_with(upstream, schedule, None)
+    }
+
+    /// A proxy whose faults hit every kind of request.
+    fn start_every(upstream: &str, schedule: Box<KindSchedule>) -> Proxy {
+        Proxy::start_with(upstream, Box::new(|_| Fault::Pass), Some(schedule))
+    }
+
+    /// Requests seen, by kind.
+    fn per_kind(&self) -> BTreeMap<String, u32> {
+        self.shared.per_kind.lock().unwrap().clone()
+    }
+
+    fn start_with(upstream: &str, schedule: Box<Schedule>, every: Option<Box<KindSchedule>>) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             upstream: upstream.trim_start_matches("http://").trim_end_matches('/').to_string(),
             schedule,
+            every,
+            per_kind: Mutex::new(BTreeMap::new()),
             bulk_requests: AtomicU32::new(0),
             injected: Mutex::new(BTreeMap::new()),
             refuse_until: Mutex::new(None),
@@ -163,7 +185,16 @@ fn handle(mut client: TcpStream, shared: &Shared) {
     let Some(mut request) = support::read_head(&mut reader) else {
         return;
     };
-    let fault = if request.target.contains("_bulk") {
+    let fault = if let Some(every) = &shared.every {
+        let kind = request_kind(&request.method, &request.target);
+        let n = {
+            let mut per_kind = shared.per_kind.lock().unwrap();
+            let n = per_kind.entry(kind.to_string()).or_default();
+            *n += 1;
+            *n
+        };
+        every(kind, n)
+    } else if request.target.contains("_bulk") {
         let n = shared.bulk_requests.fetch_add(1, Ordering::SeqCst) + 1;
         (shared.schedule)(n)
     } else {
@@ -235,6 +266,24 @@ fn handle(mut client: TcpStream, shared: &Shared) {
                 }
             }
         }
+    }
+}
+
+/// What a request to the cluster is for, from its method and path.
+fn request_kind(method: &str, target: &str) -> &'static str {
+    let path = target.split('?').next().unwrap_or(target);
+    match method {
+        _ if path == "/" || path.starts_with("/_nodes") => "info",
+        _ if path.contains("_bulk") => "bulk",
+        _ if path.contains("_index_template") => "template",
+        _ if path.contains("_search") => "search",
+        _ if path.contains("_refresh") => "refresh",
+        "HEAD" => "index exists",
+        "PUT" if path.contains("/_create/lease-") => "lease take",
+        "PUT" if path.contains("/_doc/lease-") => "lease write",
+        "GET" if path.contains("/_doc/lease-") => "lease read",
+        "DELETE" if path.contains("lease-") => "lease release",
+        _ => "other",
     }
 }
 
@@ -1268,4 +1317,151 @@ fn compressed_requests_are_gzip_on_the_wire_and_indexed_in_full() {
         assert_exact(&cluster, &prefix, &oracle, &ctx);
         cluster.cleanup(&prefix);
     }
+}
+
+/// A sync of the corpus from S3 through a proxy that hits every kind of
+/// request to the cluster (lease reads, takes and renewals, the state
+/// index, the template, searches, bulk requests, refreshes) with 429, 503,
+/// dropped connections, answers lost after the cluster applied the request,
+/// and slow answers: exact counts, the state complete (a second sync reads
+/// nothing), exit 0, and the lease never lost.
+#[test]
+fn a_sync_through_faults_on_every_kind_of_request_loses_nothing() {
+    let test = "a_sync_through_faults_on_every_kind_of_request_loses_nothing";
+    let clusters = support::clusters(test);
+    let Some(cluster) = clusters.first() else { return };
+    let Some(server) = crate::s3::server(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let trail = dir.path().join("trail");
+    let oracle = clean_corpus(&trail);
+    let bucket = format!("ctindex-faults-sync-{}", std::process::id());
+    let rt = crate::s3::runtime();
+    rt.block_on(
+        crate::s3::client(&server.endpoint)
+            .create_bucket()
+            .bucket(&bucket)
+            .send(),
+    )
+    .unwrap();
+    let mut objects = Vec::new();
+    for entry in walkdir(&trail) {
+        let key = entry.strip_prefix(&trail).unwrap().to_string_lossy().to_string();
+        objects.push((key, std::fs::read(&entry).unwrap()));
+    }
+    crate::s3::put_many(&server.endpoint, &bucket, objects);
+
+    // Connecting is asked once and fails fast by design; everything after
+    // it meets a fault of each kind, at its first requests and then now and then.
+    let schedule = |kind: &str, n: u32| match (kind, n) {
+        ("info", _) => Fault::Pass,
+        ("lease take" | "lease write" | "bulk", 1) => Fault::DropAnswer,
+        (_, 1) => Fault::Status(503),
+        (_, 2) => Fault::Status(429),
+        ("bulk", n) if n % 6 == 3 => Fault::DropMidRequest,
+        ("bulk", 5) | ("lease read", 3) => Fault::Slow(TIMEOUT + Duration::from_secs(1)),
+        ("lease write", n) if n % 2 == 1 => Fault::DropAnswer,
+        (_, n) if n % 8 == 0 => Fault::Slow(Duration::from_millis(300)),
+        _ => Fault::Pass,
+    };
+    let proxy = Proxy::start_every(&cluster.url, Box::new(schedule));
+    let prefix = support::prefix("faults-sync");
+    let state_index = format!("state-{prefix}");
+    let timeout = TIMEOUT.as_secs().to_string();
+    let sync = |url: &str, out: &Path| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ctindex"));
+        cmd.args([
+            "sync",
+            &format!("s3://{bucket}"),
+            "--url",
+            url,
+            "--index-prefix",
+            &prefix,
+        ])
+        .args([
+            "--state-index",
+            &state_index,
+            "--endpoint-url",
+            &server.endpoint,
+            "--region",
+            "us-east-1",
+        ])
+        .args(["--since", "2024-01-01", "--replicas", "0", "--timeout", &timeout])
+        .args(["--lease-seconds", "4", "--batch-bytes", "100KB", "--concurrency", "2"])
+        .args(["--summary-json", out.join("summary.json").to_str().unwrap()])
+        .args(["--dead-letter", out.join("dead.ndjson").to_str().unwrap()])
+        .current_dir(out);
+        for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+            if std::env::var(key).is_err() {
+                cmd.env(key, "test");
+            }
+        }
+        let run: Run = cmd.output().unwrap().into();
+        run
+    };
+    let first_dir = tempfile::tempdir().unwrap();
+    let first = sync(&proxy.url, first_dir.path());
+    let injected = proxy.injected();
+    let kinds = proxy.per_kind();
+    let ctx = format!(
+        "{}: injected {injected:?}, requests {kinds:?}\n{}",
+        cluster.name,
+        tail(&first.stderr)
+    );
+    assert_eq!(first.code, 0, "{ctx}");
+    assert!(!first.stderr.contains("lost the sync lease"), "{ctx}");
+    for kind in [
+        "bulk",
+        "template",
+        "index exists",
+        "lease take",
+        "lease read",
+        "lease write",
+        "search",
+        "refresh",
+    ] {
+        assert!(kinds.get(kind).copied().unwrap_or(0) > 0, "no {kind} request: {ctx}");
+    }
+    for fault in ["answer dropped", "503", "429", "dropped mid-request", "timeout", "slow"] {
+        assert!(
+            injected.get(fault).copied().unwrap_or(0) > 0,
+            "no {fault} injected: {ctx}"
+        );
+    }
+    // Renewals were hit too (the lease lasts 4 s: renewed every second).
+    assert!(kinds.get("lease write").copied().unwrap_or(0) >= 2, "{ctx}");
+    let s = support::summary(&first_dir.path().join("summary.json"));
+    assert_eq!(number(&s, "failed"), 0, "{ctx}");
+    assert_eq!(number(&s, "indexed"), oracle.events as u64, "{ctx}");
+    assert_exact(cluster, &prefix, &oracle, &ctx);
+
+    // The state is complete: the next sync (through the same faults) reads nothing.
+    let second_dir = tempfile::tempdir().unwrap();
+    let second = sync(&proxy.url, second_dir.path());
+    let ctx = format!("second sync: {}", tail(&second.stderr));
+    assert_eq!(second.code, 0, "{ctx}");
+    let s = support::summary(&second_dir.path().join("summary.json"));
+    assert_eq!(number(&s, "files"), 0, "{ctx}");
+    assert_eq!(number(&s, "events_read"), 0, "{ctx}");
+    assert!(number(&s, "files_already_done") > 0, "{ctx}");
+    assert!(!second.stderr.contains("lost the sync lease"), "{ctx}");
+    eprintln!("faults on every request: {kinds:?}, injected {injected:?}");
+    cluster.cleanup(&prefix);
+    support::http("DELETE", &format!("{}/{state_index}", cluster.url), None);
+}
+
+/// Every file under a folder.
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        for entry in std::fs::read_dir(&path).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }
