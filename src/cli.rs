@@ -2,70 +2,352 @@
 //!
 //! Only what the user typed lives here, validated by clap; [`crate::config`]
 //! turns it into ready-to-use settings. Doc comments are the `--help` text.
+//!
+//! Options are grouped under the headings below, and each subcommand lists
+//! only the options it takes: `import` and `sync` share most of theirs
+//! (`Indexing`) but `sync` has no `--from`, `--to`, `--dry-run` or
+//! `--list`. The commands read plain structs ([`ImportArgs`], [`SyncArgs`],
+//! [`S3Args`]) that are put together from the parts clap parses.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 use crate::progress::ProgressMode;
 
-const EXIT_CODES: &str = "\
+/// Help headings, in the order they mostly appear.
+const SOURCE: &str = "Source";
+const SELECTION: &str = "Selection";
+const S3: &str = "S3";
+const CLUSTER: &str = "Cluster";
+const AUTHENTICATION: &str = "Authentication";
+const FIELDS: &str = "Fields";
+const TUNING: &str = "Tuning";
+const OUTPUT: &str = "Output";
+const SYNC: &str = "Sync";
+const INCREMENTAL: &str = "Incremental";
+const RETENTION: &str = "Retention";
+const DASHBOARDS: &str = "Dashboards";
+const LOGGING: &str = "Logging";
+
+/// The version `--version` shows: the crate's, the commit and the build
+/// date (set by build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CTINDEX_COMMIT"),
+    ", built ",
+    env!("CTINDEX_BUILD_DATE"),
+    ")"
+);
+
+/// The build date, YYYY-MM-DD (for the man page).
+pub const BUILD_DATE: &str = env!("CTINDEX_BUILD_DATE");
+
+const ABOUT: &str = "Load AWS CloudTrail logs from S3 or local files into Elasticsearch or OpenSearch";
+
+const LONG_ABOUT: &str = "\
+Load AWS CloudTrail logs from S3 buckets or local folders into Elasticsearch or OpenSearch: fast bulk \
+import, incremental sync for cron and Kubernetes, an index template that survives CloudTrail's schema \
+drift, secrets filtered out, every event classified as console, automation or AWS service, and \
+dashboards for Kibana and OpenSearch Dashboards.";
+
+const TOP_AFTER_HELP: &str = "\
+Start here:
+  ctindex import --url http://127.0.0.1:9200 ./AWSLogs      # a local copy of the trail
+  ctindex import --url http://127.0.0.1:9200 s3://my-trail-bucket
+  ctindex dashboards install --kibana-url http://127.0.0.1:5601
+  ctindex sync --url http://127.0.0.1:9200 s3://my-trail-bucket   # from cron: only what is new
+  Each command's --help lists its options, examples and exit codes.
+
 Exit codes:
-  0  all good
-  1  failure (nothing or not everything could be done; see the error)
-  2  usage error (bad option or argument)
-  3  finished, but some input was skipped or some events were dead-lettered,
-     or stopped early by Ctrl-C / SIGTERM (what was read is settled first)
-130  a second Ctrl-C: quit at once";
+    0  all good
+    1  failure (nothing or not everything could be done; see the error)
+    2  usage error (bad option or argument)
+    3  finished, but some input was skipped or some events were dead-lettered,
+       or stopped early by Ctrl-C / SIGTERM (what was read is settled first)
+  130  a second Ctrl-C: quit at once";
+
+const IMPORT_AFTER_HELP: &str = "\
+Examples:
+  # a local copy of the trail bucket (aws s3 sync) into a local cluster
+  ctindex import --url http://127.0.0.1:9200 ./AWSLogs
+  # one account and region, one month, straight from S3
+  ctindex import --url https://es.example.com:9200 --user elastic --password-file pw.txt \\
+      --accounts 123456789012 --regions eu-west-1 --from 2025-01-01 --to 2025-01-31 \\
+      s3://my-trail-bucket/AWSLogs
+  # what would be read, without reading it
+  ctindex import --list s3://my-trail-bucket
+  # read, decode and filter everything; send nothing
+  ctindex import --dry-run ./AWSLogs
+
+Exit codes:
+    0  all good
+    1  failure (nothing or not everything could be done; see the error)
+    2  usage error (bad option or argument)
+    3  finished, but some input was skipped or some events were dead-lettered,
+       or stopped early by Ctrl-C / SIGTERM (what was read is settled first;
+       running the same command again finishes the job)
+    4  nothing matched: no file of the sources is in the selection (the error
+       says what is there)
+  130  a second Ctrl-C: quit at once";
+
+const SYNC_AFTER_HELP: &str = "\
+Examples:
+  # every 15 minutes from cron or a Kubernetes CronJob: only what is new
+  ctindex sync -q --url https://es.example.com:9200 --api-key-file /run/secrets/es-api-key \\
+      s3://my-trail-bucket
+  # the first run starts at a day; keep 13 months of indices
+  ctindex sync --url http://127.0.0.1:9200 --since 2025-01-01 --retention 13mo s3://my-trail-bucket
+  # state in a local file instead of the cluster
+  ctindex sync --url http://127.0.0.1:9200 --state-file /var/lib/ctindex/state.json ./AWSLogs
+
+Exit codes:
+    0  all good, also when nothing was new
+    1  failure (nothing or not everything could be done; see the error)
+    2  usage error (bad option or argument)
+    3  finished, but some input was skipped or some events were dead-lettered,
+       or stopped early by Ctrl-C / SIGTERM (the next sync picks up the rest)
+  130  a second Ctrl-C: quit at once";
+
+const EXPORT_AFTER_HELP: &str = "\
+Examples:
+  # console sign-ins, one line each
+  ctindex export ./AWSLogs | grep ConsoleLogin
+  # one month as NDJSON
+  ctindex export --format ndjson --from 2025-03-01 --to 2025-03-31 s3://my-trail-bucket > march.ndjson
+  # one file per account and region, appended to by each run (for a log monitor)
+  ctindex export --incremental --out /var/log/cloudtrail s3://my-trail-bucket
+
+Exit codes:
+    0  all good
+    1  failure (nothing or not everything could be done; see the error)
+    2  usage error (bad option or argument)
+    3  finished, but some input was skipped or some values were dead-lettered,
+       or stopped early by Ctrl-C / SIGTERM
+    4  nothing matched: no file of the sources is in the selection (not for
+       --incremental, where nothing new is no error)
+  130  a second Ctrl-C: quit at once";
+
+const SETUP_AFTER_HELP: &str = "\
+Examples:
+  ctindex setup --url http://127.0.0.1:9200 --replicas 0
+  ctindex setup --url https://es.example.com:9200 --api-key-file key.txt --retention 13mo
+  # the template as JSON, to install by hand or review
+  ctindex setup --print elasticsearch > template.json
+
+Exit codes:
+    0  installed (or printed)
+    1  failure (see the error)
+    2  usage error (bad option or argument)";
+
+const PRUNE_AFTER_HELP: &str = "\
+Examples:
+  # what would go
+  ctindex prune --url http://127.0.0.1:9200 --older-than 13mo --dry-run
+  ctindex prune --url http://127.0.0.1:9200 --index-prefix cloudtrail-prod --older-than 2y
+
+Exit codes:
+    0  deleted (or listed) what was older
+    1  failure (see the error)
+    2  usage error (bad option or argument)";
+
+const DASHBOARDS_INSTALL_AFTER_HELP: &str = "\
+Examples:
+  ctindex dashboards install --kibana-url http://127.0.0.1:5601
+  ctindex dashboards install --kibana-url https://kibana.example.com --user elastic --space security
+  # Amazon OpenSearch Service
+  ctindex dashboards install --aws-sigv4 \\
+      --kibana-url https://search-ct-x1.eu-west-1.es.amazonaws.com/_dashboards
+
+Exit codes:
+    0  all saved objects installed
+    1  failure: nothing installed (see the error)
+    2  usage error (bad option or argument)
+    3  some saved objects were installed and others refused (listed above the summary)";
+
+const DASHBOARDS_EXPORT_AFTER_HELP: &str = "\
+Examples:
+  ctindex dashboards export > ctindex-dashboards.ndjson
+  ctindex dashboards export --index-prefix cloudtrail-prod --out dashboards-prod.ndjson
+  # then import the file in Stack Management › Saved objects › Import (Kibana)
+  # or Dashboards Management › Saved objects › Import (OpenSearch Dashboards)
+
+Exit codes:
+    0  written
+    1  failure (see the error)
+    2  usage error (bad option or argument)";
+
+const COMPLETIONS_AFTER_HELP: &str = "\
+Examples:
+  ctindex completions bash > /etc/bash_completion.d/ctindex
+  ctindex completions zsh > \"${fpath[1]}/_ctindex\"
+  ctindex completions fish > ~/.config/fish/completions/ctindex.fish
+  ctindex completions powershell >> $PROFILE";
+
+const SOURCES_HELP: &str = "s3://BUCKET[/PREFIX], local folders or files";
+
+const SOURCES_LONG_HELP: &str = "\
+s3://BUCKET[/PREFIX], local folders (a mirror of the S3 layout at any depth, or any folder) or files. \
+Folders and prefixes are searched for *.json, *.json.gz, *.ndjson and *.jsonl files; digest files are \
+skipped.";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "ctindex",
-    version,
-    about = "Load AWS CloudTrail logs into Elasticsearch or OpenSearch",
-    long_about = "Load AWS CloudTrail logs into Elasticsearch or OpenSearch: fast bulk import of \
-                  local mirrors, an index template that survives CloudTrail's schema drift, secrets \
-                  filtered out, and every event classified as console, automation or AWS service.",
-    after_help = EXIT_CODES
+    version = VERSION,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = TOP_AFTER_HELP
 )]
 pub struct Cli {
-    /// More log output (-v debug, -vv trace). RUST_LOG-style filters go in CTINDEX_LOG.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// More log output (-v debug, also other libraries' warnings; -vv trace). RUST_LOG-style
+    /// filters go in CTINDEX_LOG, which overrides -v and -q.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = LOGGING)]
     pub verbose: u8,
 
-    /// Only warnings and errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    /// Only warnings and errors (other libraries': errors only).
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = LOGGING)]
     pub quiet: bool,
+
+    /// How log lines look on stderr: text for people, json (one JSON object per line) for log
+    /// collectors (Kubernetes, journald, cron mail filters). With json, progress bars give way to
+    /// progress log lines.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "CTINDEX_LOG_FORMAT",
+        value_name = "FORMAT",
+        help_heading = LOGGING
+    )]
+    pub log_format: LogFormat,
 
     #[command(subcommand)]
     pub command: Command,
 }
 
+impl Cli {
+    /// The dead-letter, progress and summary options of the command, if it has them.
+    pub fn report_mut(&mut self) -> Option<&mut ReportArgs> {
+        match &mut self.command {
+            Command::Import(args) => Some(&mut args.report),
+            Command::Sync(args) => Some(&mut args.import.report),
+            Command::Export(args) => Some(&mut args.report),
+            _ => None,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line: timestamp, level, message, target and fields.
+    Json,
+}
+
+/// The default log filter (`CTINDEX_LOG` replaces it): ctindex's own
+/// messages at the level -q / -v ask for; other crates' (the AWS SDK's
+/// credential and IMDS chatter, HTTP clients) only as errors unless -v
+/// (warnings) or -vv (everything).
+pub fn log_filter(verbose: u8, quiet: bool) -> &'static str {
+    match (quiet, verbose) {
+        // Per-file warnings (`ctindex::input`: events without an id or a
+        // time...) are counted in the summary: -q leaves them to it.
+        (true, _) => "error,ctindex=warn,ctindex::input=error",
+        (false, 0) => "error,ctindex=info",
+        (false, 1) => "warn,ctindex=debug",
+        (false, _) => "trace",
+    }
+}
+
+/// Adds advice to clap's refusal of an option that another subcommand takes
+/// (`sync --from`): what to use instead. Other errors pass unchanged.
+pub fn explain(mut error: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::UnknownArgument {
+        return error;
+    }
+    let option = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.split('=').next().unwrap_or_default().to_string(),
+        _ => return error,
+    };
+    let usage = match error.get(ContextKind::Usage) {
+        Some(usage) => usage.to_string(),
+        None => return error,
+    };
+    let advice = match (option.as_str(), usage.contains("ctindex sync ")) {
+        ("--from" | "--to", true) => {
+            "sync chooses its own days: use --since for the first run (import takes --from/--to)"
+        }
+        ("--dry-run", true) => {
+            "sync cannot --dry-run (it would record files as done that were never sent); use import --dry-run"
+        }
+        ("--list" | "--plan", true) => "use import --list to see what would be read",
+        _ => return error,
+    };
+    // Replaces clap's tip about passing the option as a value.
+    error.insert(ContextKind::Suggested, ContextValue::StyledStrs(vec![advice.into()]));
+    error
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Import CloudTrail log files into the cluster (one-time or repeated: ids make it idempotent).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = IMPORT_AFTER_HELP)]
     Import(Box<ImportArgs>),
     /// Index only what is new since the last sync (for cron, systemd timers, Kubernetes CronJobs).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = SYNC_AFTER_HELP)]
     Sync(Box<SyncArgs>),
     /// Write events as lines (for log monitors and archives) instead of indexing them.
-    #[command(after_help = EXIT_CODES)]
+    #[command(
+        after_help = EXPORT_AFTER_HELP,
+        mut_arg("dead_letter", |arg| arg.help(
+            "Values that are not CloudTrail events, and lines that are not valid JSON, are appended here \
+             (default: dead-letters-export.ndjson in $XDG_STATE_HOME/ctindex, else ~/.local/state/ctindex, \
+             else the temp folder)"
+        ))
+    )]
     Export(Box<ExportArgs>),
     /// Install the index template and alias (import does this too, once per run).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = SETUP_AFTER_HELP)]
     Setup(Box<SetupArgs>),
     /// Delete the index prefix's monthly indices older than an age (retention), listing them first.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = PRUNE_AFTER_HELP)]
     Prune(Box<PruneArgs>),
     /// Install the saved dashboards into Kibana or OpenSearch Dashboards, or export them as NDJSON.
     #[command(subcommand)]
     Dashboards(DashboardsCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
+    #[command(after_help = COMPLETIONS_AFTER_HELP)]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) to stdout, or write one page per command into a folder.
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write ctindex.1 and a page per subcommand (ctindex-import.1, …) into this folder
+    /// instead of printing ctindex.1.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 /// How to reach the cluster.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = CLUSTER)]
 pub struct ClusterArgs {
     /// Elasticsearch or OpenSearch URL, e.g. http://127.0.0.1:9200 (user:password@ in the URL works too).
     #[arg(long, env = "CTINDEX_URL", value_name = "URL", hide_env_values = true)]
@@ -81,13 +363,14 @@ pub struct ClusterArgs {
     /// Gzip request bodies: about a seventh of the bytes on the wire, for a
     /// cluster across a slow or metered network; costs CPU on both ends, so
     /// leave it off for a cluster on the same host or LAN.
-    #[arg(long)]
+    #[arg(long, help_heading = CLUSTER)]
     pub compress: bool,
 }
 
 /// Credentials, TLS and timeout for an HTTP server: the cluster, or Kibana /
 /// OpenSearch Dashboards (`dashboards install` takes the same options).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = AUTHENTICATION)]
 pub struct AuthArgs {
     /// User name for basic authentication.
     #[arg(long, env = "CTINDEX_USER", value_name = "NAME")]
@@ -155,6 +438,7 @@ pub struct AuthArgs {
 
 /// Where documents go.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = CLUSTER)]
 pub struct IndexArgs {
     /// Prefix of the monthly indices (<PREFIX>-YYYY.MM) and name of the alias over them.
     #[arg(
@@ -165,12 +449,14 @@ pub struct IndexArgs {
     )]
     pub index_prefix: String,
 
-    /// Replicas per index (default: the cluster's; 0 suits single-node clusters).
+    /// Replicas per index (default: the template's auto_expand_replicas 0-1: none on a
+    /// single-node cluster, one on larger clusters).
     #[arg(long, env = "CTINDEX_REPLICAS", value_name = "N")]
     pub replicas: Option<u32>,
 }
 
-/// The AWS profile and region: for S3, and for signing cluster requests (--aws-sigv4).
+/// The AWS profile and region: for S3, and for signing cluster requests
+/// (--aws-sigv4). Their heading is set where they are used.
 #[derive(Debug, Clone, Default, Args)]
 pub struct AwsArgs {
     /// AWS profile (from ~/.aws/config; SSO profiles work), for S3 and --aws-sigv4.
@@ -183,100 +469,244 @@ pub struct AwsArgs {
     pub region: Option<String>,
 }
 
-/// Which S3 objects to read, and how to reach S3.
-#[derive(Debug, Clone, Args)]
+/// Which S3 objects (or local files in CloudTrail's layout) to read, and how
+/// to reach S3: what [`crate::config::selection`] and [`crate::config::s3`]
+/// read. Parsed from `Scope`, `Days` (not for sync), `S3Access` and
+/// `Fetch`, which sit under their own headings.
+#[derive(Debug, Clone)]
 pub struct S3Args {
-    #[command(flatten)]
     pub aws: AwsArgs,
-
-    /// S3-compatible endpoint (MinIO, Ceph, a local test server); uses path-style addressing.
-    #[arg(long, env = "CTINDEX_S3_ENDPOINT", value_name = "URL")]
     pub endpoint_url: Option<String>,
-
-    /// Only these accounts (12 digits; comma-separated or repeated), in CloudTrail's layout (S3 or local).
-    #[arg(long, value_name = "ID,...", value_delimiter = ',')]
     pub accounts: Vec<String>,
-
-    /// Only these regions (comma-separated or repeated), in CloudTrail's layout (S3 or local).
-    #[arg(long, value_name = "REGION,...", value_delimiter = ',')]
     pub regions: Vec<String>,
-
-    /// First delivery day to read (UTC, inclusive), matched against the YYYY/MM/DD folders.
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day)]
     pub from: Option<i64>,
-
-    /// Last delivery day to read (UTC, inclusive; default: today when --from is given, else no limit).
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day)]
     pub to: Option<i64>,
-
-    /// Files fetched at once (S3 downloads; local files are read as they are decoded).
-    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub downloads: u16,
-
-    /// Bytes of S3 objects downloaded but not yet decoded, at most.
-    #[arg(long, default_value = "256MB", value_name = "SIZE", value_parser = parse_size)]
     pub max_bytes_in_flight: usize,
 }
 
+impl S3Args {
+    fn new(scope: Scope, days: Option<Days>, access: S3Access, fetch: Fetch) -> S3Args {
+        let days = days.unwrap_or(Days { from: None, to: None });
+        S3Args {
+            aws: access.aws,
+            endpoint_url: access.endpoint_url,
+            accounts: scope.accounts,
+            regions: scope.regions,
+            from: days.from,
+            to: days.to,
+            downloads: fetch.downloads,
+            max_bytes_in_flight: fetch.max_bytes_in_flight,
+        }
+    }
+}
+
+/// Which accounts and regions to read.
 #[derive(Debug, Args)]
+#[command(next_help_heading = SELECTION)]
+struct Scope {
+    /// Only these accounts (12 digits; comma-separated or repeated), in CloudTrail's layout (S3 or local).
+    #[arg(long, value_name = "ID,...", value_delimiter = ',')]
+    accounts: Vec<String>,
+
+    /// Only these regions (comma-separated or repeated), in CloudTrail's layout (S3 or local).
+    #[arg(long, value_name = "REGION,...", value_delimiter = ',')]
+    regions: Vec<String>,
+}
+
+/// Which delivery days to read.
+#[derive(Debug, Args)]
+#[command(next_help_heading = SELECTION)]
+struct Days {
+    /// First delivery day to read (UTC, inclusive), matched against the YYYY/MM/DD folders.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day)]
+    from: Option<i64>,
+
+    /// Last delivery day to read (UTC, inclusive; default: today when --from is given, else no limit).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day)]
+    to: Option<i64>,
+}
+
+/// How to reach S3.
+#[derive(Debug, Args)]
+#[command(next_help_heading = S3)]
+struct S3Access {
+    #[command(flatten)]
+    aws: AwsArgs,
+
+    /// S3-compatible endpoint (MinIO, Ceph, a local test server); uses path-style addressing.
+    #[arg(long, env = "CTINDEX_S3_ENDPOINT", value_name = "URL")]
+    endpoint_url: Option<String>,
+}
+
+/// How much to fetch at once.
+#[derive(Debug, Args)]
+#[command(next_help_heading = TUNING)]
+struct Fetch {
+    /// Files fetched at once (S3 downloads; local files are read as they are decoded).
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    downloads: u16,
+
+    /// Bytes of S3 objects downloaded but not yet decoded, at most.
+    #[arg(long, default_value = "256MB", value_name = "SIZE", value_parser = parse_size)]
+    max_bytes_in_flight: usize,
+}
+
+/// Gives a plain struct clap's `Args` through a derived one and `From`: the
+/// commands read one struct while each subcommand's command line lists only
+/// the options it takes.
+macro_rules! args_through {
+    ($plain:ty, $parsed:ty) => {
+        impl clap::FromArgMatches for $plain {
+            fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+                <$parsed as clap::FromArgMatches>::from_arg_matches(matches).map(<$plain>::from)
+            }
+
+            fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+                *self = <Self as clap::FromArgMatches>::from_arg_matches(matches)?;
+                Ok(())
+            }
+        }
+
+        impl clap::Args for $plain {
+            fn augment_args(cmd: clap::Command) -> clap::Command {
+                <$parsed as clap::Args>::augment_args(cmd)
+            }
+
+            fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+                <$parsed as clap::Args>::augment_args_for_update(cmd)
+            }
+        }
+    };
+}
+
+/// What `import` reads. `sync` builds one too, without days, --dry-run or --list.
+#[derive(Debug)]
 pub struct ImportArgs {
-    /// s3://BUCKET[/PREFIX], local folders (a mirror of the S3 layout at any depth, or any folder)
-    /// or files. Folders and prefixes are searched for *.json, *.json.gz, *.ndjson and *.jsonl files;
-    /// digest files are skipped.
-    #[arg(required = true, value_name = "SOURCE")]
     pub sources: Vec<String>,
-
-    #[command(flatten)]
     pub s3: S3Args,
-
-    #[command(flatten)]
     pub cluster: ClusterArgs,
-
-    #[command(flatten)]
     pub index: IndexArgs,
-
-    #[command(flatten)]
     pub filter: FilterArgs,
-
-    /// Send a bulk request once it holds this much (e.g. 5MB, 512KiB).
-    #[arg(long, default_value = "5MB", value_name = "SIZE", value_parser = parse_size)]
     pub batch_bytes: usize,
-
-    /// Bulk requests in flight at once.
-    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
-
-    /// Files read and decoded at once (default: twice the number of CPUs).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
-
-    /// Strings longer than this are truncated (and flagged in ctindex.truncated).
-    #[arg(long, default_value = "16KiB", value_name = "SIZE", value_parser = parse_size)]
     pub max_value_bytes: usize,
-
-    /// Read, decode, filter, classify and build the bulk requests, but send nothing.
-    #[arg(long)]
     pub dry_run: bool,
-
-    /// List what would be read (files and bytes per account, region and day) without
-    /// downloading or decoding anything.
-    #[arg(long, visible_alias = "plan")]
     pub list: bool,
-
-    /// Do not install the index template first (when it is managed elsewhere).
-    #[arg(long)]
     pub no_setup: bool,
-
-    /// Give up on a bulk request that keeps failing after this many seconds of retries.
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub retry_budget: u64,
-
-    #[command(flatten)]
     pub report: ReportArgs,
 }
 
+/// The options `import` and `sync` share.
+#[derive(Debug, Args)]
+struct Indexing {
+    #[arg(
+        required = true,
+        value_name = "SOURCE",
+        help = SOURCES_HELP,
+        long_help = SOURCES_LONG_HELP,
+        help_heading = SOURCE
+    )]
+    sources: Vec<String>,
+
+    #[command(flatten)]
+    scope: Scope,
+
+    #[command(flatten)]
+    access: S3Access,
+
+    #[command(flatten)]
+    cluster: ClusterArgs,
+
+    #[command(flatten)]
+    index: IndexArgs,
+
+    /// Do not install the index template first (when it is managed elsewhere).
+    #[arg(long, help_heading = CLUSTER)]
+    no_setup: bool,
+
+    #[command(flatten)]
+    filter: FilterArgs,
+
+    /// Strings longer than this are truncated (and flagged in ctindex.truncated).
+    #[arg(long, default_value = "16KiB", value_name = "SIZE", value_parser = parse_size, help_heading = FIELDS)]
+    max_value_bytes: usize,
+
+    #[command(flatten)]
+    fetch: Fetch,
+
+    /// Send a bulk request once it holds this much (e.g. 5MB, 512KiB).
+    #[arg(long, default_value = "5MB", value_name = "SIZE", value_parser = parse_size, help_heading = TUNING)]
+    batch_bytes: usize,
+
+    /// Bulk requests in flight at once.
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), help_heading = TUNING)]
+    concurrency: u16,
+
+    /// Files read and decoded at once (default: twice the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), help_heading = TUNING)]
+    workers: Option<u16>,
+
+    /// Give up on a bulk request that keeps failing after this many seconds of retries.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS", help_heading = TUNING)]
+    retry_budget: u64,
+
+    #[command(flatten)]
+    report: ReportArgs,
+}
+
+impl Indexing {
+    fn into_import(self, days: Option<Days>, dry_run: bool, list: bool) -> ImportArgs {
+        ImportArgs {
+            sources: self.sources,
+            s3: S3Args::new(self.scope, days, self.access, self.fetch),
+            cluster: self.cluster,
+            index: self.index,
+            filter: self.filter,
+            batch_bytes: self.batch_bytes,
+            concurrency: self.concurrency,
+            workers: self.workers,
+            max_value_bytes: self.max_value_bytes,
+            dry_run,
+            list,
+            no_setup: self.no_setup,
+            retry_budget: self.retry_budget,
+            report: self.report,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct ImportParts {
+    #[command(flatten)]
+    indexing: Indexing,
+
+    #[command(flatten)]
+    days: Days,
+
+    /// Read, decode, filter, classify and build the bulk requests, but send nothing.
+    #[arg(long, help_heading = OUTPUT)]
+    dry_run: bool,
+
+    /// List what would be read (files and bytes per account, region and day) without decoding
+    /// anything.
+    #[arg(long, visible_alias = "plan", conflicts_with = "dry_run", help_heading = OUTPUT)]
+    list: bool,
+}
+
+impl From<ImportParts> for ImportArgs {
+    fn from(parts: ImportParts) -> ImportArgs {
+        parts.indexing.into_import(Some(parts.days), parts.dry_run, parts.list)
+    }
+}
+
+args_through!(ImportArgs, ImportParts);
+
 /// Which fields leave ctindex.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = FIELDS)]
 pub struct FilterArgs {
     /// Remove fields matching this dotted path (repeatable). `*` matches one key or part of one,
     /// `**` any number of keys; arrays are crossed. Example: --drop 'requestParameters.policy*'
@@ -298,10 +728,13 @@ pub struct FilterArgs {
 
 /// Dead letters, progress and the summary.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = OUTPUT)]
 pub struct ReportArgs {
-    /// Events the cluster refuses, and values that are not events, are appended here.
-    #[arg(long, default_value = "ctindex-dead-letters.ndjson", value_name = "FILE")]
-    pub dead_letter: PathBuf,
+    /// Events the cluster refuses, and values that are not events, are appended here (default:
+    /// dead-letters-PREFIX.ndjson beside --state-file, else in $XDG_STATE_HOME/ctindex, else
+    /// ~/.local/state/ctindex, else the temp folder; the summary prints its absolute path).
+    #[arg(long, value_name = "FILE")]
+    pub dead_letter: Option<PathBuf>,
 
     /// Write the summary as JSON to this file ('-' for stdout).
     #[arg(long, value_name = "FILE")]
@@ -316,111 +749,201 @@ pub struct ReportArgs {
     pub progress_interval: u64,
 }
 
-#[derive(Debug, Args)]
+/// What `export` reads.
+#[derive(Debug)]
 pub struct ExportArgs {
-    /// s3://BUCKET[/PREFIX], local folders or files, as for import.
-    #[arg(required = true, value_name = "SOURCE")]
     pub sources: Vec<String>,
-
-    /// lines: fixed header fields (eventTime, awsRegion, eventSource, eventName, identity,
-    /// sourceIPAddress, errorCode, channel) separated by tabs, then the event as JSON;
-    /// ndjson: the event as JSON.
-    #[arg(long, value_enum, default_value = "lines")]
     pub format: crate::export::format::Format,
-
-    /// A folder that gets one file per account and region (<ACCOUNT>/cloudtrail_<REGION>.log,
-    /// appended to), or '-' for stdout.
-    #[arg(long, default_value = "-", value_name = "DIR|-")]
     pub out: PathBuf,
-
-    /// Read only objects not exported by an earlier --incremental run into the same folder
-    /// (needs --out DIR), so the files only ever get new events.
-    #[arg(long)]
     pub incremental: bool,
-
-    /// --incremental, first run only: start at this delivery day (UTC).
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day, requires = "incremental")]
     pub since: Option<i64>,
-
-    /// --incremental: days before the last exported day that are listed again, for late deliveries.
-    #[arg(long, default_value_t = 1, value_name = "DAYS", requires = "incremental")]
     pub lookback_days: u32,
-
-    /// --incremental: keep the state in this file (default: DIR/.ctindex/state.json).
-    #[arg(long, value_name = "FILE", requires = "incremental")]
     pub state_file: Option<PathBuf>,
-
-    /// Memory for sorting a run's events by time; beyond it sorted runs go to disk (DIR/.ctindex or the temp folder).
-    #[arg(long, default_value = "256MB", value_name = "SIZE", value_parser = parse_size)]
     pub sort_memory: usize,
-
-    #[command(flatten)]
     pub s3: S3Args,
-
-    #[command(flatten)]
     pub filter: FilterArgs,
-
-    /// Files read and decoded at once (default: twice the number of CPUs).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
-
-    #[command(flatten)]
     pub report: ReportArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct SyncArgs {
+struct ExportParts {
+    /// s3://BUCKET[/PREFIX], local folders or files, as for import.
+    #[arg(required = true, value_name = "SOURCE", help_heading = SOURCE)]
+    sources: Vec<String>,
+
     #[command(flatten)]
+    scope: Scope,
+
+    #[command(flatten)]
+    days: Days,
+
+    #[command(flatten)]
+    access: S3Access,
+
+    #[command(flatten)]
+    filter: FilterArgs,
+
+    /// lines: fixed header fields (eventTime, awsRegion, eventSource, eventName, identity,
+    /// sourceIPAddress, errorCode, channel) separated by tabs, then the event as JSON;
+    /// ndjson: the event as JSON.
+    #[arg(long, value_enum, default_value = "lines", help_heading = OUTPUT)]
+    format: crate::export::format::Format,
+
+    /// A folder that gets one file per account and region (<ACCOUNT>/cloudtrail_<REGION>.log,
+    /// appended to), or '-' for stdout.
+    #[arg(long, default_value = "-", value_name = "DIR|-", help_heading = OUTPUT)]
+    out: PathBuf,
+
+    #[command(flatten)]
+    report: ReportArgs,
+
+    /// Read only objects not exported by an earlier --incremental run into the same folder
+    /// (needs --out DIR), so the files only ever get new events.
+    #[arg(long, help_heading = INCREMENTAL)]
+    incremental: bool,
+
+    /// --incremental, first run only: start at this delivery day (UTC).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day, requires = "incremental", help_heading = INCREMENTAL)]
+    since: Option<i64>,
+
+    /// --incremental: days before the last exported day that are listed again, for late deliveries.
+    #[arg(long, default_value_t = 1, value_name = "DAYS", requires = "incremental", help_heading = INCREMENTAL)]
+    lookback_days: u32,
+
+    /// --incremental: keep the state in this file (default: DIR/.ctindex/state.json).
+    #[arg(long, value_name = "FILE", requires = "incremental", help_heading = INCREMENTAL)]
+    state_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    fetch: Fetch,
+
+    /// Files read and decoded at once (default: twice the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), help_heading = TUNING)]
+    workers: Option<u16>,
+
+    /// Memory for sorting a run's events by time; beyond it sorted runs go to disk (DIR/.ctindex or the temp folder).
+    #[arg(long, default_value = "256MB", value_name = "SIZE", value_parser = parse_size, help_heading = TUNING)]
+    sort_memory: usize,
+}
+
+impl From<ExportParts> for ExportArgs {
+    fn from(parts: ExportParts) -> ExportArgs {
+        ExportArgs {
+            sources: parts.sources,
+            format: parts.format,
+            out: parts.out,
+            incremental: parts.incremental,
+            since: parts.since,
+            lookback_days: parts.lookback_days,
+            state_file: parts.state_file,
+            sort_memory: parts.sort_memory,
+            s3: S3Args::new(parts.scope, Some(parts.days), parts.access, parts.fetch),
+            filter: parts.filter,
+            workers: parts.workers,
+            report: parts.report,
+        }
+    }
+}
+
+args_through!(ExportArgs, ExportParts);
+
+/// What `sync` reads: an import (without days, --dry-run or --list, which
+/// sync does not take) and the sync's own options.
+#[derive(Debug)]
+pub struct SyncArgs {
     pub import: ImportArgs,
+    pub since: Option<i64>,
+    pub lookback_days: u32,
+    pub state_file: Option<PathBuf>,
+    pub state_index: String,
+    pub lease_seconds: u64,
+    pub retention: Option<crate::sink::retention::Age>,
+}
+
+#[derive(Debug, Args)]
+struct SyncParts {
+    #[command(flatten)]
+    indexing: Indexing,
 
     /// Start at this delivery day (UTC) in account/region folders synced for the first time;
     /// the others continue where the last sync ended.
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day)]
-    pub since: Option<i64>,
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day, help_heading = SYNC)]
+    since: Option<i64>,
 
     /// Days before the last synced day that are listed again, for late deliveries
     /// (CloudTrail delivers up to ~15 minutes late, so files land in the previous day's folder).
-    #[arg(long, default_value_t = 1, value_name = "DAYS")]
-    pub lookback_days: u32,
+    #[arg(long, default_value_t = 1, value_name = "DAYS", help_heading = SYNC)]
+    lookback_days: u32,
 
     /// Keep sync state in this local JSON file instead of the cluster.
-    #[arg(long, value_name = "FILE")]
-    pub state_file: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", help_heading = SYNC)]
+    state_file: Option<PathBuf>,
 
     /// The index that holds sync state in the cluster.
-    #[arg(long, default_value = "ctindex-state", value_name = "NAME")]
-    pub state_index: String,
+    #[arg(long, default_value = "ctindex-state", value_name = "NAME", help_heading = SYNC)]
+    state_index: String,
 
     /// How long the lease on a source lasts without renewal (renewed every quarter of it). A sync
     /// that dies on another host keeps its sources busy this long.
-    #[arg(long, default_value_t = 120, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(4..=86_400))]
-    pub lease_seconds: u64,
+    #[arg(long, default_value_t = 120, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(4..=86_400), help_heading = SYNC)]
+    lease_seconds: u64,
 
     /// After the run, delete the prefix's monthly indices whose whole month is older than this
     /// (13mo, 2y, 400d), as `ctindex prune --older-than` does.
-    #[arg(long, value_name = "AGE", value_parser = crate::sink::retention::parse_age)]
-    pub retention: Option<crate::sink::retention::Age>,
+    #[arg(long, value_name = "AGE", value_parser = crate::sink::retention::parse_age, help_heading = SYNC)]
+    retention: Option<crate::sink::retention::Age>,
 }
+
+impl From<SyncParts> for SyncArgs {
+    fn from(parts: SyncParts) -> SyncArgs {
+        SyncArgs {
+            import: parts.indexing.into_import(None, false, false),
+            since: parts.since,
+            lookback_days: parts.lookback_days,
+            state_file: parts.state_file,
+            state_index: parts.state_index,
+            lease_seconds: parts.lease_seconds,
+            retention: parts.retention,
+        }
+    }
+}
+
+args_through!(SyncArgs, SyncParts);
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// Delete the monthly indices whose whole month is older than this: 13mo, 2y, 400d, 8w.
     /// The current month, `<PREFIX>-undated` and other prefixes' indices are never deleted.
-    #[arg(long, value_name = "AGE", value_parser = crate::sink::retention::parse_age)]
+    #[arg(long, value_name = "AGE", value_parser = crate::sink::retention::parse_age, help_heading = RETENTION)]
     pub older_than: crate::sink::retention::Age,
 
     /// List what would be deleted; delete nothing.
-    #[arg(long)]
+    #[arg(long, help_heading = RETENTION)]
     pub dry_run: bool,
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = AUTHENTICATION)]
     pub aws: AwsArgs,
 
     #[command(flatten)]
-    pub index: IndexArgs,
+    pub index: PrefixArgs,
+}
+
+/// The index prefix alone, for commands that create no index.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = CLUSTER)]
+pub struct PrefixArgs {
+    /// Prefix of the monthly indices (<PREFIX>-YYYY.MM) and name of the alias over them.
+    #[arg(
+        long,
+        env = "CTINDEX_INDEX_PREFIX",
+        default_value = "cloudtrail",
+        value_name = "PREFIX"
+    )]
+    pub index_prefix: String,
 }
 
 #[derive(Debug, Args)]
@@ -428,7 +951,7 @@ pub struct SetupArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = AUTHENTICATION)]
     pub aws: AwsArgs,
 
     #[command(flatten)]
@@ -436,11 +959,11 @@ pub struct SetupArgs {
 
     /// Also install a retention policy deleting indices this long after their month (13mo, 2y,
     /// 400d): ILM on Elasticsearch, ISM on OpenSearch, where the cluster has them.
-    #[arg(long, value_name = "AGE", value_parser = crate::sink::retention::parse_age)]
+    #[arg(long, value_name = "AGE", value_parser = crate::sink::retention::parse_age, help_heading = RETENTION)]
     pub retention: Option<crate::sink::retention::Age>,
 
-    /// Print the template that would be installed (for the flavour given) and exit.
-    #[arg(long, value_name = "FLAVOR", value_parser = ["elasticsearch", "opensearch"])]
+    /// Print the template that would be installed (for the flavour given) and exit; needs no cluster.
+    #[arg(long, value_name = "FLAVOR", value_parser = ["elasticsearch", "opensearch"], help_heading = OUTPUT)]
     pub print: Option<String>,
 }
 
@@ -448,14 +971,15 @@ pub struct SetupArgs {
 pub enum DashboardsCommand {
     /// Import the dashboards, visualizations, saved searches and index pattern through the saved
     /// objects API (objects with the same ids are overwritten).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = DASHBOARDS_INSTALL_AFTER_HELP)]
     Install(Box<DashboardsInstallArgs>),
     /// Write the saved objects as NDJSON, adjusted to the index prefix (for Stack Management › Saved objects › Import).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = DASHBOARDS_EXPORT_AFTER_HELP)]
     Export(DashboardsExportArgs),
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = DASHBOARDS)]
 pub struct DashboardsInstallArgs {
     /// Kibana or OpenSearch Dashboards URL, e.g. http://127.0.0.1:5601 (with its base path, if any).
     #[arg(long, env = "CTINDEX_KIBANA_URL", value_name = "URL", hide_env_values = true)]
@@ -481,7 +1005,7 @@ pub struct DashboardsInstallArgs {
     #[command(flatten)]
     pub auth: AuthArgs,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = AUTHENTICATION)]
     pub aws: AwsArgs,
 }
 
@@ -492,12 +1016,13 @@ pub struct DashboardsExportArgs {
         long,
         env = "CTINDEX_INDEX_PREFIX",
         default_value = "cloudtrail",
-        value_name = "PREFIX"
+        value_name = "PREFIX",
+        help_heading = DASHBOARDS
     )]
     pub index_prefix: String,
 
     /// Write to this file instead of stdout ('-' for stdout).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = OUTPUT)]
     pub out: Option<PathBuf>,
 }
 
@@ -558,6 +1083,11 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from([&["ctindex"], args].concat()).map(|cli| cli.command)
+    }
 
     #[test]
     fn cli_is_consistent() {
@@ -573,5 +1103,180 @@ mod tests {
         assert!(parse_size("5XB").is_err());
         assert!(parse_size("0").is_err());
         assert!(parse_size("abc").is_err());
+    }
+
+    #[test]
+    fn import_options_land_in_their_fields() {
+        let Command::Import(a) = parse(&[
+            "import",
+            "--accounts=111111111111,222222222222",
+            "--regions=eu-west-1",
+            "--from=2025-01-01",
+            "--to=2025-01-31",
+            "--profile=p",
+            "--region=eu-west-2",
+            "--endpoint-url=http://s3:9000",
+            "--downloads=7",
+            "--max-bytes-in-flight=3MB",
+            "--batch-bytes=2MB",
+            "--max-value-bytes=1KB",
+            "--concurrency=5",
+            "--workers=6",
+            "--retry-budget=9",
+            "--no-setup",
+            "--plan",
+            "--url=http://h:9200",
+            "--drop=x.y",
+            "--dead-letter=dl.ndjson",
+            "a",
+            "b",
+        ])
+        .unwrap() else {
+            panic!("not an import");
+        };
+        assert_eq!(a.sources, ["a", "b"]);
+        assert_eq!(a.s3.accounts, ["111111111111", "222222222222"]);
+        assert_eq!(a.s3.regions, ["eu-west-1"]);
+        let (from, to) = (a.s3.from.unwrap(), a.s3.to.unwrap());
+        assert_eq!(to - from, 30);
+        assert_eq!(a.s3.aws.profile.as_deref(), Some("p"));
+        assert_eq!(a.s3.aws.region.as_deref(), Some("eu-west-2"));
+        assert_eq!(a.s3.endpoint_url.as_deref(), Some("http://s3:9000"));
+        assert_eq!((a.s3.downloads, a.s3.max_bytes_in_flight), (7, 3_000_000));
+        assert_eq!((a.batch_bytes, a.max_value_bytes), (2_000_000, 1000));
+        assert_eq!((a.concurrency, a.workers, a.retry_budget), (5, Some(6), 9));
+        assert!(a.no_setup && a.list && !a.dry_run);
+        assert_eq!(a.filter.drop, ["x.y"]);
+        assert_eq!(a.report.dead_letter.as_deref(), Some(std::path::Path::new("dl.ndjson")));
+        assert!(parse(&["import", "--list", "--dry-run", "a"]).is_err());
+    }
+
+    #[test]
+    fn sync_refuses_days_dry_run_and_list_with_advice() {
+        let Command::Sync(a) = parse(&[
+            "sync",
+            "--since=2025-01-02",
+            "--regions=eu-west-1",
+            "--downloads=3",
+            "--batch-bytes=1MB",
+            "--state-file=s.json",
+            "src",
+        ])
+        .unwrap() else {
+            panic!("not a sync");
+        };
+        assert!(a.since.is_some());
+        assert_eq!(a.import.s3.regions, ["eu-west-1"]);
+        assert_eq!((a.import.s3.downloads, a.import.batch_bytes), (3, 1_000_000));
+        assert_eq!(a.state_file, Some(PathBuf::from("s.json")));
+        assert_eq!((a.import.s3.from, a.import.s3.to), (None, None));
+        assert!(!a.import.dry_run && !a.import.list);
+
+        for refused in ["--from=2025-01-01", "--to=2025-01-01", "--dry-run", "--list", "--plan"] {
+            let error = parse(&["sync", refused, "src"]).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::UnknownArgument, "{refused}");
+            let shown = explain(error).to_string();
+            assert!(
+                shown.contains("tip: ") && shown.contains("import"),
+                "{refused}: {shown}"
+            );
+        }
+        // Unrelated mistakes keep clap's own words.
+        let other = explain(parse(&["sync", "--bogus", "src"]).unwrap_err()).to_string();
+        assert!(!other.contains("import"), "{other}");
+        let import = explain(parse(&["import", "--since=2025-01-01", "src"]).unwrap_err()).to_string();
+        assert!(!import.contains("sync chooses"), "{import}");
+    }
+
+    #[test]
+    fn export_options_land_in_their_fields() {
+        let Command::Export(a) = parse(&[
+            "export",
+            "--from=2025-03-01",
+            "--downloads=4",
+            "--workers=2",
+            "--sort-memory=1MB",
+            "--max-bytes-in-flight=5MB",
+            "--out=dir",
+            "--incremental",
+            "--lookback-days=3",
+            "src",
+        ])
+        .unwrap() else {
+            panic!("not an export");
+        };
+        assert!(a.s3.from.is_some() && a.s3.to.is_none());
+        assert_eq!((a.s3.downloads, a.workers, a.sort_memory), (4, Some(2), 1_000_000));
+        assert_eq!(a.s3.max_bytes_in_flight, 5_000_000);
+        assert_eq!((a.out, a.incremental, a.lookback_days), (PathBuf::from("dir"), true, 3));
+        // --since belongs to --incremental.
+        assert!(parse(&["export", "--since=2025-01-01", "src"]).is_err());
+    }
+
+    #[test]
+    fn prune_takes_no_replicas_and_setup_does() {
+        assert!(parse(&["prune", "--older-than=13mo", "--replicas=0"]).is_err());
+        assert!(parse(&["setup", "--replicas=0"]).is_ok());
+    }
+
+    /// What a subscriber with the default filter for -q / -v prints of
+    /// another crate's and ctindex's own events.
+    fn logged(verbose: u8, quiet: bool) -> String {
+        #[derive(Clone)]
+        struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Capture {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let capture = Capture(Default::default());
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(verbose, quiet)))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(target: "aws_config::imds::region", "sdk-warning");
+            tracing::error!(target: "aws_smithy_runtime::client", "sdk-error");
+            tracing::error!(target: "ctindex", "own-error");
+            tracing::warn!(target: "ctindex::source::s3", "own-warning");
+            tracing::info!(target: "ctindex::pipeline", "own-info");
+            tracing::debug!(target: "ctindex::pipeline", "own-debug");
+            tracing::trace!(target: "ctindex::pipeline", "own-trace");
+        });
+        let text = capture.0.lock().unwrap().clone();
+        String::from_utf8(text).unwrap()
+    }
+
+    #[test]
+    fn other_crates_log_only_errors_unless_verbose() {
+        let expect = |verbose: u8, quiet: bool, shown: &[&str], hidden: &[&str]| {
+            let log = logged(verbose, quiet);
+            for word in shown {
+                assert!(log.contains(word), "-v x{verbose} -q {quiet}: {word} missing in {log}");
+            }
+            for word in hidden {
+                assert!(!log.contains(word), "-v x{verbose} -q {quiet}: {word} shown in {log}");
+            }
+        };
+        expect(
+            0,
+            true,
+            &["sdk-error", "own-error", "own-warning"],
+            &["sdk-warning", "own-info"],
+        );
+        expect(
+            0,
+            false,
+            &["sdk-error", "own-warning", "own-info"],
+            &["sdk-warning", "own-debug"],
+        );
+        expect(1, false, &["sdk-warning", "own-debug"], &["own-trace"]);
+        expect(2, false, &["sdk-warning", "own-trace"], &[]);
     }
 }

@@ -2,6 +2,7 @@
 //! ready-to-use settings, with every problem reported as a [`UsageError`]
 //! that names the option to fix.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -62,6 +63,13 @@ pub fn kibana(url: Option<&UrlArg>, auth: &AuthArgs, aws: &AwsArgs) -> Result<Se
 fn endpoint(text: &str, option: &str, args: &AuthArgs, aws: &AwsArgs) -> Result<ServerConfig> {
     let url = match Url::parse(text) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => url,
+        // `127.0.0.1:9200` is no URL at all, `localhost:9200` one with the scheme `localhost`.
+        _ if !text.contains("://") => {
+            let shown = redact_url(text);
+            return usage(format!(
+                "{option} {shown}: add the scheme: http://{shown} or https://{shown}"
+            ));
+        }
         Ok(_) => {
             return usage(format!(
                 "{option} must start with http:// or https://, got '{}'",
@@ -234,15 +242,138 @@ pub fn s3(args: &S3Args) -> Result<S3Options> {
     })
 }
 
-/// The field filter: the default drops (unless turned off), then --drop and --keep.
+/// The field filter: the default drops (unless turned off), then --drop and
+/// --keep. Refuses a pattern that is not one, and a drop that would remove
+/// a field every document needs (see [`crate::filter::REQUIRED_FIELDS`]);
+/// warns about patterns that can match no field of a CloudTrail event.
 pub fn field_filter(args: &FilterArgs) -> Result<FieldFilter> {
+    for (option, patterns, effect) in [
+        ("--drop", &args.drop, "removes nothing"),
+        ("--keep", &args.keep, "spares nothing"),
+    ] {
+        for pattern in patterns {
+            if let Err(e) = crate::filter::check_pattern(pattern) {
+                return usage(format!("{option}: {e}"));
+            }
+            if let Some(why) = crate::filter::never_matches(pattern) {
+                tracing::warn!("{option} '{}' {effect}: {why}", pattern.trim());
+            }
+        }
+    }
     let mut drop: Vec<String> = if args.no_default_drops {
         Vec::new()
     } else {
         DEFAULT_DROP.iter().map(|s| s.to_string()).collect()
     };
     drop.extend(args.drop.iter().cloned());
-    FieldFilter::new(&drop, &args.keep, !args.no_redact).map_err(|e| UsageError(e.to_string()).into())
+    let filter = FieldFilter::new(&drop, &args.keep, !args.no_redact).map_err(|e| UsageError(e.to_string()))?;
+    if let Some(refused) = filter.removes_required() {
+        return usage(format!("--drop {refused}"));
+    }
+    Ok(filter)
+}
+
+/// Below this, `--batch-bytes` is refused: a bulk request would carry one
+/// event (CloudTrail events are 1 to 2 KB, seldom less than 1 KiB).
+pub const MIN_BATCH_BYTES: usize = 1024;
+
+/// Below this, `--batch-bytes` is allowed with a warning.
+pub const SMALL_BATCH_BYTES: usize = 64 * 1024;
+
+/// Above this, every request exceeds Elasticsearch's and OpenSearch's
+/// default `http.max_content_length`.
+pub const LARGE_BATCH_BYTES: usize = 100 * 1024 * 1024;
+
+/// Checks `--batch-bytes`: refused below [`MIN_BATCH_BYTES`], a warning
+/// below [`SMALL_BATCH_BYTES`] and above [`LARGE_BATCH_BYTES`].
+pub fn batch_bytes(n: usize) -> Result<usize> {
+    if n < MIN_BATCH_BYTES {
+        return usage(format!(
+            "--batch-bytes {n} (bytes) is too small: every bulk request would carry a single event (CloudTrail \
+             events are 1-2KB each); give at least 1KiB, or leave the default 5MB"
+        ));
+    }
+    if n < SMALL_BATCH_BYTES {
+        tracing::warn!(
+            "--batch-bytes {n} (bytes): each bulk request then carries a few events only (CloudTrail events are \
+             1-2KB each); the default 5MB is faster"
+        );
+    } else if n > LARGE_BATCH_BYTES {
+        tracing::warn!(
+            "--batch-bytes {n} (bytes) is above 100MB, the cluster's default limit on a request \
+             (http.max_content_length): requests may be refused (413) and sent again in halves; the default \
+             5MB is as fast"
+        );
+    }
+    Ok(n)
+}
+
+/// Where dead letters go. `given` is `--dead-letter`; otherwise
+/// `dead-letters-<name>.ndjson`, `name` being the index prefix (import,
+/// sync) or `export`, beside the state file when there is one (`sync
+/// --state-file`), else in the first writable of `$XDG_STATE_HOME/ctindex`,
+/// `~/.local/state/ctindex` and the temp folder: never the current
+/// folder, which is `/` for cron jobs and systemd units. The path is
+/// absolute, so the summary names the file wherever the run started.
+pub fn dead_letter_path(given: Option<&Path>, name: &str, state_file: Option<&Path>) -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).map(PathBuf::from);
+    dead_letter_path_in(given, name, state_file, var("XDG_STATE_HOME"), var("HOME"))
+}
+
+/// [`dead_letter_path`] with the environment given.
+fn dead_letter_path_in(
+    given: Option<&Path>,
+    name: &str,
+    state_file: Option<&Path>,
+    xdg_state_home: Option<PathBuf>,
+    home: Option<PathBuf>,
+) -> PathBuf {
+    if let Some(path) = given {
+        return absolute(path);
+    }
+    let file = format!("dead-letters-{name}.ndjson");
+    if let Some(dir) = state_file.map(absolute).as_deref().and_then(Path::parent) {
+        return dir.join(file);
+    }
+    // XDG: relative values are invalid and to be ignored.
+    let candidates = [
+        xdg_state_home.filter(|d| d.is_absolute()).map(|d| d.join("ctindex")),
+        home.filter(|d| d.is_absolute())
+            .map(|home| home.join(".local/state/ctindex")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|dir| writable_dir(dir))
+        .unwrap_or_else(std::env::temp_dir)
+        .join(file)
+}
+
+/// The path made absolute against the current folder (not resolved: a
+/// symlink stays one).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Whether files can be made in the folder, creating it if need be (a state
+/// folder is ctindex's to create).
+fn writable_dir(dir: &Path) -> bool {
+    if std::fs::create_dir_all(dir).is_err() {
+        return false;
+    }
+    let probe = dir.join(format!(".ctindex-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+    {
+        Ok(_) => std::fs::remove_file(&probe).is_ok(),
+        Err(e) => {
+            tracing::debug!("dead letters not in {}: {e}", dir.display());
+            false
+        }
+    }
 }
 
 /// Checks an index prefix against the cluster's index naming rules.
@@ -264,8 +395,10 @@ pub fn index_prefix(prefix: &str) -> Result<String> {
 /// The URL with any password replaced, for messages.
 pub fn redact_url(text: &str) -> String {
     match Url::parse(text) {
-        Ok(url) => crate::http::display_url(&url),
-        Err(_) => match text.rfind('@') {
+        // Without `//`, what precedes `@` is no user info to the parser
+        // (`elastic:pw@host` has the scheme `elastic`): cut it below.
+        Ok(url) if !url.cannot_be_a_base() => crate::http::display_url(&url),
+        _ => match text.rfind('@') {
             Some(at) => format!("***{}", &text[at..]),
             None => text.to_string(),
         },
@@ -448,6 +581,96 @@ mod tests {
         // --from alone: up to today.
         a.to = None;
         assert_eq!(selection(&a).unwrap().days.to, Some(today()));
+    }
+
+    #[test]
+    fn urls_without_a_scheme_are_told_how_to_write_them() {
+        let refused = |url: &str| {
+            let e = cluster(&args(Some(url))).unwrap_err();
+            assert!(e.downcast_ref::<UsageError>().is_some(), "{url}: {e}");
+            e.to_string()
+        };
+        assert_eq!(
+            refused("127.0.0.1:9200"),
+            "--url 127.0.0.1:9200: add the scheme: http://127.0.0.1:9200 or https://127.0.0.1:9200"
+        );
+        assert_eq!(
+            refused("localhost:9200"),
+            "--url localhost:9200: add the scheme: http://localhost:9200 or https://localhost:9200"
+        );
+        // A password before the host is not shown, parsed as a scheme or not.
+        let shown = refused("elastic:hunter2@10.0.0.1:9200");
+        assert_eq!(
+            shown,
+            "--url ***@10.0.0.1:9200: add the scheme: http://***@10.0.0.1:9200 or https://***@10.0.0.1:9200"
+        );
+        assert!(refused("ftp://h:21").contains("must start with http:// or https://"));
+        assert!(refused("http://[::1").contains("is not a URL"));
+    }
+
+    #[test]
+    fn batch_sizes() {
+        for small in [0, 5, 1023] {
+            let e = batch_bytes(small).unwrap_err();
+            assert!(e.downcast_ref::<UsageError>().is_some(), "{small}");
+            assert!(e.to_string().contains("too small"), "{e}");
+        }
+        for fine in [1024, 50_000, 5_000_000, 200_000_000] {
+            assert_eq!(batch_bytes(fine).unwrap(), fine);
+        }
+    }
+
+    #[test]
+    fn dead_letters_go_to_a_state_folder_or_beside_the_state_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        let xdg = tmp.path().join("xdg");
+        let path = |given: Option<&Path>, state: Option<&Path>, xdg: Option<&Path>, home: Option<&Path>| {
+            dead_letter_path_in(
+                given,
+                "cloudtrail",
+                state,
+                xdg.map(Path::to_path_buf),
+                home.map(Path::to_path_buf),
+            )
+        };
+        // $XDG_STATE_HOME/ctindex, made if missing.
+        let p = path(None, None, Some(&xdg), Some(&home));
+        assert_eq!(p, xdg.join("ctindex/dead-letters-cloudtrail.ndjson"));
+        assert!(xdg.join("ctindex").is_dir());
+        assert_eq!(
+            std::fs::read_dir(xdg.join("ctindex")).unwrap().count(),
+            0,
+            "the probe is left"
+        );
+        // Without it (or with a relative one, which XDG says to ignore): ~/.local/state/ctindex.
+        let in_home = home.join(".local/state/ctindex/dead-letters-cloudtrail.ndjson");
+        assert_eq!(path(None, None, None, Some(&home)), in_home);
+        assert_eq!(path(None, None, Some(Path::new("rel")), Some(&home)), in_home);
+        // Not writable (a file is in the way): the next, and at last the temp folder.
+        let blocked = tmp.path().join("blocked");
+        std::fs::write(&blocked, "").unwrap();
+        assert_eq!(path(None, None, Some(&blocked), Some(&home)), in_home);
+        assert_eq!(
+            path(None, None, Some(&blocked), None),
+            std::env::temp_dir().join("dead-letters-cloudtrail.ndjson")
+        );
+        // Beside the state file; given: as given. Both absolute.
+        let cwd = std::env::current_dir().unwrap();
+        let state = tmp.path().join("state/sync.json");
+        assert_eq!(
+            path(None, Some(&state), Some(&xdg), None),
+            tmp.path().join("state/dead-letters-cloudtrail.ndjson")
+        );
+        assert_eq!(
+            path(None, Some(Path::new("sync.json")), Some(&xdg), None),
+            cwd.join("dead-letters-cloudtrail.ndjson")
+        );
+        assert_eq!(
+            path(Some(Path::new("dl/x.ndjson")), Some(&state), Some(&xdg), None),
+            cwd.join("dl/x.ndjson")
+        );
+        assert_eq!(path(Some(&state), None, None, None), state);
     }
 
     #[test]

@@ -21,6 +21,33 @@ use crate::raw::{Shape, Watch};
 /// live credentials and are what leak scanners look for.
 pub const DEFAULT_DROP: &[&str] = &["**.accessKeyId", "**.sessionToken", "**.secretAccessKey"];
 
+/// Top-level fields every document needs, with why: a drop pattern that
+/// would remove one of them (and no `--keep` that spares it) is refused.
+/// The document id and the classification are taken before filtering, so
+/// it is the searches and dashboards that would lose them.
+pub const REQUIRED_FIELDS: &[(&str, &str)] = &[
+    (
+        "eventTime",
+        "the event's time, which picks its monthly index and is the time field of searches and dashboards: \
+         without it every event goes to the <PREFIX>-undated index",
+    ),
+    (
+        "eventID",
+        "the event's unique id, by which CloudTrail, the AWS console and other tools name it",
+    ),
+    (
+        "eventName",
+        "the API call, on which the dashboards and most searches are built",
+    ),
+    (
+        "eventSource",
+        "the AWS service called, on which the dashboards and most searches are built",
+    ),
+];
+
+/// Top-level fields events may carry besides CloudTrail's own.
+const OTHER_TOP_LEVEL_FIELDS: &[&str] = &["@timestamp"];
+
 /// What replaces an access key id found inside some other string.
 pub const REDACTED: &str = "[REDACTED-ACCESS-KEY-ID]";
 
@@ -90,6 +117,129 @@ impl Pattern {
             segments,
             inner_literal,
         })
+    }
+}
+
+/// Checks one `--drop`/`--keep` pattern's syntax.
+pub fn check_pattern(text: &str) -> Result<(), PatternError> {
+    Pattern::parse(text).map(drop)
+}
+
+/// Why a `--drop`/`--keep` pattern can match no field of a CloudTrail
+/// event, or None when it may match: its first key is no top-level field
+/// (the decoder restores CloudTrail's spelling of lowercase keys, so a
+/// lowercase name matches nothing either), `ctindex` (added after
+/// filtering), or it reaches inside a field that holds a single value.
+/// Patterns starting with `*` or `**` may match anything.
+pub fn never_matches(text: &str) -> Option<String> {
+    use crate::normalize::{FieldClass, TOP_LEVEL_FIELDS, class_of};
+    let pattern = Pattern::parse(text).ok()?;
+    let fields = || TOP_LEVEL_FIELDS.iter().chain(OTHER_TOP_LEVEL_FIELDS).copied();
+    let inside = &pattern.segments[1..];
+    match &pattern.segments[0] {
+        Segment::Key(k) if k == "ctindex" => {
+            Some("the ctindex.* fields are added after filtering, out of reach of --drop and --keep".into())
+        }
+        Segment::Key(k) if !fields().any(|f| f == k) => {
+            let near = fields()
+                .find(|f| f.eq_ignore_ascii_case(k))
+                .or_else(|| fields().find(|f| edit_distance(f, k) <= 2));
+            Some(match near {
+                Some(field) => format!(
+                    "no CloudTrail event has a top-level field '{k}': did you mean '{field}'? (field names are \
+                     case-sensitive)"
+                ),
+                None => format!(
+                    "no CloudTrail event has a top-level field '{k}' (paths start at the top of the event, as in \
+                     userIdentity.arn or requestParameters.bucketName; **.{k} matches it at any depth)"
+                ),
+            })
+        }
+        Segment::Key(k)
+            if matches!(class_of(k), FieldClass::Scalar | FieldClass::Boolean)
+                && inside.iter().any(|s| *s != Segment::AnyDepth) =>
+        {
+            Some(format!("{k} holds a single value, with no fields inside to match"))
+        }
+        Segment::Glob(g) if !fields().any(|f| glob_match(g, f)) => Some(format!(
+            "'{g}' matches no top-level field of CloudTrail events (paths start at the top of the event; \
+             **.{g} matches at any depth)"
+        )),
+        _ => None,
+    }
+}
+
+/// The Levenshtein distance of two short names (ASCII-case-insensitive).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let b: Vec<char> = b.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(ca != cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// A drop pattern that would remove fields of [`REQUIRED_FIELDS`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiredDrop {
+    pub pattern: String,
+    /// The required fields it removes (and no keep pattern spares), with why
+    /// each is needed.
+    pub fields: Vec<(&'static str, &'static str)>,
+    /// The pattern removes every top-level field (`*`, `**.*`).
+    pub everything: bool,
+}
+
+impl std::fmt::Display for RequiredDrop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.fields.iter().map(|(field, _)| *field).collect();
+        let pattern = &self.pattern;
+        if self.everything && self.fields.len() == REQUIRED_FIELDS.len() {
+            return write!(
+                f,
+                "'{pattern}' would remove every top-level field, leaving each document empty, while every \
+                 document needs {}. To drop what is inside a field, name the field (--drop \
+                 'requestParameters.*'); to keep only some fields, spare each with --keep ({} at least)",
+                and_list(&names),
+                and_list(&names),
+            );
+        }
+        let why: Vec<String> = self
+            .fields
+            .iter()
+            .map(|(field, why)| format!("{field} ({why})"))
+            .collect();
+        write!(
+            f,
+            "'{pattern}' would remove what every document needs: {}",
+            and_list(&why)
+        )?;
+        if names != [pattern.as_str()] {
+            let keeps: Vec<String> = names.iter().map(|n| format!("--keep {n}")).collect();
+            let them = if names.len() == 1 { "it" } else { "them" };
+            write!(f, "; add {} to spare {them}", keeps.join(" "))?;
+        }
+        Ok(())
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[impl AsRef<str>]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.as_ref().to_string(),
+        [init @ .., last] => format!(
+            "{} and {}",
+            init.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", "),
+            last.as_ref()
+        ),
     }
 }
 
@@ -263,6 +413,28 @@ impl FieldFilter {
                 memchr::memmem::Finder::new(b"AKIA").into_owned(),
                 memchr::memmem::Finder::new(b"ASIA").into_owned(),
             ],
+        })
+    }
+
+    /// The first drop pattern that removes a top-level field of
+    /// [`REQUIRED_FIELDS`] that no keep pattern spares, if any.
+    pub fn removes_required(&self) -> Option<RequiredDrop> {
+        let keep = self.keep.start();
+        self.drop.patterns.iter().enumerate().find_map(|(n, pattern)| {
+            let mut start = Vec::new();
+            self.drop.add_state(&mut start, (n, 0));
+            let removes = |key: &str| self.drop.step(&start, key).1;
+            let fields: Vec<(&'static str, &'static str)> = REQUIRED_FIELDS
+                .iter()
+                .filter(|(field, _)| removes(field) && !self.keep.step(&keep, field).1)
+                .copied()
+                .collect();
+            (!fields.is_empty()).then(|| RequiredDrop {
+                pattern: pattern.text.clone(),
+                fields,
+                // No literal or glob matches an empty key: only wildcards do.
+                everything: removes(""),
+            })
         })
     }
 
@@ -564,7 +736,127 @@ mod tests {
     }
 
     #[test]
+    fn drops_of_what_every_document_needs_are_found() {
+        let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let required = |drop: &[&str], keep: &[&str]| {
+            let mut all = own(DEFAULT_DROP);
+            all.extend(own(drop));
+            FieldFilter::new(&all, &own(keep), true).unwrap().removes_required()
+        };
+        let found = |drop: &[&str], keep: &[&str]| {
+            required(drop, keep).map(|r| {
+                let fields: Vec<&str> = r.fields.iter().map(|(f, _)| *f).collect();
+                (r.pattern, fields.join(" "), r.everything)
+            })
+        };
+        let all = "eventTime eventID eventName eventSource".to_string();
+        for everything in ["*", "**.*", "*.**"] {
+            assert_eq!(found(&[everything], &[]), Some((everything.into(), all.clone(), true)));
+        }
+        assert_eq!(
+            found(&["eventID"], &[]),
+            Some(("eventID".into(), "eventID".into(), false))
+        );
+        assert_eq!(
+            found(&["**.eventName"], &[]),
+            Some(("**.eventName".into(), "eventName".into(), false))
+        );
+        assert_eq!(
+            found(&["x", "event*"], &[]),
+            Some(("event*".into(), all.clone(), false))
+        );
+        // Spared by --keep: a whitelist is allowed.
+        assert_eq!(
+            found(&["event*"], &["eventTime", "eventName"]),
+            Some(("event*".into(), "eventID eventSource".into(), false))
+        );
+        assert_eq!(
+            found(&["*"], &["eventTime"]),
+            Some(("*".into(), "eventID eventName eventSource".into(), true))
+        );
+        let kept = ["eventTime", "eventID", "eventName", "eventSource"];
+        assert_eq!(found(&["*"], &kept), None);
+        assert_eq!(found(&["*"], &["event*"]), None);
+        // Inside fields, or other fields: fine.
+        for fine in [
+            &["*.*"][..],
+            &["userIdentity.eventTime", "eventType", "requestParameters"],
+            &["*.eventID", "**.arn"],
+            &[],
+        ] {
+            assert_eq!(found(fine, &[]), None, "{fine:?}");
+        }
+        let shown = |drop: &[&str], keep: &[&str]| required(drop, keep).unwrap().to_string();
+        let everything = shown(&["*"], &[]);
+        assert!(
+            everything.starts_with(
+                "'*' would remove every top-level field, leaving each document empty, while every document \
+                 needs eventTime, eventID, eventName and eventSource."
+            ),
+            "{everything}"
+        );
+        let literal = shown(&["eventTime"], &[]);
+        assert!(
+            literal.starts_with("'eventTime' would remove what every document needs: eventTime (the event's time")
+                && literal.contains("monthly index")
+                && !literal.contains("--keep"),
+            "{literal}"
+        );
+        let some = shown(&["*"], &["eventTime", "eventName"]);
+        assert!(
+            some.starts_with("'*' would remove what every document needs: eventID (the event's unique id")
+                && some.ends_with("; add --keep eventID --keep eventSource to spare them"),
+            "{some}"
+        );
+        assert!(shown(&["**.eventID"], &[]).ends_with("; add --keep eventID to spare it"));
+    }
+
+    #[test]
+    fn patterns_that_can_never_match_are_told() {
+        for (pattern, says) in [
+            (
+                "userIdentiy.arn",
+                "no CloudTrail event has a top-level field 'userIdentiy': did you mean 'userIdentity'?",
+            ),
+            (
+                "requestParams.x",
+                "top-level field 'requestParams' (paths start at the top",
+            ),
+            ("Records.*", "top-level field 'Records' (paths start at the top"),
+            ("eventname", "did you mean 'eventName'?"),
+            ("requestparameters.policy", "did you mean 'requestParameters'?"),
+            ("eventName.x", "eventName holds a single value"),
+            ("readOnly.*", "readOnly holds a single value"),
+            ("ctindex.identity", "added after filtering"),
+            ("sesion*", "'sesion*' matches no top-level field"),
+        ] {
+            let why = never_matches(pattern).unwrap_or_else(|| panic!("{pattern}: no reason"));
+            assert!(why.contains(says), "{pattern}: {why}");
+        }
+        for fine in [
+            "userIdentity.arn",
+            "**.whatever",
+            "*.whatever",
+            "request*.policy",
+            "eventTime",
+            "eventTime.**",
+            "@timestamp",
+            "tlsDetails.clientProvidedHostHeader",
+            "resources.ARN",
+        ] {
+            assert_eq!(never_matches(fine), None, "{fine}");
+        }
+    }
+
+    #[test]
     fn globs() {
+        for (a, b, want) in [
+            ("eventID", "eventId", 0),
+            ("userIdentiy", "userIdentity", 1),
+            ("ab", "ba", 2),
+        ] {
+            assert_eq!(edit_distance(a, b), want, "{a} {b}");
+        }
         for (g, k, want) in [
             ("access*", "accessKeyId", true),
             ("*Id", "accessKeyId", true),

@@ -226,13 +226,10 @@ impl Pipeline {
         let (listed_tx, listed_rx) = mpsc::channel::<Listed>(LISTING_QUEUE);
         let stats = self.stats.clone();
         let cancel = self.cancel.clone();
+        // Sync (with a tracker) may rightly find nothing new; import and export may not.
+        let require_match = self.tracker.is_none();
         let lister = tokio::spawn(async move {
-            for source in &sources {
-                if cancel.is_cancelled() {
-                    break;
-                }
-                source.list(&listed_tx).await?;
-            }
+            crate::source::list_all(&sources, &listed_tx, require_match, || cancel.is_cancelled()).await?;
             stats.listing_done.store(true, Ordering::Relaxed);
             anyhow::Ok(())
         });
@@ -551,10 +548,8 @@ impl FileWork {
                 return FileKind::Events;
             }
             Err(e) => {
-                match crate::progress::input_warning(crate::progress::InputWarning::Skipped) {
-                    Some(more) => tracing::warn!(target: "ctindex::input", "{name}: skipped: {e}{more}"),
-                    None => tracing::debug!(target: "ctindex::input", "{name}: skipped: {e}"),
-                }
+                // Every skipped file is named: it is input the run did not take.
+                tracing::warn!(target: "ctindex::input", "{name}: skipped: {e}");
                 Stats::add(&self.stats.files_skipped, 1);
                 return FileKind::Unusable;
             }

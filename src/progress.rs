@@ -281,16 +281,15 @@ impl Rate {
 /// counted (the summary has the totals; `-v` shows each).
 const WARNINGS_PER_KIND: u32 = 5;
 
-/// Kinds of per-file warnings whose repeats are collapsed.
+/// Kinds of per-file warnings whose repeats are collapsed. (Skipped files
+/// are never collapsed: each is named, as input the run did not take.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputWarning {
-    Skipped,
-    Incomplete,
+    /// Events indexed with a stand-in id or in `<prefix>-undated`.
     StandIns,
-    Rejected,
 }
 
-static INPUT_WARNINGS: [std::sync::atomic::AtomicU32; 4] = [const { std::sync::atomic::AtomicU32::new(0) }; 4];
+static INPUT_WARNINGS: [std::sync::atomic::AtomicU32; 1] = [const { std::sync::atomic::AtomicU32::new(0) }; 1];
 
 /// Whether a per-file warning of this kind is still shown (the first few of
 /// each kind); the next one says that more are only counted.

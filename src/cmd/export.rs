@@ -74,7 +74,11 @@ pub async fn run(args: ExportArgs) -> Result<Outcome> {
     };
 
     let stats = Arc::new(Stats::default());
-    let dlq = Arc::new(DeadLetters::new(&args.report.dead_letter));
+    let dlq = Arc::new(DeadLetters::new(config::dead_letter_path(
+        args.report.dead_letter.as_deref(),
+        "export",
+        args.state_file.as_deref(),
+    )));
     let exporter = Arc::new(Exporter::new(args.sort_memory, spill_dir.clone(), stats.clone()));
     let encoder = Arc::new(Encoder {
         format: args.format,

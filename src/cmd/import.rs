@@ -36,6 +36,7 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
         return list_plan(sources).await;
     }
     let filter = config::field_filter(&args.filter)?;
+    config::batch_bytes(args.batch_bytes)?;
     let limits = Limits {
         max_string_bytes: args.max_value_bytes.max(64),
         ..Limits::default()
@@ -43,7 +44,11 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
     let transformer = Arc::new(Transformer::new(filter, prefix.clone(), limits));
 
     let stats = Arc::new(Stats::default());
-    let dlq = Arc::new(DeadLetters::new(&args.report.dead_letter));
+    let dlq = Arc::new(DeadLetters::new(config::dead_letter_path(
+        args.report.dead_letter.as_deref(),
+        &prefix,
+        sync.as_ref().and_then(|s| s.state_file.as_deref()),
+    )));
     let names = Arc::new(FileNames::default());
     // Signals are heard from the start, so a stop while connecting is a stop too.
     let cancel = Arc::new(Cancel::default());

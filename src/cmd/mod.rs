@@ -1,5 +1,6 @@
 //! Commands: one file per subcommand, and the dispatch.
 
+pub mod completions;
 pub mod dashboards;
 pub mod export;
 pub mod import;
@@ -29,5 +30,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Prune(args) => prune::run(*args).await,
         Command::Sync(args) => sync::run(*args).await,
         Command::Dashboards(command) => dashboards::run(command).await,
+        Command::Completions(args) => completions::completions(&args),
+        Command::Man(args) => completions::man(&args),
     }
 }

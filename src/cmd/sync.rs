@@ -30,7 +30,6 @@ use tokio::sync::mpsc;
 
 use super::Outcome;
 use crate::cli::SyncArgs;
-use crate::config::usage;
 use crate::pipeline::{Cancel, FileOutcome, Pipeline, Tracker};
 use crate::source::layout::{Days, day_text, scope_and_day};
 use crate::source::{Selection, Source, SourceObject};
@@ -72,14 +71,7 @@ impl Finish {
 }
 
 pub async fn run(args: SyncArgs) -> Result<Outcome> {
-    if args.import.s3.from.is_some() || args.import.s3.to.is_some() {
-        return usage("sync chooses its own days: use --since for the first run instead of --from/--to");
-    }
-    if args.import.dry_run {
-        return usage(
-            "sync cannot --dry-run (it would record files as done that were never sent); use import --dry-run",
-        );
-    }
+    // --from, --to, --dry-run and --list are not sync's options: clap refuses them (see cli::explain).
     let settings = SyncSettings {
         since: args.since,
         lookback_days: args.lookback_days,

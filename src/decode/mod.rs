@@ -4,7 +4,9 @@
 //! `{"Records":[…]}` (what CloudTrail writes to S3), plain JSON arrays of
 //! events, NDJSON / JSON Lines, a single pretty-printed event, and the common
 //! envelopes around events (EventBridge `detail`, LookupEvents
-//! `CloudTrailEvent` strings, CloudWatch Logs `logEvents[].message`).
+//! `CloudTrailEvent` strings and the `{"Events":[…],"NextToken":…}` output
+//! of `aws cloudtrail lookup-events` around them, CloudWatch Logs
+//! `logEvents[].message`).
 //!
 //! Pure and synchronous: no I/O, no network, no logging. Invariant: it never
 //! panics on input, and every value of the input ends up either as an event or
@@ -243,12 +245,20 @@ fn decode_lines(text: &[u8]) -> Decoded {
 }
 
 /// True for an object that looks like a CloudTrail event: a string
-/// `eventName` and at least one more of the fields every event has.
+/// `eventName` and at least one more of the fields every event has; or a
+/// CloudTrail Insights event, which has no `eventName` of its own (it is in
+/// `insightDetails`): `eventType` `AwsCloudTrailInsight` or
+/// `eventCategory` `Insight`, with an `eventID` or `eventTime`.
 pub fn is_event(object: &(impl Lookup + ?Sized)) -> bool {
-    matches!(object.get("eventName"), Some(Value::String(_)))
-        && ["eventSource", "eventVersion", "eventTime", "eventID"]
-            .iter()
-            .any(|k| object.get(k).is_some())
+    let text = |key: &str| object.get(key).and_then(Value::as_str);
+    let has_any = |keys: &[&str]| keys.iter().any(|k| object.get(k).is_some());
+    match object.get("eventName") {
+        Some(Value::String(_)) => return has_any(&["eventSource", "eventVersion", "eventTime", "eventID"]),
+        Some(_) => return false,
+        None => {}
+    }
+    (text("eventType") == Some("AwsCloudTrailInsight") || text("eventCategory") == Some("Insight"))
+        && has_any(&["eventID", "eventTime"])
 }
 
 /// Reads an event's top-level fields: a whole event, or the fields the
@@ -295,6 +305,13 @@ fn extract<R: Receive + ?Sized>(value: Value, position: Position, out: &mut R) {
             if let Some(Value::Array(records)) = object.remove("Records") {
                 for record in records {
                     extract(record, position, out);
+                }
+            } else if matches!(object.get("Events"), Some(Value::Array(_))) {
+                // `aws cloudtrail lookup-events` output: {"Events":[…],"NextToken":…}.
+                if let Some(Value::Array(events)) = object.remove("Events") {
+                    for event in events {
+                        extract(event, position, out);
+                    }
                 }
             } else if object.contains_key("digestStartTime") || object.contains_key("digestEndTime") {
                 out.reject(Reject {
@@ -621,6 +638,30 @@ mod tests {
                 ),
                 vec!["a"],
             ),
+            // `aws cloudtrail lookup-events` output: entries with CloudTrailEvent strings,
+            // NextToken after or before the Events, or events as they are.
+            (
+                format!(
+                    r#"{{"Events":[{{"EventId":"a","EventName":"ListBuckets","CloudTrailEvent":{}}},{{"EventId":"b","CloudTrailEvent":{}}}],"NextToken":"t=="}}"#,
+                    serde_json::to_string(EV1).unwrap(),
+                    serde_json::to_string(EV2).unwrap()
+                ),
+                vec!["a", "b"],
+            ),
+            (
+                format!(
+                    "{{\n  \"NextToken\": \"t==\",\n  \"Events\": [\n    {{\"CloudTrailEvent\": {}}},\n    {EV2}\n  ]\n}}\n",
+                    serde_json::to_string(EV1).unwrap()
+                ),
+                vec!["a", "b"],
+            ),
+            (format!(r#"{{"Other":1,"Events":[{EV1}]}}"#), vec!["a"]),
+            (r#"{"Events":[]}"#.to_string(), vec![]),
+            // Insights events: their eventName is inside insightDetails.
+            (
+                r#"{"eventVersion":"1.07","eventTime":"2019-10-15T21:13:00Z","eventID":"ins","eventType":"AwsCloudTrailInsight","insightDetails":{"eventName":"X"},"eventCategory":"Insight"}"#.to_string(),
+                vec!["ins"],
+            ),
             (r#"{"Records":[]}"#.to_string(), vec![]),
             (
                 r#"{"eventname":"X","eventid":"lc","eventtime":"2024-01-01T00:00:00Z","awsregion":"x"}"#.to_string(),
@@ -649,6 +690,13 @@ mod tests {
             (b"{name: 'js object'}", |e| matches!(e, DecodeError::NotJson(_))),
             (br#"{"foo": 1}"#, |e| matches!(e, DecodeError::NotCloudTrail(_))),
             (b"[1, 2]", |e| matches!(e, DecodeError::NotCloudTrail(_))),
+            (br#"{"Events": [{"EventId": "x"}], "NextToken": "t"}"#, |e| {
+                matches!(e, DecodeError::NotCloudTrail(_))
+            }),
+            // Neither an event nor an Insights event.
+            (br#"{"eventCategory": "Insight", "note": 1}"#, |e| {
+                matches!(e, DecodeError::NotCloudTrail(_))
+            }),
             (br#"{"digestStartTime":"x","digestEndTime":"y","logFiles":[]}"#, |e| {
                 *e == DecodeError::Digest
             }),

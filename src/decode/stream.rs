@@ -3,7 +3,8 @@
 //! The file (gzip or not) is decompressed into a window that holds only the
 //! value being read and what follows it in the current chunk. For the
 //! shapes that hold many events — `{"Records":[…]}`, a top-level array,
-//! NDJSON — each element is handed on as its JSON text ([`Found::text`], the
+//! NDJSON, `aws cloudtrail lookup-events` output (`{"Events":[…]}`, maybe
+//! after its `NextToken`) — each element is handed on as its JSON text ([`Found::text`], the
 //! fast path); what that does not take is parsed and unwrapped as before
 //! ([`super::extract`]). Any other shape (a single object, envelopes, a
 //! `Records` key that is not the first) is read whole and decoded by
@@ -328,6 +329,7 @@ fn decode(window: &mut Window<'_>, tally: &mut Tally<'_>) -> Result<Option<Strin
             elements(window, tally, "the array")
         }
         b'{' if records_first(window) => elements(window, tally, "the Records object"),
+        b'{' if events_first(window) => elements(window, tally, "the Events object"),
         b'{' => return object_or_lines(window, tally),
         _ => lines(window, tally),
     })
@@ -343,6 +345,55 @@ fn records_first(window: &mut Window<'_>) -> bool {
         return false;
     }
     at = skip_ws(rest, at + 9);
+    if rest.get(at) != Some(&b':') {
+        return false;
+    }
+    at = skip_ws(rest, at + 1);
+    if rest.get(at) != Some(&b'[') {
+        return false;
+    }
+    window.pos += at + 1;
+    true
+}
+
+/// Whether the object is `aws cloudtrail lookup-events` output that opens
+/// with its `Events` array (maybe after a string `NextToken`); if so, moves
+/// past `"Events":[`. Then each element (a LookupEvents entry, or an event)
+/// is read as a record, and what follows the array is skipped.
+fn events_first(window: &mut Window<'_>) -> bool {
+    window.want(64);
+    let mut at = skip_ws(window.rest(), 1);
+    // A NextToken first: skip it (it may be long: make it whole).
+    if window.rest()[at..].starts_with(b"\"NextToken\"") {
+        let rest = window.rest();
+        let colon = skip_ws(rest, at + 11);
+        if rest.get(colon) != Some(&b':') {
+            return false;
+        }
+        let value = skip_ws(rest, colon + 1);
+        if rest.get(value) != Some(&b'"') {
+            return false;
+        }
+        let end = loop {
+            match super::scan::string_end(window.rest(), value) {
+                Some(end) => break end,
+                None if window.more() => continue,
+                None => return false,
+            }
+        };
+        window.want(end + 64);
+        let rest = window.rest();
+        let comma = skip_ws(rest, end);
+        if rest.get(comma) != Some(&b',') {
+            return false;
+        }
+        at = skip_ws(rest, comma + 1);
+    }
+    let rest = window.rest();
+    if !rest[at..].starts_with(b"\"Events\"") {
+        return false;
+    }
+    at = skip_ws(rest, at + 8);
     if rest.get(at) != Some(&b':') {
         return false;
     }
@@ -400,7 +451,7 @@ fn elements(window: &mut Window<'_>, tally: &mut Tally<'_>, what: &str) -> Optio
     }
     // After the Records array: the rest of the object (other keys are
     // allowed); after a top-level array: nothing.
-    if what == "the Records object" {
+    if what != "the array" {
         match window.peek() {
             Some(b'}') => window.pos += 1,
             Some(b',') => {
@@ -488,10 +539,13 @@ mod tests {
     struct Take {
         got: Vec<(String, Position, bool)>,
         rejects: Vec<Position>,
+        /// Values handed on from a window (streamed), not from a whole file.
+        streamed: usize,
     }
 
     impl Found for Take {
         fn text(&mut self, text: &[u8], whole: bool, position: Position) -> Took {
+            self.streamed += usize::from(!whole);
             let parsed = match whole {
                 true => RawEvent::parse(text, &crate::raw::NO_WATCH).map(|raw| (text.len(), raw)),
                 false => RawEvent::parse_at(text, &crate::raw::NO_WATCH),
@@ -562,5 +616,52 @@ mod tests {
         assert_eq!(take.got, want);
         let not_events: Vec<Position> = (0..i).filter(|i| i % 97 == 71).map(Position::Record).collect();
         assert_eq!(take.rejects, not_events);
+    }
+
+    /// `aws cloudtrail lookup-events` output larger than a few chunks, with a
+    /// NextToken first that crosses a chunk end: streamed element by
+    /// element (never read whole), each entry unwrapped, in order.
+    #[test]
+    fn lookup_events_output_is_streamed() {
+        let mut entries = Vec::new();
+        let mut want = Vec::new();
+        let mut bytes = 0;
+        let mut i = 0;
+        while bytes < 3 * CHUNK {
+            let event = format!(
+                r#"{{"eventVersion":"1.08","eventID":"e{i}","eventName":"A","eventTime":"2024-01-01T00:00:00Z","p":"{}"}}"#,
+                "y".repeat((i * 7919) % 4000)
+            );
+            let entry = format!(
+                "{{\n      \"EventId\": \"e{i}\",\n      \"EventName\": \"A\",\n      \"CloudTrailEvent\": {}\n    }}",
+                serde_json::to_string(&event).unwrap()
+            );
+            bytes += entry.len();
+            entries.push(entry);
+            want.push((format!("e{i}"), Position::Record(i), false));
+            i += 1;
+        }
+        let token = "T".repeat(CHUNK + 100);
+        for text in [
+            format!(
+                "{{\n  \"NextToken\": \"{token}\",\n  \"Events\": [\n    {}\n  ]\n}}\n",
+                entries.join(",\n    ")
+            ),
+            format!("{{\"Events\": [{}], \"NextToken\": \"{token}\"}}", entries.join(",")),
+        ] {
+            let mut take = Take::default();
+            let finished = read(text.as_bytes(), &mut take).unwrap();
+            assert_eq!(finished.truncated, None);
+            assert_eq!(finished.events, want.len());
+            assert_eq!(take.got, want);
+            assert_eq!(take.streamed, want.len(), "every entry comes from the window");
+        }
+        // Cut off inside an entry: the entries before it are kept.
+        let text = format!("{{\"Events\": [{}", entries[..3].join(","));
+        let cut = &text[..text.len() - 20];
+        let mut take = Take::default();
+        let finished = read(cut.as_bytes(), &mut take).unwrap();
+        assert_eq!(take.got.len(), 2);
+        assert_eq!(finished.truncated.as_deref(), Some("JSON breaks off inside record 2"));
     }
 }

@@ -6,8 +6,8 @@
 //! on one line whatever its values hold.
 //!
 //! - `ndjson`: the filtered event with its `ctindex.*` fields, as compact JSON;
-//! - `lines`: [`HEADER_FIELDS`] separated by tabs, then a tab and the same
-//!   compact JSON. Header values escape `\`, tab, newline, carriage return and
+//! - `lines`: [`HEADER_FIELDS`] and the account ([`account`]) separated by
+//!   tabs, then a tab and the same compact JSON. Header values escape `\`, tab, newline, carriage return and
 //!   other control characters (`\\`, `\t`, `\n`, `\r`, `\u0001`), an absent or
 //!   empty value is `-`, so a regex can match a field at a fixed place.
 //!
@@ -52,11 +52,17 @@ pub const HEADER_FIELDS: [(&str, &str); 8] = [
     ("ctindex.channel", "channel"),
 ];
 
+/// The header fields in all: [`HEADER_FIELDS`], then the account. The
+/// account comes last so that patterns written for the first eight fields
+/// still find each of them at its place.
+pub const HEADER_LEN: usize = HEADER_FIELDS.len() + 1;
+
 /// What stands for an absent or empty header value.
 pub const ABSENT: &str = "-";
 
-/// Writes one event as a line of `format` into `out`, without the newline.
-pub fn write_line(format: Format, doc: &impl Document, out: &mut Vec<u8>) {
+/// Writes one event (read from the file or key `source_name`) as a line of
+/// `format` into `out`, without the newline.
+pub fn write_line(format: Format, doc: &impl Document, source_name: &str, out: &mut Vec<u8>) {
     if format == Format::Lines {
         for (path, _) in HEADER_FIELDS {
             match lookup(doc, path) {
@@ -66,8 +72,29 @@ pub fn write_line(format: Format, doc: &impl Document, out: &mut Vec<u8>) {
             }
             out.push(b'\t');
         }
+        match account(doc, source_name) {
+            Some(account) => escape_field(&account, out),
+            None => out.extend_from_slice(ABSENT.as_bytes()),
+        }
+        out.push(b'\t');
     }
     write_json(doc, out);
+}
+
+/// The account of an event: `recipientAccountId`, else the account of the
+/// S3 key or path it was read from (`AWSLogs/[o-org/]<account>/`), else
+/// `userIdentity.accountId`.
+pub fn account(doc: &impl Document, source_name: &str) -> Option<String> {
+    let text = |path: &str| {
+        lookup(doc, path)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    text("recipientAccountId")
+        .map(str::to_string)
+        .or_else(|| key_account(source_name))
+        .or_else(|| text("userIdentity.accountId").map(str::to_string))
 }
 
 /// Compact JSON with the Unicode line separators escaped as well.
@@ -138,18 +165,12 @@ fn lookup<'a>(doc: &'a impl Document, path: &str) -> Option<&'a Value> {
 /// `userIdentity.accountId`; the region is `awsRegion`. Either may be
 /// `unknown`. Names are reduced to `[A-Za-z0-9._-]`.
 pub fn route(doc: &impl Document, source_name: &str, format: Format) -> String {
-    let text = |path: &str| {
-        lookup(doc, path)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    };
-    let account = text("recipientAccountId")
-        .map(str::to_string)
-        .or_else(|| key_account(source_name))
-        .or_else(|| text("userIdentity.accountId").map(str::to_string))
-        .unwrap_or_else(|| "unknown".into());
-    let region = text("awsRegion").unwrap_or("unknown");
+    let account = account(doc, source_name).unwrap_or_else(|| "unknown".into());
+    let region = lookup(doc, "awsRegion")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown");
     format!(
         "{}/cloudtrail_{}.{}",
         safe_name(&account),
@@ -234,8 +255,12 @@ mod tests {
     }
 
     fn line(format: Format, v: Value) -> String {
+        line_from(format, v, "f.json")
+    }
+
+    fn line_from(format: Format, v: Value, source_name: &str) -> String {
         let mut out = Vec::new();
-        write_line(format, &doc(v), &mut out);
+        write_line(format, &doc(v), source_name, &mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -244,18 +269,33 @@ mod tests {
         let event = json!({
             "eventTime": "2024-01-02T03:04:05Z", "awsRegion": "eu-west-1", "eventSource": "ec2.amazonaws.com",
             "eventName": "RunInstances", "sourceIPAddress": "AWS Internal", "errorCode": "",
+            "recipientAccountId": "111122223333",
             "ctindex": {"identity": "arn:aws:iam::1:role/r", "channel": "console"}
         });
         let text = line(Format::Lines, event.clone());
         let (header, json) = text.rsplit_once('\t').unwrap();
         assert_eq!(
             header,
-            "2024-01-02T03:04:05Z\teu-west-1\tec2.amazonaws.com\tRunInstances\tarn:aws:iam::1:role/r\tAWS Internal\t-\tconsole"
+            "2024-01-02T03:04:05Z\teu-west-1\tec2.amazonaws.com\tRunInstances\tarn:aws:iam::1:role/r\tAWS Internal\t-\tconsole\t111122223333"
         );
+        assert_eq!(header.split('\t').count(), HEADER_LEN);
         assert_eq!(serde_json::from_str::<Value>(json).unwrap(), event);
         assert_eq!(line(Format::Ndjson, event.clone()), json);
         // Nothing known: every header field is `-`.
-        assert_eq!(line(Format::Lines, json!({})), "-\t-\t-\t-\t-\t-\t-\t-\t{}");
+        assert_eq!(line(Format::Lines, json!({})), "-\t-\t-\t-\t-\t-\t-\t-\t-\t{}");
+        // The account, as for routing: recipientAccountId, else the key's, else the identity's.
+        let key = "b/AWSLogs/o-abc/123456789012/CloudTrail/us-east-1/2024/01/01/f.json.gz";
+        let identity = json!({"userIdentity": {"accountId": "999999999999"}});
+        let account_field = |v: Value, name: &str| {
+            line_from(Format::Lines, v, name)
+                .split('\t')
+                .nth(8)
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(account_field(identity.clone(), key), "123456789012");
+        assert_eq!(account_field(identity, "f.json"), "999999999999");
+        assert_eq!(account_field(json!({"recipientAccountId": "1\t2"}), key), r"1\t2");
     }
 
     #[test]
@@ -269,9 +309,9 @@ mod tests {
         assert!(!text.contains('\n') && !text.contains('\r'), "{text:?}");
         assert!(!text.contains('\u{2028}') && !text.contains('\u{2029}') && !text.contains('\u{85}'));
         let fields: Vec<&str> = text.split('\t').collect();
-        assert_eq!(fields.len(), 9, "{text:?}");
+        assert_eq!(fields.len(), 10, "{text:?}");
         assert_eq!(
-            &fields[..8],
+            &fields[..9],
             [
                 "1700000000123",
                 r"us-east-1\tfake",
@@ -280,11 +320,12 @@ mod tests {
                 "-",
                 "1.5",
                 r"Access\u0000Denied",
+                "-",
                 "-"
             ]
         );
         // The JSON part is still exactly the event.
-        assert_eq!(serde_json::from_str::<Value>(fields[8]).unwrap(), event);
+        assert_eq!(serde_json::from_str::<Value>(fields[9]).unwrap(), event);
         let nd = line(Format::Ndjson, event.clone());
         assert!(!nd.contains('\n') && !nd.contains('\u{2028}'));
         assert_eq!(serde_json::from_str::<Value>(&nd).unwrap(), event);

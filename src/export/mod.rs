@@ -52,7 +52,7 @@ impl Encoder {
                 head.push(b'\t');
                 format::escape_field(doc.id(), head);
             },
-            |line| format::write_line(self.format, doc, line),
+            |line| format::write_line(self.format, doc, source_name, line),
         );
     }
 }

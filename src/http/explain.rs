@@ -3,6 +3,7 @@
 //! the credentials refused; 403 names the operation refused and what grants
 //! it, read from the server's own reason.
 
+use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use super::{SendError, Url};
@@ -144,6 +145,67 @@ pub fn connection(e: &reqwest::Error, url: &Url, has_ca: bool) -> String {
     chain
 }
 
+/// One line for a server at `url` that answered the first request (`GET
+/// path`) with `status` and `body`, but not as Elasticsearch or OpenSearch
+/// do: what answered instead, as far as the headers and body tell
+/// (Kibana, OpenSearch Dashboards, S3 or another XML service, a web
+/// page), and that `--url` is to name the cluster.
+pub fn not_a_cluster(url: &str, path: &str, status: u16, headers: Option<&HeaderMap>, body: &[u8]) -> String {
+    let header = |name: &str| headers.and_then(|h| h.get(name)).is_some();
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+    let text = text.trim();
+    let start = text.chars().take(100).collect::<String>().to_ascii_lowercase();
+    let json = serde_json::from_str::<Value>(text).ok();
+    let content_type = headers
+        .and_then(|h| h.get(reqwest::header::CONTENT_TYPE))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // Kibana and OpenSearch Dashboards (hapi) answer errors as {"statusCode", "error", "message"}.
+    let hapi = json
+        .as_ref()
+        .is_some_and(|j| j.get("statusCode").is_some() && j.get("error").is_some());
+    let (what, hint) = if header("kbn-name") || header("kbn-license-sig") {
+        (
+            "Kibana's answer".to_string(),
+            "--url takes the cluster's address (Elasticsearch or OpenSearch, port 9200 by default), not \
+             Kibana's (port 5601, for `ctindex dashboards install --kibana-url`)",
+        )
+    } else if header("osd-name") || hapi {
+        (
+            "an answer like Kibana's or OpenSearch Dashboards'".to_string(),
+            "--url takes the cluster's address (Elasticsearch or OpenSearch, port 9200 by default), not that \
+             of Kibana or OpenSearch Dashboards (port 5601, for `ctindex dashboards install --kibana-url`)",
+        )
+    } else if start.starts_with("<?xml") || start.starts_with("<error") || start.starts_with("<listallmybuckets") {
+        (
+            "XML, as S3 and other storage services answer".to_string(),
+            "is --url the cluster's address (port 9200 by default)? S3 and S3-compatible storage go to \
+             --endpoint-url",
+        )
+    } else if start.starts_with("<!doctype html") || start.starts_with("<html") || content_type.contains("html") {
+        (
+            "a web page (HTML)".to_string(),
+            "is --url the cluster's address (port 9200 by default), not Kibana's or another service's?",
+        )
+    } else {
+        let what = match &json {
+            _ if text.is_empty() => "an empty answer".to_string(),
+            Some(_) => format!("other JSON: {}", truncate(text, 120)),
+            None => format!("text: {}", truncate(text.lines().next().unwrap_or(""), 120)),
+        };
+        (
+            what,
+            "is --url the cluster's address (port 9200 by default), not another service's?",
+        )
+    };
+    let status = if status == 200 {
+        String::new()
+    } else {
+        format!("{status} with ")
+    };
+    format!("{url} answered, but not like Elasticsearch or OpenSearch (GET {path} gave {status}{what}): {hint}")
+}
+
 /// The error and its sources, joined: reqwest hides the useful part below.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -189,6 +251,62 @@ mod tests {
             auth: "the API key (--api-key)".into(),
         }
         .to_string()
+    }
+
+    #[test]
+    fn other_services_are_named() {
+        let url = "http://127.0.0.1:9090";
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, reqwest::header::HeaderValue::from_static(v));
+            }
+            h
+        };
+        let kibana = headers(&[("kbn-name", "kibana"), ("content-type", "text/html; charset=utf-8")]);
+        for (status, headers, body, says) in [
+            (
+                200,
+                Some(&kibana),
+                "<!DOCTYPE html><html>",
+                "(GET / gave Kibana's answer): --url takes",
+            ),
+            (
+                404,
+                None,
+                r#"{"statusCode":404,"error":"Not Found","message":"Not Found"}"#,
+                "(GET / gave 404 with an answer like Kibana's or OpenSearch Dashboards')",
+            ),
+            (
+                200,
+                None,
+                r#"<?xml version="1.0"?><ListAllMyBucketsResult>"#,
+                "(GET / gave XML, as S3 and other storage services answer): is --url the cluster's address \
+                 (port 9200 by default)? S3 and S3-compatible storage go to --endpoint-url",
+            ),
+            (
+                200,
+                None,
+                "<!doctype html>\n<title>Grafana</title>",
+                "(GET / gave a web page (HTML)): is --url the cluster's address (port 9200 by default), not \
+                 Kibana's or another service's?",
+            ),
+            (
+                200,
+                None,
+                r#"{"status":"ok"}"#,
+                "(GET / gave other JSON: {\"status\":\"ok\"})",
+            ),
+            (200, None, "", "(GET / gave an empty answer)"),
+            (200, None, "hello\nworld", "(GET / gave text: hello)"),
+        ] {
+            let shown = not_a_cluster(url, "/", status, headers, body.as_bytes());
+            assert!(
+                shown.starts_with("http://127.0.0.1:9090 answered, but not like Elasticsearch or OpenSearch"),
+                "{shown}"
+            );
+            assert!(shown.contains(says), "{says}: {shown}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -109,32 +109,48 @@ impl Cluster {
             cluster.version = "serverless".into();
             return Ok(cluster);
         }
-        match cluster.json_once(Method::GET, "/", None).await {
-            Ok(info) => {
+        match cluster
+            .client
+            .send(Method::GET, "/", HeaderMap::new(), None, Some(cluster.timeout))
+            .await
+        {
+            Ok(answer) => {
+                // Both answer `GET /` with the version and a tagline; nothing else does.
+                let info = serde_json::from_slice::<Value>(&answer.body)
+                    .ok()
+                    .filter(|info| info["tagline"].is_string() || is_opensearch(info))
+                    .ok_or_else(|| {
+                        anyhow!(explain::not_a_cluster(
+                            &shown,
+                            "/",
+                            answer.status,
+                            Some(&answer.headers),
+                            &answer.body
+                        ))
+                    })?;
                 let version = &info["version"];
                 cluster.version = version["number"].as_str().unwrap_or("unknown").to_string();
-                if version["distribution"].as_str() == Some("opensearch") {
+                if is_opensearch(&info) {
                     cluster.flavor = Flavor::OpenSearch;
-                } else if info["tagline"].as_str().is_none() {
-                    bail!(
-                        "{shown} answered, but not like Elasticsearch or OpenSearch: {}",
-                        explain::truncate(&info.to_string(), 200)
-                    );
                 }
             }
             // Minimal distributions (the integ-test zips) do not serve `GET /`: ask the node itself.
-            Err(e)
-                if matches!(
-                    e.downcast_ref::<SendError>().and_then(SendError::status),
-                    Some(404 | 405)
-                ) =>
-            {
+            Err(SendError::Status {
+                status: status @ (404 | 405),
+                body,
+                ..
+            }) => {
+                let not_a_cluster = || anyhow!(explain::not_a_cluster(&shown, "/", status, None, body.as_bytes()));
                 let nodes = match cluster
-                    .json_once(Method::GET, "/_nodes/_local?filter_path=nodes.*.version", None)
+                    .send(Method::GET, "/_nodes/_local?filter_path=nodes.*.version", None)
                     .await
                 {
-                    Ok(nodes) => nodes,
-                    Err(e) => return Err(cluster.first_failure(e).await),
+                    Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
+                        .ok()
+                        .filter(|nodes| nodes["nodes"].is_object())
+                        .ok_or_else(not_a_cluster)?,
+                    Err(e) if matches!(e.status(), Some(404 | 405)) => return Err(not_a_cluster()),
+                    Err(e) => return Err(cluster.first_failure(e.into()).await),
                 };
                 let version = nodes["nodes"]
                     .as_object()
@@ -142,7 +158,7 @@ impl Cluster {
                     .map(|n| &n["version"]);
                 cluster.version = version.and_then(Value::as_str).unwrap_or("unknown").to_string();
             }
-            Err(e) => return Err(cluster.first_failure(e).await),
+            Err(e) => return Err(cluster.first_failure(e.into()).await),
         }
         Ok(cluster)
     }
@@ -233,14 +249,6 @@ impl Cluster {
         serde_json::from_slice(&bytes).with_context(|| format!("{path} did not answer JSON"))
     }
 
-    /// Sends a request once and parses the answer as JSON (for fast failures).
-    async fn json_once(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
-        let bytes = self
-            .send(method, path, body.map(|b| Bytes::from(b.to_string())))
-            .await?;
-        serde_json::from_slice(&bytes).with_context(|| format!("{path} did not answer JSON"))
-    }
-
     /// Makes recent writes visible to searches (used at the end of a run),
     /// retried like other control requests.
     pub async fn refresh(&self, target: &str) -> Result<()> {
@@ -254,6 +262,11 @@ impl Cluster {
             .with_context(|| format!("cannot refresh {target}"))?;
         Ok(())
     }
+}
+
+/// Whether `GET /` answered as OpenSearch does.
+fn is_opensearch(info: &Value) -> bool {
+    info["version"]["distribution"].as_str() == Some("opensearch")
 }
 
 /// Whether a failed request is worth another try.

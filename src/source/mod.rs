@@ -7,13 +7,20 @@
 //! [`layout`]. It knows which names are candidate log files and which are
 //! digests; it does not look inside.
 //!
+//! When a run's sources list no file at all, [`list_all`] says so with
+//! what each source holds ([`NothingMatched`], from a [`Seen`] survey):
+//! the accounts, regions and days there are.
+//!
 //! Invariant: every object listed is either sent on to be read or reported
 //! as skipped with its name; local walking never stops at one bad entry.
 
+pub mod aws_errors;
 pub mod layout;
 pub mod local;
 pub mod s3;
 
+use std::collections::BTreeSet;
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -72,10 +79,287 @@ pub enum Source {
     Known(Vec<SourceObject>),
 }
 
-/// Why an object could not be read: it is not there (any more).
+/// Why an object could not be read: it is not there (any more). The text
+/// says which object and why.
 #[derive(Debug, thiserror::Error)]
-#[error("no such object: {0}")]
+#[error("{0}")]
 pub struct Missing(pub String);
+
+/// What one source's listing sent on.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Listing {
+    /// Files to read, and entries that could not be listed.
+    pub files: u64,
+    /// Digest files (skipped: they hold no events).
+    pub digests: u64,
+    /// The receiver went away before the end: what was sent is a part.
+    pub stopped: bool,
+}
+
+/// What a source holds, whatever the selection: said when nothing matched.
+///
+/// Accounts are noted wherever found; regions only in the accounts the
+/// selection wants, days only in the accounts and regions it wants (so each
+/// says what the criterion before it left to choose from).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// Candidate log files seen (S3: only where objects were listed; a day
+    /// folder found by its name counts for its days, not here).
+    pub files: u64,
+    pub digests: u64,
+    pub accounts: BTreeSet<String>,
+    pub regions: BTreeSet<String>,
+    /// The first and last delivery day seen (days since 1970-01-01).
+    pub first_day: Option<i64>,
+    pub last_day: Option<i64>,
+    /// S3: the folders beside an empty prefix (a typo in it shows there).
+    pub nearby: Vec<String>,
+    /// The look stopped early (too many folders or requests): a part.
+    pub partial: bool,
+}
+
+impl Seen {
+    /// Notes a file or folder at `place`, with its delivery day; false when
+    /// the selection's accounts or regions rule it out (nothing below it is
+    /// worth looking at).
+    pub fn note(&mut self, place: &layout::Place<'_>, day: Option<i64>, selection: &Selection) -> bool {
+        if let Some(account) = place.account {
+            self.accounts.insert(account.to_string());
+            if !selection.wants_account(account) {
+                return false;
+            }
+        }
+        // Digests hold no events: their regions and days are not the trail's.
+        if place.kind == Some("CloudTrail-Digest") {
+            return true;
+        }
+        if let Some(region) = place.region {
+            self.regions.insert(region.to_string());
+            if !selection.wants_region(region) {
+                return false;
+            }
+        }
+        if let Some(day) = day {
+            self.first_day = Some(self.first_day.map_or(day, |d| d.min(day)));
+            self.last_day = Some(self.last_day.map_or(day, |d| d.max(day)));
+        }
+        true
+    }
+
+    /// Notes a file, by name.
+    pub fn note_file(&mut self, name: &str, selection: &Selection) {
+        if is_digest(name) {
+            self.digests += 1;
+            return;
+        }
+        let place = layout::Place::of_file(name);
+        let day = match place.scope(name) {
+            Some(_) => place.delivery_day(),
+            None => layout::key_day(name),
+        };
+        self.files += 1;
+        self.note(&place, day, selection);
+    }
+
+    /// Whether no log file was found: no file, no region, no day (an
+    /// account folder may hold digests only).
+    pub fn is_empty(&self) -> bool {
+        self.files == 0 && self.regions.is_empty() && self.first_day.is_none()
+    }
+
+    /// Why `selection` matched nothing here, and what there is, in words:
+    /// e.g. `no file in regions us-east1; regions seen: eu-west-1, us-east-1`.
+    pub fn explain(&self, selection: &Selection) -> String {
+        let mut text = self.why(selection);
+        if self.partial {
+            text.push_str(" (from a partial look: there may be more)");
+        }
+        text
+    }
+
+    fn why(&self, selection: &Selection) -> String {
+        let days = selection.days;
+        let accounts_failed = !selection.accounts.is_empty()
+            && !self.accounts.is_empty()
+            && selection.accounts.is_disjoint(&self.accounts);
+        if accounts_failed {
+            return format!(
+                "no file in accounts {}; accounts seen: {}",
+                list(selection.accounts.iter()),
+                list(self.accounts.iter())
+            );
+        }
+        if self.is_empty() {
+            let mut text = "no log file in it (.json, .json.gz, .ndjson, .jsonl, in folders of any depth)".to_string();
+            if self.digests > 0 {
+                text.push_str(&format!("; only {} digest file(s), which hold no events", self.digests));
+            }
+            if !self.nearby.is_empty() {
+                text.push_str(&format!("; beside it: {}", list(self.nearby.iter())));
+            }
+            return text;
+        }
+        let regions_failed =
+            !selection.regions.is_empty() && !self.regions.is_empty() && selection.regions.is_disjoint(&self.regions);
+        if regions_failed {
+            return format!(
+                "no file in regions {}; regions seen: {}",
+                list(selection.regions.iter()),
+                list(self.regions.iter())
+            );
+        }
+        let seen_days = self.days_text();
+        let days_failed = match (self.first_day, self.last_day) {
+            (Some(first), Some(last)) => {
+                !days.is_open() && (days.from.is_some_and(|f| f > last) || days.to.is_some_and(|t| t < first))
+            }
+            _ => false,
+        };
+        if days_failed {
+            return format!("no file {}; {seen_days}", days_text(days));
+        }
+        // No one criterion explains it (a gap in the days, or criteria that
+        // each match alone): all of them, and all that was seen.
+        let mut asked = Vec::new();
+        if !selection.accounts.is_empty() {
+            asked.push(format!("accounts {}", list(selection.accounts.iter())));
+        }
+        if !selection.regions.is_empty() {
+            asked.push(format!("regions {}", list(selection.regions.iter())));
+        }
+        if !days.is_open() {
+            asked.push(format!("days {}", days_text(days)));
+        }
+        let mut seen = Vec::new();
+        if !self.accounts.is_empty() {
+            seen.push(format!("accounts seen: {}", list(self.accounts.iter())));
+        }
+        if !self.regions.is_empty() {
+            seen.push(format!("regions seen: {}", list(self.regions.iter())));
+        }
+        if self.first_day.is_some() {
+            seen.push(seen_days);
+        }
+        if self.files > 0 && self.accounts.is_empty() {
+            seen.push(format!("{} log file(s) outside the CloudTrail layout", self.files));
+        }
+        let asked = match asked.is_empty() {
+            true => "the selection".to_string(),
+            false => asked.join(", "),
+        };
+        match seen.is_empty() {
+            true => format!("no file matched {asked}"),
+            false => format!("no file matched {asked}; {}", seen.join("; ")),
+        }
+    }
+
+    fn days_text(&self) -> String {
+        match (self.first_day, self.last_day) {
+            (Some(first), Some(last)) if first == last => format!("days seen: {}", layout::day_text(first)),
+            (Some(first), Some(last)) => {
+                format!("days seen: {} .. {}", layout::day_text(first), layout::day_text(last))
+            }
+            _ => "no days seen".into(),
+        }
+    }
+}
+
+/// `from X to Y`, `from X`, `to Y`.
+fn days_text(days: layout::Days) -> String {
+    match (days.from, days.to) {
+        (Some(f), Some(t)) => format!("from {} to {}", layout::day_text(f), layout::day_text(t)),
+        (Some(f), None) => format!("from {}", layout::day_text(f)),
+        (None, Some(t)) => format!("to {}", layout::day_text(t)),
+        (None, None) => "on any day".into(),
+    }
+}
+
+/// Names, comma-separated: at most 12, then how many in all.
+fn list<'a>(names: impl ExactSizeIterator<Item = &'a String>) -> String {
+    let total = names.len();
+    let shown: Vec<&str> = names.take(12).map(String::as_str).collect();
+    match total > shown.len() {
+        true => format!("{} … ({total} in all)", shown.join(", ")),
+        false => shown.join(", "),
+    }
+}
+
+/// A run whose sources listed no file to read (for `import` and `export`;
+/// `sync` finding nothing new is not this).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NothingMatched {
+    /// Each source (as given) and why nothing in it matched.
+    pub sources: Vec<(String, String)>,
+}
+
+impl fmt::Display for NothingMatched {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.sources.as_slice() {
+            [(source, why)] => write!(f, "nothing matched in {source}: {why}"),
+            sources => {
+                write!(f, "nothing matched in any of the {} sources: ", sources.len())?;
+                for (i, (source, why)) in sources.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" | ")?;
+                    }
+                    write!(f, "{source}: {why}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for NothingMatched {}
+
+/// Lists `sources` in turn into `tx`, until `stopped()` says to stop.
+///
+/// With `require_match` (import, export; not sync, whose windows may
+/// rightly hold nothing new), a run that lists no file to read from any
+/// source fails with [`NothingMatched`], which says what each source holds;
+/// when only some sources list nothing, each of those gets a warning. A
+/// stop (or the receiver going away) is never "nothing matched".
+pub async fn list_all(
+    sources: &[Source],
+    tx: &mpsc::Sender<Listed>,
+    require_match: bool,
+    stopped: impl Fn() -> bool,
+) -> Result<()> {
+    let mut matched = false;
+    let mut empty = Vec::new();
+    for source in sources {
+        if stopped() {
+            return Ok(());
+        }
+        let listing = source.list_counted(tx).await?;
+        if listing.stopped {
+            return Ok(());
+        }
+        if listing.files > 0 {
+            matched = true;
+        } else {
+            empty.push(source);
+        }
+    }
+    if !require_match || empty.is_empty() || stopped() || tx.is_closed() {
+        return Ok(());
+    }
+    let mut unmatched = Vec::new();
+    for source in empty {
+        let why = match source.survey().await {
+            Ok(seen) => seen.explain(&source.selection()),
+            Err(e) => format!("no file matched, and what is there could not be listed: {e:#}"),
+        };
+        unmatched.push((source.name(), why));
+    }
+    if matched {
+        for (source, why) in unmatched {
+            tracing::warn!("{source}: nothing matched: {why}");
+        }
+        return Ok(());
+    }
+    Err(NothingMatched { sources: unmatched }.into())
+}
 
 /// Whether a read failed because the object is gone.
 pub fn is_missing(error: &anyhow::Error) -> bool {
@@ -111,6 +395,14 @@ impl Source {
                 .to_string(),
             Source::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
             Source::Known(_) => "objects to read again".into(),
+        }
+    }
+
+    /// The source as the user gave it (normalised for S3), for messages.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Local { path, .. } => path.display().to_string(),
+            other => other.id(),
         }
     }
 
@@ -165,6 +457,12 @@ impl Source {
     /// Lists the source's candidate files into `tx`.
     /// Returns early (Ok) when the receiver is gone.
     pub async fn list(&self, tx: &mpsc::Sender<Listed>) -> Result<()> {
+        self.list_counted(tx).await.map(drop)
+    }
+
+    /// Lists the source's candidate files into `tx`, and says how many.
+    /// Returns early (Ok, `stopped`) when the receiver is gone.
+    pub async fn list_counted(&self, tx: &mpsc::Sender<Listed>) -> Result<Listing> {
         match self {
             Source::Local { path, selection } => local::list(path.clone(), selection.clone(), tx.clone()).await,
             Source::S3 {
@@ -174,13 +472,33 @@ impl Source {
                 selection,
             } => s3.list(bucket, prefix, selection, tx).await,
             Source::Known(objects) => {
+                let mut listing = Listing::default();
                 for object in objects {
                     if tx.send(Listed::Object(object.clone())).await.is_err() {
+                        listing.stopped = true;
                         break;
                     }
+                    listing.files += 1;
                 }
-                Ok(())
+                Ok(listing)
             }
+        }
+    }
+
+    /// What the source holds whatever the selection (accounts, regions,
+    /// days), to say what there is when nothing matched. Bounded: a local
+    /// walk of the folders the selection's accounts and regions allow, a
+    /// few LIST requests per S3 region.
+    pub async fn survey(&self) -> Result<Seen> {
+        match self {
+            Source::Local { path, selection } => local::survey(path.clone(), selection.clone()).await,
+            Source::S3 {
+                s3,
+                bucket,
+                prefix,
+                selection,
+            } => s3.survey(bucket, prefix, selection).await,
+            Source::Known(_) => Ok(Seen::default()),
         }
     }
 }
@@ -342,5 +660,150 @@ mod tests {
                 "/notes/loose.json".to_string(),
             ]
         );
+    }
+
+    /// A mirror with two accounts (one only digests), two regions and three days.
+    fn mirror() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for rel in [
+            "AWSLogs/111111111111/CloudTrail/us-east-1/2023/07/09/a.json.gz",
+            "AWSLogs/111111111111/CloudTrail/us-east-1/2023/07/11/b.json.gz",
+            "AWSLogs/111111111111/CloudTrail/eu-west-1/2023/07/10/c.json.gz",
+            "AWSLogs/222222222222/CloudTrail-Digest/ap-south-1/2024/01/01/d.json.gz",
+        ] {
+            let path = dir.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, b"{}").unwrap();
+        }
+        dir
+    }
+
+    fn selection(accounts: &[&str], regions: &[&str], from: Option<&str>, to: Option<&str>) -> Arc<Selection> {
+        Arc::new(Selection {
+            accounts: accounts.iter().map(|s| s.to_string()).collect(),
+            regions: regions.iter().map(|s| s.to_string()).collect(),
+            days: layout::Days {
+                from: from.map(|d| layout::parse_day(d).unwrap()),
+                to: to.map(|d| layout::parse_day(d).unwrap()),
+            },
+            windows: Default::default(),
+        })
+    }
+
+    /// Lists the sources as a run does; the files sent and the outcome.
+    async fn run(sources: &[Source], require_match: bool) -> (usize, Result<()>) {
+        let (tx, mut rx) = mpsc::channel(64);
+        let reader = tokio::spawn(async move {
+            let mut n = 0;
+            while let Some(listed) = rx.recv().await {
+                n += usize::from(matches!(listed, Listed::Object(_)));
+            }
+            n
+        });
+        let result = list_all(sources, &tx, require_match, || false).await;
+        drop(tx);
+        (reader.await.unwrap(), result)
+    }
+
+    fn nothing_matched(result: Result<()>) -> String {
+        let error = result.expect_err("nothing matched, yet Ok");
+        let nothing = error.downcast_ref::<NothingMatched>().expect("a NothingMatched");
+        let text = nothing.to_string();
+        assert_eq!(format!("{error:#}"), text);
+        assert!(!text.contains('\n'), "{text}");
+        text
+    }
+
+    #[tokio::test]
+    async fn a_selection_that_matches_nothing_says_what_is_there() {
+        let dir = mirror();
+        let root = dir.path().to_path_buf();
+        let local = |selection| Source::Local {
+            path: root.clone(),
+            selection,
+        };
+        let name = root.display().to_string();
+        for (selection, want) in [
+            (
+                selection(&[], &["us-east1"], None, None),
+                "no file in regions us-east1; regions seen: eu-west-1, us-east-1",
+            ),
+            (
+                selection(&["333333333333"], &[], None, None),
+                "no file in accounts 333333333333; accounts seen: 111111111111, 222222222222",
+            ),
+            (
+                selection(&[], &[], Some("2023-08-01"), Some("2023-08-31")),
+                "no file from 2023-08-01 to 2023-08-31; days seen: 2023-07-09 .. 2023-07-11",
+            ),
+            // Regions of the accounts asked for only; days of the regions asked for only.
+            (
+                selection(&["111111111111"], &["eu-west-1"], Some("2023-07-11"), None),
+                "no file from 2023-07-11; days seen: 2023-07-10",
+            ),
+            // A gap: no one criterion explains it.
+            (
+                selection(&[], &["us-east-1"], Some("2023-07-10"), Some("2023-07-10")),
+                "no file matched regions us-east-1, days from 2023-07-10 to 2023-07-10; accounts seen: \
+                 111111111111, 222222222222; regions seen: eu-west-1, us-east-1; days seen: 2023-07-09 .. 2023-07-11",
+            ),
+        ] {
+            let (sent, result) = run(&[local(selection)], true).await;
+            assert_eq!(sent, 0);
+            assert_eq!(nothing_matched(result), format!("nothing matched in {name}: {want}"));
+        }
+        // The same selections in a sync (no match required) are fine.
+        let (_, result) = run(&[local(selection(&[], &["us-east1"], None, None))], false).await;
+        result.unwrap();
+        // A selection that matches: no error, the files are sent.
+        let (sent, result) = run(&[local(selection(&[], &["us-east-1"], None, None))], true).await;
+        result.unwrap();
+        assert_eq!(sent, 2);
+    }
+
+    #[tokio::test]
+    async fn empty_folders_and_digests_only_match_nothing() {
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::write(empty.path().join("notes.txt"), b"x").unwrap();
+        let source = |path: &std::path::Path| Source::Local {
+            path: path.to_path_buf(),
+            selection: Arc::default(),
+        };
+        let text = nothing_matched(run(&[source(empty.path())], true).await.1);
+        assert!(
+            text.ends_with(": no log file in it (.json, .json.gz, .ndjson, .jsonl, in folders of any depth)"),
+            "{text}"
+        );
+
+        let dir = mirror();
+        let digests = dir.path().join("AWSLogs/222222222222");
+        let text = nothing_matched(run(&[source(&digests)], true).await.1);
+        assert!(text.contains("only 1 digest file(s), which hold no events"), "{text}");
+
+        // Two sources, one empty: a warning for it, not an error.
+        let (sent, result) = run(&[source(empty.path()), source(dir.path())], true).await;
+        result.unwrap();
+        assert_eq!(sent, 3);
+        // Two empty: both are named.
+        let text = nothing_matched(run(&[source(empty.path()), source(&digests)], true).await.1);
+        assert!(text.starts_with("nothing matched in any of the 2 sources: "), "{text}");
+        assert!(
+            text.contains(" | ") && text.contains("222222222222: no log file"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn long_lists_are_cut() {
+        let seen = Seen {
+            files: 40,
+            accounts: (0..40).map(|i| format!("{i:012}")).collect(),
+            partial: true,
+            ..Seen::default()
+        };
+        let text = seen.explain(&selection(&["999999999999"], &[], None, None));
+        assert!(text.contains("000000000011 … (40 in all)"), "{text}");
+        assert!(!text.contains("000000000012"), "{text}");
+        assert!(text.ends_with("(from a partial look: there may be more)"), "{text}");
     }
 }

@@ -13,6 +13,11 @@
 //! object listings alike, deepest first, so objects flow to the readers while
 //! discovery goes on.
 //!
+//! When nothing matched, [`S3::survey`] looks at what the prefix holds (its
+//! accounts, regions, and each region's first and last day) in at most
+//! [`SURVEY_REQUESTS`] LIST requests. Errors are one line each, with the
+//! likely fix ([`super::aws_errors`]).
+//!
 //! Invariant: LIST requests grow with the number of accounts, regions and
 //! days asked for, never with the days outside the range; a missing or
 //! unreadable object is reported by key, never fatal.
@@ -23,14 +28,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::DisplayErrorContext;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::{Semaphore, mpsc};
 
+use super::aws_errors::{Action, Target, explain_s3_error};
 pub use super::layout::{Days, parse_day};
-use super::layout::{Selection, today};
-use super::{Listed, Location, Missing, SourceObject, is_candidate, is_digest};
+use super::layout::{Place, Selection, today};
+use super::{Listed, Listing, Location, Missing, Seen, SourceObject, is_candidate, is_digest};
 use crate::transform::civil_from_days;
 
 /// LIST requests in flight at once for one source, discovery and object
@@ -41,6 +46,15 @@ pub const LIST_CONCURRENCY: usize = 8;
 /// discovering its years and months first (fewer requests for short ranges,
 /// such as a sync's look-back window).
 const DIRECT_DAYS: i64 = 7;
+
+/// LIST requests a survey (what a prefix holds, when nothing matched) may
+/// send, at most.
+pub const SURVEY_REQUESTS: u64 = 100;
+
+/// A failed S3 request, explained in one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct S3Error(pub String);
 
 /// How to reach S3, from the command line.
 #[derive(Debug, Clone, Default)]
@@ -55,6 +69,8 @@ pub struct S3Options {
 pub struct S3 {
     client: Client,
     options: S3Options,
+    /// The region requests are signed for (for messages).
+    region: String,
     /// Downloads wait here for their size in KiB.
     budget: Arc<Semaphore>,
     budget_kib: u32,
@@ -161,9 +177,14 @@ impl S3 {
             s3 = s3.endpoint_url(endpoint).force_path_style(true);
         }
         let budget_kib = u32::try_from((options.max_bytes_in_flight / 1024).max(1024)).unwrap_or(u32::MAX);
+        let region = config
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".into());
         Ok(S3 {
             client: Client::from_conf(s3.build()),
             options,
+            region,
             budget: Arc::new(Semaphore::new(budget_kib as usize)),
             budget_kib,
             list_requests: AtomicU64::new(0),
@@ -179,7 +200,13 @@ impl S3 {
         prefix: &str,
         selection: &Selection,
         tx: &mpsc::Sender<Listed>,
-    ) -> Result<()> {
+    ) -> Result<Listing> {
+        let counts = Counts::default();
+        let listing = |stopped| Listing {
+            files: counts.files.load(Ordering::Relaxed),
+            digests: counts.digests.load(Ordering::Relaxed),
+            stopped,
+        };
         // A stack: the deepest steps run first, so objects flow early.
         let mut pending = vec![first_step(prefix)];
         let mut running = FuturesUnordered::new();
@@ -187,13 +214,13 @@ impl S3 {
             while running.len() < LIST_CONCURRENCY
                 && let Some(step) = pending.pop()
             {
-                running.push(self.step(bucket, step, selection, tx));
+                running.push(self.step(bucket, step, selection, tx, &counts));
             }
             match running.next().await {
-                None => return Ok(()),
+                None => return Ok(listing(false)),
                 Some(Err(e)) => return Err(e),
                 // The reader is gone: stop.
-                Some(Ok(None)) => return Ok(()),
+                Some(Ok(None)) => return Ok(listing(true)),
                 // In reverse, so the first (earliest) is taken first.
                 Some(Ok(Some(next))) => pending.extend(next.into_iter().rev()),
             }
@@ -208,6 +235,7 @@ impl S3 {
         step: Step,
         selection: &Selection,
         tx: &mpsc::Sender<Listed>,
+        counts: &Counts,
     ) -> Result<Option<Vec<Step>>> {
         let next = match step {
             Step::Root(base) => {
@@ -296,7 +324,7 @@ impl S3 {
                 })
                 .collect(),
             Step::Objects(prefix) => {
-                if !self.list_objects(bucket, &prefix, selection, tx).await? {
+                if !self.list_objects(bucket, &prefix, selection, tx, counts).await? {
                     return Ok(None);
                 }
                 Vec::new()
@@ -318,9 +346,7 @@ impl S3 {
             .send();
         while let Some(page) = pages.next().await {
             self.list_requests.fetch_add(1, Ordering::Relaxed);
-            let page = page.map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e))).with_context(|| {
-                format!("cannot list s3://{bucket}/{prefix} (check the bucket name, --region and the credentials' s3:ListBucket permission)")
-            })?;
+            let page = page.map_err(|e| self.error(&e, Action::List, bucket, prefix))?;
             out.extend(
                 page.common_prefixes()
                     .iter()
@@ -338,6 +364,7 @@ impl S3 {
         prefix: &str,
         selection: &Selection,
         tx: &mpsc::Sender<Listed>,
+        counts: &Counts,
     ) -> Result<bool> {
         let mut pages = self
             .client
@@ -348,9 +375,7 @@ impl S3 {
             .send();
         while let Some(page) = pages.next().await {
             self.list_requests.fetch_add(1, Ordering::Relaxed);
-            let page = page
-                .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e)))
-                .with_context(|| format!("cannot list s3://{bucket}/{prefix}"))?;
+            let page = page.map_err(|e| self.error(&e, Action::List, bucket, prefix))?;
             for object in page.contents() {
                 let Some(key) = object.key() else { continue };
                 if key.ends_with('/') {
@@ -362,8 +387,10 @@ impl S3 {
                 }
                 let name: Arc<str> = Arc::from(name);
                 let listed = if is_digest(key) {
+                    counts.digests.fetch_add(1, Ordering::Relaxed);
                     Listed::Digest(name)
                 } else {
+                    counts.files.fetch_add(1, Ordering::Relaxed);
                     Listed::Object(SourceObject {
                         name,
                         size: object.size().unwrap_or(0).max(0) as u64,
@@ -381,6 +408,94 @@ impl S3 {
             }
         }
         Ok(true)
+    }
+
+    /// What a prefix holds whatever the selection's days (see [`Seen`]), in
+    /// at most [`SURVEY_REQUESTS`] LIST requests: its accounts, the regions
+    /// of the accounts the selection wants, and the first and last delivery
+    /// day of each region it wants; outside the layout, its objects. Said
+    /// when nothing matched.
+    pub async fn survey(&self, bucket: &str, prefix: &str, selection: &Selection) -> Result<Seen> {
+        let mut look = Survey {
+            s3: self,
+            bucket,
+            selection,
+            seen: Seen::default(),
+            requests: 0,
+        };
+        let mut pending = vec![first_step(prefix)];
+        while let Some(step) = pending.pop() {
+            if look.requests >= SURVEY_REQUESTS {
+                look.seen.partial = true;
+                break;
+            }
+            let mut next = match step {
+                Step::Root(base) => {
+                    let logs = format!("{base}AWSLogs/");
+                    match look.folders(&base).await?.contains(&logs) {
+                        true => vec![Step::Logs(logs)],
+                        false => vec![Step::Objects(base)],
+                    }
+                }
+                Step::Logs(parent) | Step::Org(parent) => {
+                    let mut next = Vec::new();
+                    for child in look.folders(&parent).await? {
+                        if last_segment(&child).starts_with("o-") {
+                            next.push(Step::Org(child));
+                        } else if look.note_folder(&child) && Place::of_folder(&child).account.is_some() {
+                            next.push(Step::Account(child));
+                        }
+                    }
+                    next
+                }
+                Step::Account(account) if !look.note_folder(&account) => Vec::new(),
+                Step::Account(account) => look
+                    .folders(&account)
+                    .await?
+                    .into_iter()
+                    .filter(|k| matches!(last_segment(k), "CloudTrail" | "CloudTrail-Insight"))
+                    .map(Step::Kind)
+                    .collect(),
+                Step::Kind(kind) => {
+                    let mut next = Vec::new();
+                    for region in look.folders(&kind).await? {
+                        if look.note_folder(&region) {
+                            next.push(Step::Region(region));
+                        }
+                    }
+                    next
+                }
+                Step::Region(region) => {
+                    if look.note_folder(&region) {
+                        look.day_bounds(&region).await?;
+                    }
+                    Vec::new()
+                }
+                Step::Objects(prefix) => {
+                    look.objects(&prefix).await?;
+                    Vec::new()
+                }
+                // Not where a walk starts.
+                Step::Years(..) | Step::Months(..) | Step::DaysOf(..) => Vec::new(),
+            };
+            next.reverse();
+            pending.extend(next);
+        }
+        // Nothing under the prefix: what is beside it (a typo shows there).
+        if look.seen.is_empty() && !prefix.is_empty() {
+            let trimmed = prefix.trim_end_matches('/');
+            let parent = match trimmed.rfind('/') {
+                Some(at) => &trimmed[..=at],
+                None => "",
+            };
+            look.seen.nearby = look
+                .folders(parent)
+                .await?
+                .into_iter()
+                .map(|f| format!("s3://{bucket}/{f}"))
+                .collect();
+        }
+        Ok(look.seen)
     }
 
     /// Downloads one object, waiting for room in the bytes-in-flight budget;
@@ -412,25 +527,182 @@ impl S3 {
                     .send()
                     .await
                     .map_err(|e| {
-                        if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                            anyhow::Error::new(Missing(DisplayErrorContext(&e).to_string()))
-                        } else {
-                            anyhow::anyhow!("{}", DisplayErrorContext(&e))
+                        let message = self.explain(&e, Action::Download, bucket, key);
+                        let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key())
+                            || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
+                        match missing {
+                            true => Fetch::Failed(anyhow::Error::new(Missing(message))),
+                            false => Fetch::Failed(anyhow::Error::new(S3Error(message))),
                         }
                     })?;
-                let bytes = object.body.collect().await.context("the download broke off")?;
-                anyhow::Ok(bytes.into_bytes().to_vec())
+                let bytes = object.body.collect().await.map_err(|e| {
+                    Fetch::BrokeOff(format!(
+                        "cannot download s3://{bucket}/{key}: the download broke off ({})",
+                        super::aws_errors::innermost(&e)
+                    ))
+                })?;
+                Ok::<_, Fetch>(bytes.into_bytes().to_vec())
             }
             .await;
             match result {
                 Ok(bytes) => return Ok((bytes, permit)),
                 // The SDK already retried throttling and connection errors; a body cut off mid-way is retried here.
-                Err(e) if attempt < 3 && e.to_string().contains("broke off") => {
+                Err(Fetch::BrokeOff(_)) if attempt < 3 => {
                     tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
                 }
-                Err(e) => return Err(e.context(format!("s3://{bucket}/{key}: cannot download"))),
+                Err(Fetch::BrokeOff(message)) => return Err(S3Error(message).into()),
+                Err(Fetch::Failed(e)) => return Err(e),
             }
         }
+    }
+}
+
+/// A survey under way: its findings and its requests.
+struct Survey<'a> {
+    s3: &'a S3,
+    bucket: &'a str,
+    selection: &'a Selection,
+    seen: Seen,
+    requests: u64,
+}
+
+impl Survey<'_> {
+    /// Notes a folder of the layout; false when the selection rules out
+    /// what is below it.
+    fn note_folder(&mut self, folder: &str) -> bool {
+        let place = Place::of_folder(folder);
+        self.seen.note(&place, place.delivery_day(), self.selection)
+    }
+
+    /// The folders directly under `prefix` (first page only: a thousand).
+    async fn folders(&mut self, prefix: &str) -> Result<Vec<String>> {
+        self.requests += 1;
+        self.s3.list_requests.fetch_add(1, Ordering::Relaxed);
+        let page = self
+            .s3
+            .client
+            .list_objects_v2()
+            .bucket(self.bucket)
+            .prefix(prefix)
+            .delimiter("/")
+            .send()
+            .await
+            .map_err(|e| self.s3.error(&e, Action::List, self.bucket, prefix))?;
+        if page.is_truncated() == Some(true) {
+            self.seen.partial = true;
+        }
+        Ok(page
+            .common_prefixes()
+            .iter()
+            .filter_map(|p| p.prefix().map(String::from))
+            .collect())
+    }
+
+    /// The objects under `prefix`, while the request budget lasts.
+    async fn objects(&mut self, prefix: &str) -> Result<()> {
+        let mut pages = self
+            .s3
+            .client
+            .list_objects_v2()
+            .bucket(self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            self.requests += 1;
+            self.s3.list_requests.fetch_add(1, Ordering::Relaxed);
+            let page = page.map_err(|e| self.s3.error(&e, Action::List, self.bucket, prefix))?;
+            for key in page.contents().iter().filter_map(|o| o.key()) {
+                if !key.ends_with('/') {
+                    self.seen
+                        .note_file(&format!("s3://{}/{key}", self.bucket), self.selection);
+                }
+            }
+            if self.requests >= SURVEY_REQUESTS {
+                self.seen.partial = page.is_truncated() == Some(true);
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Notes the first and last delivery day under a region folder: the
+    /// first day of the first month of the first year, and the last of
+    /// the last (five requests).
+    async fn day_bounds(&mut self, region: &str) -> Result<()> {
+        for first in [true, false] {
+            let mut folder = region.to_string();
+            for digits in [4, 2, 2] {
+                let children = self.folders(&folder).await?;
+                let numbered = children.into_iter().filter(|c| {
+                    let name = last_segment(c);
+                    name.len() == digits && name.bytes().all(|b| b.is_ascii_digit())
+                });
+                let pick = match first {
+                    true => numbered.min(),
+                    false => numbered.max(),
+                };
+                match pick {
+                    Some(child) => folder = child,
+                    None => return Ok(()),
+                }
+            }
+            self.note_folder(&folder);
+        }
+        Ok(())
+    }
+}
+
+/// How one download attempt failed.
+enum Fetch {
+    /// The request failed (explained).
+    Failed(anyhow::Error),
+    /// The body was cut off: worth another attempt.
+    BrokeOff(String),
+}
+
+/// What one listing sent on, counted by its concurrent steps.
+#[derive(Default)]
+struct Counts {
+    files: AtomicU64,
+    digests: AtomicU64,
+}
+
+impl S3 {
+    /// A failed request, explained in one line.
+    fn explain<E>(
+        &self,
+        error: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+        action: Action,
+        bucket: &str,
+        key: &str,
+    ) -> String
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let target = Target {
+            bucket,
+            key,
+            region: &self.region,
+            endpoint: self.options.endpoint_url.as_deref(),
+        };
+        explain_s3_error(error, action, &target)
+    }
+
+    /// A failed request, as an error.
+    fn error<E>(
+        &self,
+        error: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+        action: Action,
+        bucket: &str,
+        key: &str,
+    ) -> anyhow::Error
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let message = self.explain(error, action, bucket, key);
+        tracing::debug!("{message}: {}", aws_sdk_s3::error::DisplayErrorContext(error));
+        S3Error(message).into()
     }
 }
 

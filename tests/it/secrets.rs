@@ -151,7 +151,9 @@ fn no_credential_appears_at_the_most_verbose_level() {
         rt.block_on(crate::s3::client(&endpoint).create_bucket().bucket(&bucket).send())
             .unwrap();
         let body = std::fs::read(std::fs::read_dir(source).unwrap().flatten().next().unwrap().path()).unwrap();
-        crate::s3::put_many(&endpoint, &bucket, vec![("AWSLogs/1/x.json.gz".into(), body)]);
+        // In the CloudTrail layout, so that it is listed and downloaded (an import that reads nothing fails).
+        let key = "AWSLogs/111111111111/CloudTrail/us-east-1/2023/07/10/x.json.gz";
+        crate::s3::put_many(&endpoint, &bucket, vec![(key.into(), body)]);
         let s3 = run_verbose(
             cluster,
             &format!("s3://{bucket}"),

@@ -371,6 +371,12 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn is_event(v: &serde_json::Map<String, Value>) -> bool {
     let has = |k: &str| v.contains_key(k) || v.contains_key(&k.to_lowercase());
+    // Insights events have their eventName inside insightDetails.
+    let insight = v.get("eventType").and_then(Value::as_str) == Some("AwsCloudTrailInsight")
+        || v.get("eventCategory").and_then(Value::as_str) == Some("Insight");
+    if insight && !v.contains_key("eventName") {
+        return v.contains_key("eventID") || v.contains_key("eventTime");
+    }
     (v.get("eventName").is_some_and(Value::is_string) || v.get("eventname").is_some_and(Value::is_string))
         && ["eventSource", "eventVersion", "eventTime", "eventID"]
             .iter()
@@ -384,6 +390,9 @@ fn extract(value: Value, out: &mut Vec<serde_json::Map<String, Value>>) {
         Value::Object(mut o) => {
             if let Some(Value::Array(records)) = o.remove("Records") {
                 records.into_iter().for_each(|v| extract(v, out));
+            } else if let Some(Value::Array(events)) = o.remove("Events") {
+                // `aws cloudtrail lookup-events` output.
+                events.into_iter().for_each(|v| extract(v, out));
             } else if o.get("detail").is_some_and(Value::is_object)
                 && (o.contains_key("detail-type") || o.contains_key("source"))
             {
