@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::Outcome;
-use super::import::{default_workers, open_sources, report, watch_signals};
+use super::import::{Signals, default_workers, open_sources, report, watch_signals};
 use super::sync::{self, Finish, SyncSettings};
 use crate::cli::ExportArgs;
 use crate::config::{self, usage};
@@ -86,7 +86,12 @@ pub async fn run(args: ExportArgs) -> Result<Outcome> {
     });
     let workers = args.workers.map(usize::from).unwrap_or_else(default_workers);
     let cancel = Arc::new(Cancel::default());
-    let signals = tokio::spawn(watch_signals(cancel.clone(), dlq.clone(), stats.clone()));
+    let signals = tokio::spawn(watch_signals(
+        Signals::install(),
+        cancel.clone(),
+        dlq.clone(),
+        stats.clone(),
+    ));
     let names = Arc::new(FileNames::default());
     let decoders = Arc::new(tokio::sync::Semaphore::new(workers));
     let pipeline = |tracker: Option<Arc<dyn Tracker>>| Pipeline {

@@ -52,7 +52,12 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
     let names = Arc::new(FileNames::default());
     // Signals are heard from the start, so a stop while connecting is a stop too.
     let cancel = Arc::new(Cancel::default());
-    let signals = tokio::spawn(watch_signals(cancel.clone(), dlq.clone(), stats.clone()));
+    let signals = tokio::spawn(watch_signals(
+        Signals::install(),
+        cancel.clone(),
+        dlq.clone(),
+        stats.clone(),
+    ));
 
     let started = Instant::now();
     let Connected {
@@ -359,10 +364,10 @@ fn write_summary_json(path: &Path, summary: &Summary) -> Result<()> {
 
 /// First Ctrl-C or SIGTERM: stop reading and finish what is in flight.
 /// Second: quit at once, with the dead letters written so far on disk.
-pub(crate) async fn watch_signals(cancel: Arc<Cancel>, dlq: Arc<DeadLetters>, stats: Arc<Stats>) {
+pub(crate) async fn watch_signals(mut signals: Signals, cancel: Arc<Cancel>, dlq: Arc<DeadLetters>, stats: Arc<Stats>) {
     let mut count = 0;
     loop {
-        wait_for_signal().await;
+        signals.next().await;
         count += 1;
         if count == 1 {
             tracing::warn!(
@@ -391,25 +396,41 @@ pub(crate) async fn watch_signals(cancel: Arc<Cancel>, dlq: Arc<DeadLetters>, st
     }
 }
 
-#[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                // Ctrl-C in a terminal.
-                _ = tokio::signal::ctrl_c() => {}
-                // kill, systemd stop, Kubernetes pod termination.
-                _ = term.recv() => {}
-            }
+/// Ctrl-C and SIGTERM, listened for from the moment this is made (before
+/// anything else of the run happens), so that a stop is never missed.
+pub(crate) struct Signals {
+    #[cfg(unix)]
+    streams: Vec<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    pub(crate) fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            // Ctrl-C in a terminal; kill, systemd stop, Kubernetes pod termination.
+            let streams = [SignalKind::interrupt(), SignalKind::terminate()]
+                .into_iter()
+                .filter_map(|kind| signal(kind).ok())
+                .collect();
+            Signals { streams }
         }
-        Err(_) => {
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            if self.streams.is_empty() {
+                return std::future::pending().await;
+            }
+            let waits = self.streams.iter_mut().map(|s| Box::pin(s.recv()));
+            futures::future::select_all(waits).await;
+        }
+        #[cfg(not(unix))]
+        {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
 }

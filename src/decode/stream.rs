@@ -339,20 +339,25 @@ fn decode(window: &mut Window<'_>, tally: &mut Tally<'_>) -> Result<Option<Strin
 /// `{"Records":[`.
 fn records_first(window: &mut Window<'_>) -> bool {
     window.want(64);
+    let at = skip_ws(window.rest(), 1);
+    opens_array(window, at, b"\"Records\"")
+}
+
+/// Whether `"KEY" : [` stands at `at` of what is left; if so, moves past it.
+fn opens_array(window: &mut Window<'_>, at: usize, key: &[u8]) -> bool {
     let rest = window.rest();
-    let mut at = skip_ws(rest, 1);
-    if !rest[at..].starts_with(b"\"Records\"") {
+    if !rest[at..].starts_with(key) {
         return false;
     }
-    at = skip_ws(rest, at + 9);
-    if rest.get(at) != Some(&b':') {
+    let colon = skip_ws(rest, at + key.len());
+    if rest.get(colon) != Some(&b':') {
         return false;
     }
-    at = skip_ws(rest, at + 1);
-    if rest.get(at) != Some(&b'[') {
+    let open = skip_ws(rest, colon + 1);
+    if rest.get(open) != Some(&b'[') {
         return false;
     }
-    window.pos += at + 1;
+    window.pos += open + 1;
     true
 }
 
@@ -389,20 +394,7 @@ fn events_first(window: &mut Window<'_>) -> bool {
         }
         at = skip_ws(rest, comma + 1);
     }
-    let rest = window.rest();
-    if !rest[at..].starts_with(b"\"Events\"") {
-        return false;
-    }
-    at = skip_ws(rest, at + 8);
-    if rest.get(at) != Some(&b':') {
-        return false;
-    }
-    at = skip_ws(rest, at + 1);
-    if rest.get(at) != Some(&b'[') {
-        return false;
-    }
-    window.pos += at + 1;
-    true
+    opens_array(window, at, b"\"Events\"")
 }
 
 /// The elements of an array up to `close`, each handed on; then what may

@@ -33,7 +33,7 @@ fn input() -> PathBuf {
 /// Every output file under `dir` (not the work area), relative path → lines.
 fn read_outputs(dir: &Path) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
-    for entry in walk(dir) {
+    for entry in support::files_below(dir) {
         let rel = entry.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
         if rel.starts_with(".ctindex") {
             continue;
@@ -46,20 +46,6 @@ fn read_outputs(dir: &Path) -> BTreeMap<String, Vec<String>> {
         out.insert(rel, text.lines().map(String::from).collect());
     }
     out
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files.sort();
-    files
 }
 
 /// A field of a raw corpus event, whatever the key's case (data-lake exports).
@@ -456,7 +442,7 @@ fn folder_export_writes_one_file_per_account_and_region() {
     assert_eq!(ids("111111111111/cloudtrail_us-east-1.log"), ["a2", "a1"]);
     assert_eq!(ids("333333333333/cloudtrail_us-west-2.log"), ["n1"]);
     // Nothing is left in the work area but the lock.
-    let work: Vec<PathBuf> = walk(&out.join(".ctindex"));
+    let work: Vec<PathBuf> = support::files_below(&out.join(".ctindex"));
     assert_eq!(work, [out.join(".ctindex/lock")], "{work:?}");
 }
 

@@ -1344,7 +1344,7 @@ fn a_sync_through_faults_on_every_kind_of_request_loses_nothing() {
     )
     .unwrap();
     let mut objects = Vec::new();
-    for entry in walkdir(&trail) {
+    for entry in support::files_below(&trail) {
         let key = entry.strip_prefix(&trail).unwrap().to_string_lossy().to_string();
         objects.push((key, std::fs::read(&entry).unwrap()));
     }
@@ -1447,21 +1447,4 @@ fn a_sync_through_faults_on_every_kind_of_request_loses_nothing() {
     eprintln!("faults on every request: {kinds:?}, injected {injected:?}");
     cluster.cleanup(&prefix);
     support::http("DELETE", &format!("{}/{state_index}", cluster.url), None);
-}
-
-/// Every file under a folder.
-fn walkdir(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        for entry in std::fs::read_dir(&path).unwrap().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }

@@ -6,21 +6,8 @@ use crate::support::{self, Cluster};
 
 /// (year, month) `back` months before the current one.
 fn month_before(back: i64) -> (i64, i64) {
-    let days = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        / 86_400;
-    // Civil date from days (Howard Hinnant's algorithm), enough for a month.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let months = y * 12 + m - 1 - back;
+    let (y, m, _) = ctindex::transform::civil_from_days(ctindex::source::layout::today());
+    let months = i64::from(y) * 12 + i64::from(m) - 1 - back;
     (months.div_euclid(12), months.rem_euclid(12) + 1)
 }
 
@@ -179,19 +166,22 @@ fn sync_prunes_after_the_run_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     let trail = support::fixtures().join("trail");
+    let sync = |retention: &str| {
+        support::ctindex(&[
+            "sync",
+            trail.to_str().unwrap(),
+            "--url",
+            &cluster.url,
+            "--index-prefix",
+            &prefix,
+            "--state-file",
+            state.to_str().unwrap(),
+            "--retention",
+            retention,
+        ])
+    };
     // The fixtures are of July 2023: far older than 13 months, so the run's own indices go.
-    let run = support::ctindex(&[
-        "sync",
-        trail.to_str().unwrap(),
-        "--url",
-        &cluster.url,
-        "--index-prefix",
-        &prefix,
-        "--state-file",
-        state.to_str().unwrap(),
-        "--retention",
-        "13mo",
-    ]);
+    let run = sync("13mo");
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout.contains(&format!("deleted {prefix}-2023.07 (")),
@@ -201,18 +191,7 @@ fn sync_prunes_after_the_run_when_asked() {
     assert!(!exists(cluster, &format!("{prefix}-2023.07")));
     // With a long retention, they stay.
     std::fs::remove_file(&state).unwrap();
-    let run = support::ctindex(&[
-        "sync",
-        trail.to_str().unwrap(),
-        "--url",
-        &cluster.url,
-        "--index-prefix",
-        &prefix,
-        "--state-file",
-        state.to_str().unwrap(),
-        "--retention",
-        "100y",
-    ]);
+    let run = sync("100y");
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("deleted 0 index(es)"), "{}", run.stdout);
     assert!(exists(cluster, &format!("{prefix}-2023.07")));

@@ -69,7 +69,7 @@ fn verbose(url: &str, prefix: &str, source: &str, auth: &[&str], env: &[(&str, &
 }
 
 /// Standard base64, to look for credentials the way an Authorization header would carry them.
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {

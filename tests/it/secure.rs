@@ -464,7 +464,7 @@ fn refusals_are_one_clear_line_with_exit_1() {
                 .split_once(':')
                 .map(|(a, b)| (a.to_string(), b.to_string()))
                 .unwrap();
-            let wrong_key = base64_encode(format!("{id}:wrongwrongwrongwrong").as_bytes());
+            let wrong_key = crate::secrets::base64(format!("{id}:wrongwrongwrongwrong").as_bytes());
             let run = server.import(&source, prefix, &[], &[("CTINDEX_API_KEY", &wrong_key)]);
             check("wrong API key", &run, &["401 Unauthorized", "the API key (--api-key)"]);
             let run = server.import(&source, prefix, &[], &[("CTINDEX_BEARER_TOKEN", "not-a-token")]);
@@ -544,23 +544,6 @@ fn base64_decode(text: &str) -> Vec<u8> {
             bits -= 8;
             out.push((acc >> bits) as u8);
             acc &= (1 << bits) - 1;
-        }
-    }
-    out
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
         }
     }
     out
@@ -706,7 +689,7 @@ fn no_secret_of_any_method_appears_at_the_most_verbose_level() {
         .unwrap_or("")
         .to_string();
     assert!(key_body.len() > 20, "no private key in the client certificate file");
-    let basic = base64_encode(format!("{}:{}", es.user, es.password).as_bytes());
+    let basic = crate::secrets::base64(format!("{}:{}", es.user, es.password).as_bytes());
     let api_key = es.api_key.clone().unwrap();
     let token = es.service_token.clone().unwrap();
     let secrets = [es.password.as_str(), &basic, &api_key, &token, &key_body];

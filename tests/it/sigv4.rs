@@ -59,6 +59,15 @@ impl Proxy {
         assert_eq!(self.stats()["accepted"], json!(0));
     }
 
+    /// `COMMAND SOURCE --url PROXY --aws-sigv4 --region us-east-1 --index-prefix PREFIX` and more.
+    fn signed(&self, command: &[&str], source: &str, prefix: &str, more: &[&str]) -> support::Run {
+        let mut args = command.to_vec();
+        args.extend([source, "--url", &self.url, "--aws-sigv4", "--region", "us-east-1"]);
+        args.extend(["--index-prefix", prefix]);
+        args.extend(more);
+        self.ctindex(&self.secret, &args)
+    }
+
     /// Runs ctindex with the test credentials in the environment (only those).
     fn ctindex(&self, secret: &str, args: &[&str]) -> support::Run {
         let dir = tempfile::tempdir().unwrap();
@@ -198,23 +207,11 @@ fn sigv4_signs_every_request_and_the_proxy_checks_them() {
     let prefix = support::prefix("sigv4-sync");
     let state_index = format!("state-{prefix}");
     let trail = support::fixtures().join("trail");
-    let run = proxy.ctindex(
-        &proxy.secret,
-        &[
-            "sync",
-            trail.to_str().unwrap(),
-            "--url",
-            &proxy.url,
-            "--aws-sigv4",
-            "--region",
-            "us-east-1",
-            "--index-prefix",
-            &prefix,
-            "--state-index",
-            &state_index,
-            "--replicas",
-            "0",
-        ],
+    let run = proxy.signed(
+        &["sync"],
+        trail.to_str().unwrap(),
+        &prefix,
+        &["--state-index", &state_index, "--replicas", "0"],
     );
     let stats = proxy.stats();
     assert_eq!(
@@ -268,21 +265,7 @@ fn sigv4_signs_every_request_and_the_proxy_checks_them() {
     // 5. At the most verbose level, the secret and the signature never show.
     proxy.reset();
     let prefix = support::prefix("sigv4-vv");
-    let run = proxy.ctindex(
-        &proxy.secret,
-        &[
-            "-vv",
-            "import",
-            trail.to_str().unwrap(),
-            "--url",
-            &proxy.url,
-            "--aws-sigv4",
-            "--region",
-            "us-east-1",
-            "--index-prefix",
-            &prefix,
-        ],
-    );
+    let run = proxy.signed(&["-vv", "import"], trail.to_str().unwrap(), &prefix, &[]);
     assert!(
         run.stderr.contains("TRACE") || run.stderr.contains("DEBUG"),
         "not verbose"

@@ -14,26 +14,18 @@ use crate::support;
 /// of the candidates that are not digest files, and the digest files.
 fn walk(dir: &Path) -> (u64, u64, u64) {
     let (mut files, mut bytes, mut digests) = (0, 0, 0);
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        for entry in std::fs::read_dir(&path).unwrap().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let name = p.to_string_lossy().to_string();
-            let lower = name.to_ascii_lowercase();
-            let stem = lower.strip_suffix(".gz").unwrap_or(&lower);
-            if ![".json", ".ndjson", ".jsonl"].iter().any(|e| stem.ends_with(e)) {
-                continue;
-            }
-            if name.contains("CloudTrail-Digest") {
-                digests += 1;
-            } else {
-                files += 1;
-                bytes += entry.metadata().unwrap().len();
-            }
+    for p in support::files_below(dir) {
+        let name = p.to_string_lossy().to_string();
+        let lower = name.to_ascii_lowercase();
+        let stem = lower.strip_suffix(".gz").unwrap_or(&lower);
+        if ![".json", ".ndjson", ".jsonl"].iter().any(|e| stem.ends_with(e)) {
+            continue;
+        }
+        if name.contains("CloudTrail-Digest") {
+            digests += 1;
+        } else {
+            files += 1;
+            bytes += std::fs::metadata(&p).unwrap().len();
         }
     }
     (files, bytes, digests)
