@@ -20,11 +20,23 @@ fn lookup_fixture() -> std::path::PathBuf {
 }
 
 /// The events of an export to stdout in ndjson.
-fn exported(run: &Run) -> Vec<Value> {
-    run.stdout
+/// `export PATH --format ndjson`: the run (exit 0) and the events it wrote.
+fn export_ndjson(path: &std::path::Path) -> (Run, Vec<Value>) {
+    let run = support::ctindex(&[
+        "export",
+        path.to_str().unwrap(),
+        "--format",
+        "ndjson",
+        "--progress",
+        "off",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let events = run
+        .stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+        .collect();
+    (run, events)
 }
 
 fn ids(events: &[Value]) -> BTreeSet<String> {
@@ -50,16 +62,7 @@ fn lookup_events_output_is_read() {
     assert_eq!(want.len(), entries.len());
 
     // Exported: every entry's CloudTrailEvent, as an event.
-    let run = support::ctindex(&[
-        "export",
-        fixture.to_str().unwrap(),
-        "--format",
-        "ndjson",
-        "--progress",
-        "off",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let events = exported(&run);
+    let (run, events) = export_ndjson(&fixture);
     assert_eq!(events.len(), entries.len(), "{}", run.stderr);
     assert_eq!(ids(&events), want);
     assert!(
@@ -120,16 +123,7 @@ fn insight_events_are_read_and_marked() {
         serde_json::to_string_pretty(&json!({"NextToken": "abc", "Events": [entry("ins-3"), entry("ins-4")]})).unwrap(),
     )
     .unwrap();
-    let run = support::ctindex(&[
-        "export",
-        folder.to_str().unwrap(),
-        "--format",
-        "ndjson",
-        "--progress",
-        "off",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let events = exported(&run);
+    let (_, events) = export_ndjson(&folder);
     assert_eq!(
         ids(&events),
         ["ins-1", "ins-2", "ins-3", "ins-4"].map(String::from).into()
