@@ -12,7 +12,7 @@ import time
 
 from . import common
 from .base import Service
-from .common import SETTINGS, StackError, die, info, is_root, port_in_use, rss_mb, take_lock, warn
+from .common import SETTINGS, StackError, die, info, port_in_use, rss_mb, take_lock, warn
 from .services import ALIASES, DEFAULT_SERVICES, all_services, canonical
 
 DESCRIPTION = """\

@@ -10,6 +10,7 @@ implement them.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pwd
 import shutil
@@ -102,7 +103,8 @@ _LOCK = None
 
 def take_lock() -> None:
     """Serialise start/stop/wipe/kill between concurrent invocations (the same
-    flock(2) on $CTINDEX_CACHE/.stack.lock as the bash version took)."""
+    flock(2) on $CTINDEX_CACHE/.stack.lock as the earlier bash version, so
+    the two exclude each other)."""
     global _LOCK
     if _LOCK is not None:
         return
@@ -293,7 +295,6 @@ def http_ok(method: str, url: str, **kw) -> str | None:
 
 
 def health_green_or_yellow(text: str | None) -> bool:
-    import json
     try:
         return json.loads(text or "").get("status") in ("green", "yellow")
     except (ValueError, AttributeError):

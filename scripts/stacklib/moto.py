@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from .base import Service
@@ -43,7 +44,7 @@ def install_moto(svc_name: str, version: str) -> None:
         shutil.rmtree(venv, ignore_errors=True)
         r = subprocess.run([base, "-m", "venv", str(venv)], capture_output=True, text=True)
         if r.returncode != 0:
-            print("\n".join((r.stdout + r.stderr).splitlines()[-5:]), file=__import__("sys").stderr)
+            print("\n".join((r.stdout + r.stderr).splitlines()[-5:]), file=sys.stderr)
             shutil.rmtree(venv, ignore_errors=True)
             die(f"{svc_name}: '{base} -m venv' failed (Debian/Ubuntu: apt-get install python3-venv)")
     stamp.unlink(missing_ok=True)
@@ -52,7 +53,7 @@ def install_moto(svc_name: str, version: str) -> None:
                         f"moto[server]=={version}"], capture_output=True, text=True)
     if r.returncode != 0:
         for line in (r.stdout + r.stderr).splitlines()[-15:]:
-            print(line[:300], file=__import__("sys").stderr)
+            print(line[:300], file=sys.stderr)
         die(f"{svc_name}: pip could not install moto[server]=={version} "
             f"(does it exist on PyPI? 'rm -rf {venv}' starts over)")
     stamp.write_text(f"{version}\n")

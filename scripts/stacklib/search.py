@@ -14,10 +14,10 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-from . import common
 from .base import Service
 from .common import (BIND_HOST, SETTINGS, chown_to_stack_user, clean_env, console_banner, die,
                      health_green_or_yellow, http_ok, info, run_as, spawn)
@@ -38,7 +38,7 @@ def mvn_fetch(svc_name: str, coords: str, zip_path: Path, failure: str, hint: st
     if r.returncode != 0:
         errors = [line for line in (r.stdout + r.stderr).splitlines() if re.search(r"ERROR|Could not", line)]
         for line in errors[:5]:
-            print(line, file=__import__("sys").stderr)
+            print(line, file=sys.stderr)
         zip_path.unlink(missing_ok=True)
         if hint:
             info(f"{svc_name}: {hint}")
@@ -58,6 +58,24 @@ def chmod_a_rX(top: Path) -> None:
             if os.path.isdir(n) or mode & 0o111:
                 add |= 0o111
             os.chmod(n, mode | add)
+
+
+def copy_into(src: Path, dst: Path) -> None:
+    """`cp -R src/. dst/`: new files and directories get the source's mode
+    less the umask, files already in dst keep theirs (no ownership, no times)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for root, dirs, files in os.walk(src):
+        target = dst / os.path.relpath(root, src)
+        for d in dirs:
+            if not (target / d).is_dir():
+                (target / d).mkdir()
+                os.chmod(target / d, os.stat(os.path.join(root, d)).st_mode & 0o7777 & ~umask)
+        for f in files:
+            new = not (target / f).exists()
+            shutil.copyfile(os.path.join(root, f), target / f)
+            if new:
+                os.chmod(target / f, os.stat(os.path.join(root, f)).st_mode & 0o7777 & ~umask)
 
 
 class SearchService(Service):
@@ -117,9 +135,13 @@ class SearchService(Service):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def config_home(self) -> Path:
+        """The distribution whose config/ the service's config starts from."""
+        return self.run_home()
+
     # ---- configuration
     def configure(self) -> None:
-        home, conf = self.run_home(), self.state / "config"
+        home, conf = self.config_home(), self.state / "config"
         for d in (conf, self.state / "data", self.state / "logs", self.state / "tmp"):
             d.mkdir(parents=True, exist_ok=True)
         # Start from the distribution's config (jvm.options, log4j2...),
@@ -131,7 +153,7 @@ class SearchService(Service):
         except OSError:
             stamp = ""
         if stamp != str(home):
-            shutil.copytree(home / "config", conf, dirs_exist_ok=True, symlinks=True)
+            copy_into(home / "config", conf)
             stamp_file.write_text(f"{home}\n")
         self._absolute_jvm_paths(conf / "jvm.options")
         lines = [

@@ -39,6 +39,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -202,7 +203,7 @@ class SecureElasticsearch(SearchService):
                                 str(tmp / "classes"), str(src / "SecurityAnalysisPlugin.java")],
                                capture_output=True, text=True)
             if r.returncode != 0:
-                print("\n".join((r.stdout + r.stderr).splitlines()[-20:]), file=__import__("sys").stderr)
+                print("\n".join((r.stdout + r.stderr).splitlines()[-20:]), file=sys.stderr)
                 die(f"{self.name}: could not compile the analysis plugin")
             plugin = tmp / "dist/plugins" / SHIM
             plugin.mkdir(parents=True)
@@ -319,7 +320,7 @@ class SecureElasticsearch(SearchService):
         # The password goes in on stdin (asked twice), not on the command line.
         r = self.cli(jdk, "elasticsearch-users", "useradd", user, "-r", role, stdin=f"{pw}\n{pw}\n")
         if r.returncode != 0:
-            print("\n".join((r.stdout + r.stderr).splitlines()[-5:]), file=__import__("sys").stderr)
+            print("\n".join((r.stdout + r.stderr).splitlines()[-5:]), file=sys.stderr)
             die(f"{self.name}: elasticsearch-users useradd {user} failed")
         if not re.search(rf"^{re.escape(user)}:", _read(conf / "users"), re.M):
             die(f"{self.name}: user {user} is not in {conf}/users after useradd")
@@ -338,7 +339,7 @@ class SecureElasticsearch(SearchService):
         r = self.cli(jdk, "elasticsearch-service-tokens", "create", SERVICE_ACCOUNT, TOKEN_NAME)
         out = r.stdout + r.stderr
         if r.returncode != 0:
-            print("\n".join(out.splitlines()[-5:]), file=__import__("sys").stderr)
+            print("\n".join(out.splitlines()[-5:]), file=sys.stderr)
             die(f"{self.name}: elasticsearch-service-tokens create failed")
         # "SERVICE_TOKEN elastic/fleet-server/ctindex = AAEAAWVs..."
         m = re.search(r"^SERVICE_TOKEN .* = *(\S+) *$", out, re.M)
