@@ -154,7 +154,7 @@ class Starter:
                 return None
             if svc.pidfile.exists():
                 return "the server process exited"
-            if seconds() - self.launcher_done.get(svc.name, 0) > 30:
+            if seconds() - self.launcher_done.get(svc.name, 0) > 120:
                 return "the server is not running (no pid file)"
         return None
 
