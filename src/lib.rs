@@ -9,6 +9,7 @@
 //!   ([`classify`]), monthly index; [`normalize`] fits events to the template;
 //! - [`sink`]: bulk encoding, the cluster connection, retries, the index template;
 //! - [`pipeline`]: the stage tasks and the bounded queues between them;
+//!   [`follow`] feeds it the objects an SQS queue's notifications name;
 //! - [`progress`] and [`dlq`]: counters, progress display, summary, dead letters.
 //!
 //! Beside the data flow: [`dashboards`] (the saved objects for Kibana and
@@ -31,6 +32,7 @@ pub mod decode;
 pub mod dlq;
 pub mod export;
 pub mod filter;
+pub mod follow;
 pub mod http;
 pub mod kibana;
 pub mod normalize;

@@ -109,6 +109,8 @@ pub async fn run(args: ExportArgs) -> Result<Outcome> {
             workers,
             downloads: usize::from(args.s3.downloads),
             unindexed: None,
+            flush_idle: None,
+            shard: None,
         },
         cancel: cancel.clone(),
         decoders: decoders.clone(),

@@ -30,6 +30,17 @@ pub async fn run(args: ImportArgs) -> Result<Outcome> {
 /// The import, and with `sync` set, the sync: both read sources through
 /// the same pipeline; sync adds state, a lease and a look-back window.
 pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Result<Outcome> {
+    execute_with(args, sync, None).await
+}
+
+/// The import, the sync, or with `follow` set, the follow: objects come
+/// from a queue's notifications instead of the sources.
+pub(crate) async fn execute_with(
+    args: ImportArgs,
+    sync: Option<SyncSettings>,
+    follow: Option<super::follow::Queued>,
+) -> Result<Outcome> {
+    let follow_counts = follow.as_ref().map(|f| f.counts.clone());
     let prefix = config::index_prefix(&args.index.index_prefix)?;
     if args.list {
         let (sources, _s3) = open_sources(&args.sources, &args.s3).await?;
@@ -37,6 +48,13 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
     }
     let filter = config::field_filter(&args.filter)?;
     config::batch_bytes(args.batch_bytes)?;
+    let shard = match (args.shard, args.shards) {
+        (None, Some(count)) => {
+            let index = std::env::var("JOB_COMPLETION_INDEX").ok();
+            Some(crate::cli::shard_from_job(count, index.as_deref()).map_err(config::UsageError)?)
+        }
+        (shard, _) => shard,
+    };
     let limits = Limits {
         max_string_bytes: args.max_value_bytes.max(64),
         ..Limits::default()
@@ -105,6 +123,8 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
             workers,
             downloads: usize::from(args.s3.downloads),
             unindexed: template.unindexed(),
+            flush_idle: args.flush_idle,
+            shard,
         },
         cancel: cancel.clone(),
         decoders: decoders.clone(),
@@ -118,9 +138,10 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
         args.dry_run,
         Duration::from_secs(args.report.progress_interval.max(1)),
     );
-    let result = match &sync {
-        None => pipeline(None).run(sources).await,
-        Some(settings) => {
+    let result = match (&sync, follow) {
+        (_, Some(follow)) => follow.run(&args, pipeline, cancel.clone(), stats.clone()).await,
+        (None, None) => pipeline(None).run(sources).await,
+        (Some(settings), None) => {
             let state = match &settings.state_file {
                 Some(path) => StateStore::in_file(path),
                 None => match &cluster {
@@ -179,7 +200,9 @@ pub(crate) async fn execute(args: ImportArgs, sync: Option<SyncSettings>) -> Res
         dlq.count(),
         Some(dlq.path().display().to_string()),
     );
-    summary.interrupted = cancel.is_cancelled();
+    // A follow stops on SIGTERM as its normal end: what it did not finish went back to the queue.
+    summary.interrupted = cancel.is_cancelled() && follow_counts.is_none();
+    summary.follow = follow_counts.map(|counts| counts.to_json());
     summary.alias = Some(prefix.clone());
     summary.s3_list_requests = s3
         .as_ref()

@@ -3,6 +3,7 @@
 pub mod completions;
 pub mod dashboards;
 pub mod export;
+pub mod follow;
 pub mod import;
 pub mod prune;
 pub mod setup;
@@ -29,6 +30,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Setup(args) => setup::run(*args).await,
         Command::Prune(args) => prune::run(*args).await,
         Command::Sync(args) => sync::run(*args).await,
+        Command::Follow(args) => follow::run(*args).await,
         Command::Dashboards(command) => dashboards::run(command).await,
         Command::Completions(args) => completions::completions(&args),
         Command::Man(args) => completions::man(&args),
