@@ -1256,6 +1256,60 @@ mod tests {
     }
 
     #[test]
+    fn follow_options_and_shards() {
+        let Command::Follow(f) = parse(&[
+            "follow",
+            "--queue-url=https://sqs.eu-west-1.amazonaws.com/1/q",
+            "--url=http://h:9200",
+            "--regions=eu-west-1",
+            "--max-messages=7",
+            "--until-empty=30",
+            "--visibility-timeout=60",
+            "--batch-bytes=1MB",
+        ])
+        .unwrap() else {
+            panic!("not a follow");
+        };
+        assert_eq!(f.queue_url, "https://sqs.eu-west-1.amazonaws.com/1/q");
+        assert_eq!(
+            (f.max_messages, f.until_empty, f.visibility_timeout),
+            (7, Some(30), Some(60))
+        );
+        assert_eq!((f.stop_timeout, f.wait_seconds), (20, 20));
+        assert!(f.import.sources.is_empty());
+        assert_eq!(
+            (f.import.s3.regions.as_slice(), f.import.batch_bytes),
+            (&["eu-west-1".to_string()][..], 1_000_000)
+        );
+        assert!(
+            parse(&["follow", "--url=http://h:9200"]).is_err(),
+            "--queue-url is required"
+        );
+        assert!(
+            parse(&["follow", "--queue-url=q", "src"]).is_err(),
+            "follow takes no sources"
+        );
+
+        let Command::Import(a) = parse(&["import", "--shard=2/3", "a"]).unwrap() else {
+            panic!("not an import");
+        };
+        assert_eq!(a.shard, Some(crate::source::shard::Shard { index: 2, count: 3 }));
+        assert!(parse(&["import", "--shard=3/3", "a"]).is_err());
+        assert!(parse(&["import", "--shard=0/3", "--shards=3", "a"]).is_err());
+        assert!(parse(&["sync", "--shard=0/3", "a"]).is_err(), "sync has no shards");
+        let Command::Import(a) = parse(&["import", "--shards=4", "a"]).unwrap() else {
+            panic!("not an import");
+        };
+        assert_eq!((a.shard, a.shards), (None, Some(4)));
+        assert_eq!(
+            shard_from_job(4, Some("3")),
+            Ok(crate::source::shard::Shard { index: 3, count: 4 })
+        );
+        assert!(shard_from_job(4, Some("4")).unwrap_err().contains("does not exist"));
+        assert!(shard_from_job(4, None).unwrap_err().contains("JOB_COMPLETION_INDEX"));
+    }
+
+    #[test]
     fn import_options_land_in_their_fields() {
         let Command::Import(a) = parse(&[
             "import",

@@ -550,11 +550,14 @@ async fn settle(queue: Queue, mut rx: mpsc::UnboundedReceiver<Settled>, counts: 
 }
 
 /// Keeps the messages held invisible to other workers while their objects
-/// are in flight: every third of the visibility timeout, it starts again.
+/// are in flight: every third of the visibility timeout, it starts again
+/// (on a fixed beat: a slow answer does not push the next extension back).
 async fn extend(queue: Queue, book: Arc<Book>, visibility: u32) {
     let every = Duration::from_millis(u64::from(visibility) * 1000 / 3);
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        tokio::time::sleep(every).await;
+        beat.tick().await;
         let receipts = book.receipts();
         if receipts.is_empty() {
             continue;

@@ -300,10 +300,7 @@ fn follow_indexes_every_message_shape_once_and_leaves_bad_objects_to_the_redrive
         assert!(s["follow"]["messages_failed"].as_u64().unwrap() >= 2, "{ctx}\n{s}");
         assert_eq!(setup.depth(&setup.queue), 0, "{ctx}");
         assert_eq!(setup.depth(&setup.dlq), 2, "{ctx}");
-        assert!(
-            log.contains(&corrupt),
-            "the corrupt object is named: {ctx}"
-        );
+        assert!(log.contains(&corrupt), "the corrupt object is named: {ctx}");
         assert!(log.contains("s3:TestEvent of bucket"), "{ctx}");
         cluster.cleanup(&prefix);
     }
@@ -477,5 +474,57 @@ fn three_shards_of_the_corpus_import_every_event_once_and_no_file_twice() {
     assert_eq!(files, whole_files, "no file read twice, none left out");
     assert_eq!(events, oracle.events as u64);
     assert_eq!(count(&cluster, &prefix), oracle.expected_docs());
+    cluster.cleanup(&prefix);
+}
+
+#[test]
+fn visibility_is_extended_while_objects_are_in_flight() {
+    let Some(server) = server("visibility_is_extended") else {
+        return;
+    };
+    let Some(cluster) = support::clusters("visibility_is_extended").into_iter().next() else {
+        return;
+    };
+    let setup = Setup::new(&server, "slow", 5);
+    let prefix = support::prefix("follow-slow");
+    let keys: Vec<String> = (0..8).map(|n| key("", &format!("slow{n}"))).collect();
+    setup.put(
+        keys.iter()
+            .enumerate()
+            .map(|(n, k)| (k.clone(), object(&format!("slow{n}"), 4000)))
+            .collect(),
+    );
+    setup.send(&keys.iter().map(|k| setup.s3_event(k)).collect::<Vec<_>>());
+    let dir = tempfile::tempdir().unwrap();
+    // A 2 s visibility timeout, and small bulk requests one at a time: the
+    // messages are held far longer than 2 s.
+    let started = Instant::now();
+    let child = setup.follow(
+        &cluster,
+        &prefix,
+        dir.path(),
+        0,
+        &[
+            "--visibility-timeout",
+            "2",
+            "--batch-bytes",
+            "16KB",
+            "--concurrency",
+            "1",
+            "--until-empty",
+            "4",
+        ],
+    );
+    let (code, log) = finish(child, Duration::from_secs(180));
+    assert_eq!(code, 0, "{log}");
+    // Held for more than twice the visibility timeout (the run less the 4 s of --until-empty).
+    let held = started.elapsed();
+    assert!(held > Duration::from_secs(9), "too quick to show anything: {held:?}");
+    assert_eq!(count(&cluster, &prefix), 32_000, "{log}");
+    // Each message was received once: its visibility never ran out while it was held.
+    let s = summary(dir.path(), 0);
+    assert_eq!(s["follow"]["messages_received"], json!(8), "{s}\n{log}");
+    assert_eq!(s["follow"]["messages_deleted"], json!(8), "{s}");
+    assert_eq!(setup.depth(&setup.queue), 0);
     cluster.cleanup(&prefix);
 }
