@@ -371,6 +371,13 @@ fn two_followers_and_a_sigterm_lose_nothing_and_duplicate_nothing() {
         s1["follow"]["messages_deleted"].as_u64().unwrap() + s2["follow"]["messages_deleted"].as_u64().unwrap();
     assert_eq!(deleted, bodies.len() as u64, "{s1}\n{s2}");
     assert_eq!(s1["interrupted"], json!(false), "{s1}");
+    // The stopped follower settled everything it received: deleted, or given back to the queue.
+    let f1 = &s1["follow"];
+    let settled = ["messages_deleted", "messages_released", "messages_failed"]
+        .iter()
+        .map(|k| f1[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(f1["messages_received"].as_u64().unwrap(), settled, "{s1}");
     cluster.cleanup(&prefix);
 }
 
