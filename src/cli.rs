@@ -565,6 +565,7 @@ struct S3Access {
     aws: AwsArgs,
 
     /// S3-compatible endpoint (MinIO, Ceph, a local test server); uses path-style addressing.
+    /// `follow` sends its SQS requests there too.
     #[arg(long, env = "CTINDEX_S3_ENDPOINT", value_name = "URL")]
     endpoint_url: Option<String>,
 }
