@@ -1,6 +1,7 @@
 //! `ctindex follow` against the local S3 + SQS server (moto serves both on
 //! one port) and real clusters: every message shape, a corrupt and a missing
-//! object (left to the redrive policy), two followers and a SIGTERM, a sync
+//! object (left to the redrive policy), two followers and a SIGTERM, a
+//! follower SIGKILLed, visibility extended past a short timeout, a sync
 //! beside follow catching a notification never sent; and `import --shard`
 //! over the corpus.
 
@@ -533,5 +534,46 @@ fn visibility_is_extended_while_objects_are_in_flight() {
     assert_eq!(s["follow"]["messages_received"], json!(8), "{s}\n{log}");
     assert_eq!(s["follow"]["messages_deleted"], json!(8), "{s}");
     assert_eq!(setup.depth(&setup.queue), 0);
+    cluster.cleanup(&prefix);
+}
+
+#[test]
+fn a_follower_killed_mid_run_loses_nothing() {
+    let Some(server) = server("a_follower_killed_mid_run") else {
+        return;
+    };
+    let Some(cluster) = support::clusters("a_follower_killed_mid_run").into_iter().next() else {
+        return;
+    };
+    let setup = Setup::new(&server, "kill", 5);
+    let prefix = support::prefix("follow-kill");
+    let (files, per_file) = (30, 300);
+    let keys: Vec<String> = (0..files).map(|n| key("", &format!("k{n:03}"))).collect();
+    setup.put(
+        keys.iter()
+            .enumerate()
+            .map(|(n, k)| (k.clone(), object(&format!("kill{n}"), per_file)))
+            .collect(),
+    );
+    setup.send(&keys.iter().map(|k| setup.s3_event(k)).collect::<Vec<_>>());
+    let dir = tempfile::tempdir().unwrap();
+    let slow = ["--batch-bytes", "64KB", "--concurrency", "1", "--max-messages", "4"];
+    let mut first = setup.follow(&cluster, &prefix, dir.path(), 1, &slow);
+    let started = Instant::now();
+    while summary_less_count(&cluster, &prefix) == 0 {
+        assert!(first.try_wait().unwrap().is_none(), "the follower ended early");
+        assert!(started.elapsed() < Duration::from_secs(60), "nothing indexed in 60 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // SIGKILL: what it held is neither deleted nor released; it comes back after the visibility timeout.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let (code, log) = finish(
+        setup.follow(&cluster, &prefix, dir.path(), 2, &["--until-empty", "8"]),
+        Duration::from_secs(180),
+    );
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(count(&cluster, &prefix), (files * per_file) as u64, "{log}");
+    assert_eq!(setup.depth(&setup.queue), 0, "{log}");
     cluster.cleanup(&prefix);
 }
