@@ -43,3 +43,4 @@ pub mod sink;
 pub mod source;
 pub mod state;
 pub mod transform;
+pub mod verify;

@@ -638,6 +638,7 @@ mod tests {
                 to: None,
             },
             windows: Default::default(),
+            digests: false,
         };
         let (tx, mut rx) = mpsc::channel(16);
         Source::Local {
@@ -690,6 +691,7 @@ mod tests {
                 to: to.map(|d| layout::parse_day(d).unwrap()),
             },
             windows: Default::default(),
+            digests: false,
         })
     }
 
