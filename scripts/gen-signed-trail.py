@@ -181,6 +181,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
     parser.add_argument("--bucket", default="signed-trail")
+    parser.add_argument("--intact", action="store_true", help="plant no problem (every digest signed by CloudTrail's key)")
     args = parser.parse_args()
     trail = Trail(args.out, args.bucket)
 
@@ -207,7 +208,7 @@ def main():
                 plan["backfill_entry"] = late
             region_keys = keys[region]
             key = region_keys[0] if (region == "eu-west-1" or hour < 4) else region_keys[1]
-            signer = rogue if (region == "us-east-1" and hour == 2) else None
+            signer = rogue if (region == "us-east-1" and hour == 2 and not args.intact) else None
             previous = trail.digest(region, start, end, entries, key, previous, signer=signer)
             chain.append(previous[0])
             manifest["logs_per_digest"][previous[0]] = [e["s3Object"] for e in entries]
@@ -229,6 +230,12 @@ def main():
     # The planted problems, after signing.
     east = manifest["chains"]["us-east-1/%s" % TRAIL]
     west = manifest["chains"]["eu-west-1/%s" % TRAIL]
+    if not args.intact:
+        plant(trail, manifest, east, west)
+    write(trail, manifest, keys, args.out)
+
+
+def plant(trail, manifest, east, west):
     # One log file changed by a byte (in its uncompressed content).
     changed = manifest["logs_per_digest"][east[1]][0]
     content = gzip.decompress(trail.files[changed])
@@ -251,6 +258,8 @@ def main():
     trail.files[edited] = gz(json.dumps(body).encode())
     manifest["planted"].append({"kind": "digest-changed", "file": edited})
 
+
+def write(trail, manifest, keys, out):
     for key, data in trail.files.items():
         path = os.path.join(trail.root, key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -267,14 +276,14 @@ def main():
                     "Fingerprint": key["fingerprint"],
                 }
             )
-    with open(os.path.join(args.out, "public-keys.json"), "w") as f:
+    with open(os.path.join(out, "public-keys.json"), "w") as f:
         json.dump({"PublicKeyList": published}, f, indent=2)
-    with open(os.path.join(args.out, "signatures.json"), "w") as f:
+    with open(os.path.join(out, "signatures.json"), "w") as f:
         json.dump({k: {"signature": s, "signature-algorithm": "SHA256withRSA"} for k, s in trail.signatures.items()},
                   f, indent=2)
     manifest["log_files"] = sorted(k for k in trail.files if "/CloudTrail/" in k)
     manifest["digests"] = sorted(k for k in trail.files if "/CloudTrail-Digest/" in k)
-    with open(os.path.join(args.out, "manifest.json"), "w") as f:
+    with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
 
 
