@@ -16,7 +16,7 @@ ctindex's Rust code, so that `ctindex verify` can be tested against it:
 - the public keys are published as `aws cloudtrail list-public-keys` prints them:
   base64 of the DER PKCS #1 RSAPublicKey, with a fingerprint (here the MD5 of the DER).
 
-Usage: gen-signed-trail.py OUT [--bucket NAME]
+Usage: gen-signed-trail.py OUT [--bucket NAME] [--intact] [--files-per-hour N --events-per-file N]
 
 Writes OUT/trail/AWSLogs/... (the bucket's content), OUT/public-keys.json,
 OUT/signatures.json (digest key -> S3 metadata to upload with it) and
@@ -70,7 +70,8 @@ def gz(data):
 
 
 class Trail:
-    def __init__(self, out, bucket):
+    def __init__(self, out, bucket, events_per_file=3):
+        self.events_per_file = events_per_file
         self.root = os.path.join(out, "trail")
         self.out = out
         self.bucket = bucket
@@ -102,8 +103,9 @@ class Trail:
         """Delivers a log file at time t; returns its digest entry."""
         key = self.log_key(region, t)
         events = []
-        for i in range(3):
-            when = t - dt.timedelta(minutes=4 - i)
+        n = self.events_per_file
+        for i in range(n):
+            when = t - dt.timedelta(seconds=240 * (n - 1 - i) // max(n - 1, 1))
             events.append(
                 {
                     "eventVersion": "1.08",
@@ -182,8 +184,10 @@ def main():
     parser.add_argument("out")
     parser.add_argument("--bucket", default="signed-trail")
     parser.add_argument("--intact", action="store_true", help="plant no problem (every digest signed by CloudTrail's key)")
+    parser.add_argument("--files-per-hour", type=int, default=2, help="log files per region and hour (bench: more)")
+    parser.add_argument("--events-per-file", type=int, default=3)
     args = parser.parse_args()
-    trail = Trail(args.out, args.bucket)
+    trail = Trail(args.out, args.bucket, args.events_per_file)
 
     keys = {"us-east-1": [new_key(), new_key()], "eu-west-1": [new_key()]}
     rogue = new_key()  # not published: a forger's key
@@ -200,8 +204,9 @@ def main():
             entries = []
             empty_hour = region == "us-east-1" and hour == 3
             if not empty_hour:
-                for minute in (10, 35):
-                    entries.append(trail.log_file(region, start + dt.timedelta(minutes=minute)))
+                for i in range(args.files_per_hour):
+                    minute = 10 + 25 * i // max(args.files_per_hour - 1, 1) if args.files_per_hour > 1 else 10
+                    entries.append(trail.log_file(region, start + dt.timedelta(minutes=minute, seconds=i % 60)))
             if region == "eu-west-1" and hour == 2:
                 # Delivered late: listed by a backfill digest, not by this hour's.
                 late = trail.log_file(region, start + dt.timedelta(minutes=50))
