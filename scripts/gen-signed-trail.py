@@ -76,7 +76,7 @@ class Trail:
         self.out = out
         self.bucket = bucket
         self.files = {}  # key -> bytes (gzip) as delivered
-        self.signatures = {}  # digest key -> signature hex
+        self.signatures = {}  # digest key -> S3 metadata (signature hex, ...)
         self.rng = random.Random(21)
 
     def log_key(self, region, t):
@@ -175,7 +175,10 @@ class Trail:
         )
         signature = sign(signer, to_sign)
         self.files[dkey] = gz(content)
-        self.signatures[dkey] = signature
+        self.signatures[dkey] = {"signature": signature, "signature-algorithm": "SHA256withRSA"}
+        if backfill:
+            # The AWS CLI's validator also wants this on backfill digest objects.
+            self.signatures[dkey]["backfill-generation-timestamp"] = iso(end)
         return (dkey, content, signature)
 
 
@@ -284,8 +287,7 @@ def write(trail, manifest, keys, out):
     with open(os.path.join(out, "public-keys.json"), "w") as f:
         json.dump({"PublicKeyList": published}, f, indent=2)
     with open(os.path.join(out, "signatures.json"), "w") as f:
-        json.dump({k: {"signature": s, "signature-algorithm": "SHA256withRSA"} for k, s in trail.signatures.items()},
-                  f, indent=2)
+        json.dump(trail.signatures, f, indent=2)
     manifest["log_files"] = sorted(k for k in trail.files if "/CloudTrail/" in k)
     manifest["digests"] = sorted(k for k in trail.files if "/CloudTrail-Digest/" in k)
     with open(os.path.join(out, "manifest.json"), "w") as f:

@@ -78,6 +78,7 @@ pub async fn run(args: VerifyArgs) -> Result<Outcome> {
         return Err(NothingMatched { sources: nothing }.into());
     }
 
+    let checked_digests = digests.len();
     let digest_inputs: Vec<DigestInput> = futures::stream::iter(digests)
         .map(|object| read_digest(object, &asked))
         .buffered(DIGEST_READS)
@@ -120,7 +121,9 @@ pub async fn run(args: VerifyArgs) -> Result<Outcome> {
         .buffer_unordered(workers)
         .collect()
         .await;
+    let no_digests = report_no_digests(&args.sources, checked_digests);
     let mut report = check.finish(found);
+    report.notes.extend(no_digests);
     report.problems.extend(unreadable);
     report.problems.sort();
 
@@ -139,6 +142,21 @@ pub async fn run(args: VerifyArgs) -> Result<Outcome> {
     Ok(match report.problems.is_empty() {
         true => Outcome::Clean,
         false => Outcome::Partial,
+    })
+}
+
+/// A note when no digest was found at all: validation off, or a source
+/// below the trail's root that leaves `CloudTrail-Digest/` out.
+fn report_no_digests(sources: &[String], digests: usize) -> Option<String> {
+    (digests == 0).then(|| {
+        let below = sources.iter().any(|s| s.contains("/CloudTrail/") || s.ends_with("/CloudTrail"));
+        format!(
+            "no digest file found: log file integrity validation was off for this trail{}",
+            match below {
+                true => ", or the source is inside CloudTrail/ (give the trail's root, so that CloudTrail-Digest/ is read too)",
+                false => "",
+            }
+        )
     })
 }
 

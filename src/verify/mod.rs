@@ -287,12 +287,13 @@ impl Check {
             });
         }
 
-        // Chains, each in time order; backfill digests stand apart.
+        // Chains, each in time order; backfill digests chain among themselves
+        // (as the AWS CLI's validator follows them).
         let mut chains: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, digest) in parsed.iter().enumerate() {
             let chain = match &digest.name {
                 Some(name) if !name.backfill => name.chain.clone(),
-                Some(_) => continue,
+                Some(name) => format!("{} (backfill)", name.chain),
                 None => digest.key.clone(),
             };
             chains.entry(chain).or_default().push(i);

@@ -42,6 +42,11 @@ impl Generated {
 
 /// Runs the generator; None (said loudly) where Python's `cryptography` is missing.
 fn generate(test: &str, intact: bool) -> Option<Generated> {
+    generate_for(test, intact, None)
+}
+
+/// As [`generate`], signed for `bucket` (the AWS CLI checks digests name it).
+fn generate_for(test: &str, intact: bool, bucket: Option<&str>) -> Option<Generated> {
     let python = std::env::var("CTINDEX_PYTHON").unwrap_or_else(|_| "python3".into());
     let probe = std::process::Command::new(&python)
         .args(["-c", "import cryptography"])
@@ -65,6 +70,9 @@ fn generate(test: &str, intact: bool) -> Option<Generated> {
     ];
     if intact {
         args.push("--intact".into());
+    }
+    if let Some(bucket) = bucket {
+        args.extend(["--bucket".to_string(), bucket.to_string()]);
     }
     let out = std::process::Command::new(&python).args(&args).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -433,4 +441,66 @@ fn verify_reads_the_real_digest_of_the_fixtures() {
     let uncovered = found.iter().filter(|(k, _)| k == "log-not-covered").count();
     assert_eq!(uncovered, listed);
     assert_eq!(missing, 5, "{found:?}");
+}
+
+/// The AWS CLI's own validator (`aws cloudtrail validate-logs`, from PyPI's
+/// `awscli`, driven offline by `scripts/awscli-validate.py` against the S3
+/// server with the same public keys) finds invalid exactly the files `verify`
+/// reports, but for the log files that no digest lists (it does not look for
+/// them). Runs where CTINDEX_AWSCLI_PYTHON names a Python with `awscli`.
+#[test]
+fn verify_agrees_with_the_aws_cli_validator() {
+    let Ok(python) = std::env::var("CTINDEX_AWSCLI_PYTHON") else {
+        support::loud(
+            "SKIPPED verify_agrees_with_the_aws_cli_validator: set CTINDEX_AWSCLI_PYTHON to a Python with awscli",
+        );
+        return;
+    };
+    let Some(server) = s3::server("verify_awscli") else {
+        return;
+    };
+    let bucket = format!("verify-awscli-{}", std::process::id());
+    let Some(generated) = generate_for("verify_awscli", false, Some(&bucket)) else {
+        return;
+    };
+    upload(&server.endpoint, &bucket, &generated);
+    let out = std::process::Command::new(&python)
+        .args([
+            support::root().join("scripts/awscli-validate.py").to_str().unwrap(),
+            &server.endpoint,
+            &bucket,
+            "arn:aws:cloudtrail:us-east-1:111122223333:trail/audit",
+            "2024-03-01T00:00:00Z",
+            "2024-03-03T00:00:00Z",
+            &generated.keys(),
+            "us-east-1",
+            "eu-west-1",
+        ])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let cli: BTreeSet<String> = text
+        .lines()
+        .filter(|l| l.contains("\tINVALID"))
+        .map(|l| key(l.split('\t').nth(1).unwrap()))
+        .collect();
+    assert!(text.contains("1/1 backfill digest files valid"), "{text}");
+    let run = verify_s3(
+        &server.endpoint,
+        &format!("s3://{bucket}"),
+        &["--public-keys", &generated.keys()],
+    );
+    assert_eq!(run.code, 3, "{run:?}");
+    let ours: BTreeSet<String> = problems(&parse(&run))
+        .into_iter()
+        .filter(|(kind, _)| kind != "log-not-covered")
+        .map(|(_, file)| file)
+        .collect();
+    assert_eq!(ours, cli, "{text}");
+    assert_eq!(ours.len(), 5);
 }
