@@ -252,6 +252,7 @@ pub struct VerifyArgs {
     pub sources: Vec<String>,
     pub s3: S3Args,
     pub public_keys: Option<PathBuf>,
+    pub cloudtrail_endpoint_url: Option<String>,
     pub json: bool,
     pub workers: Option<u16>,
 }
@@ -286,6 +287,11 @@ struct VerifyParts {
     #[arg(long, value_name = "FILE", help_heading = SOURCE)]
     public_keys: Option<PathBuf>,
 
+    /// Where to ask CloudTrail's ListPublicKeys API (a VPC or FIPS endpoint; default:
+    /// https://cloudtrail.REGION.amazonaws.com for each region).
+    #[arg(long, value_name = "URL", conflicts_with = "public_keys", help_heading = S3)]
+    cloudtrail_endpoint_url: Option<String>,
+
     /// Print the report as JSON (counts, chains, problems, notes) instead of text.
     #[arg(long, help_heading = OUTPUT)]
     json: bool,
@@ -304,6 +310,7 @@ impl From<VerifyParts> for VerifyArgs {
             sources: parts.sources,
             s3: S3Args::new(parts.scope, Some(parts.days), parts.access, parts.fetch),
             public_keys: parts.public_keys,
+            cloudtrail_endpoint_url: parts.cloudtrail_endpoint_url,
             json: parts.json,
             workers: parts.workers,
         }

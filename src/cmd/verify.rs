@@ -89,7 +89,8 @@ pub async fn run(args: VerifyArgs) -> Result<Outcome> {
         None if digest_inputs.is_empty() => PublicKeys::default(),
         None => {
             let (regions, start, end) = key_scope(&digest_inputs);
-            PublicKeys::from_api(&args.s3_aws(), &regions, start - 3600, end + 3600)
+            let endpoint = args.cloudtrail_endpoint_url.as_deref();
+            PublicKeys::from_api(&args.s3_aws(), &regions, start - 3600, end + 3600, endpoint)
                 .await
                 .context("cannot get CloudTrail's public keys to check the digests' signatures")?
         }

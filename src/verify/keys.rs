@@ -107,8 +107,15 @@ impl PublicKeys {
     }
 
     /// Asks CloudTrail's ListPublicKeys API in each region for the keys
-    /// valid between `start` and `end` (seconds since 1970).
-    pub async fn from_api(options: &AwsOptions, regions: &[String], start: i64, end: i64) -> Result<PublicKeys> {
+    /// valid between `start` and `end` (seconds since 1970), at `endpoint`
+    /// when given (else the region's public endpoint).
+    pub async fn from_api(
+        options: &AwsOptions,
+        regions: &[String],
+        start: i64,
+        end: i64,
+        endpoint: Option<&str>,
+    ) -> Result<PublicKeys> {
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
             .build()
@@ -121,7 +128,7 @@ impl PublicKeys {
             let signer = crate::http::sigv4::Signer::for_service(options, region, "cloudtrail")
                 .await
                 .with_context(|| format!("cannot ask CloudTrail in {region} for its public keys"))?;
-            let url = endpoint(region);
+            let url = endpoint.map_or_else(|| public_endpoint(region), str::to_string);
             let mut token: Option<String> = None;
             loop {
                 let mut body = serde_json::json!({"StartTime": start, "EndTime": end});
@@ -176,7 +183,7 @@ impl PublicKeys {
 }
 
 /// CloudTrail's endpoint in a region (China regions under amazonaws.com.cn).
-fn endpoint(region: &str) -> String {
+fn public_endpoint(region: &str) -> String {
     match region.starts_with("cn-") {
         true => format!("https://cloudtrail.{region}.amazonaws.com.cn/"),
         false => format!("https://cloudtrail.{region}.amazonaws.com/"),
@@ -213,6 +220,9 @@ mod tests {
             endpoint("cn-north-1"),
             "https://cloudtrail.cn-north-1.amazonaws.com.cn/"
         );
-        assert_eq!(endpoint("eu-west-1"), "https://cloudtrail.eu-west-1.amazonaws.com/");
+        assert_eq!(
+            public_endpoint("eu-west-1"),
+            "https://cloudtrail.eu-west-1.amazonaws.com/"
+        );
     }
 }

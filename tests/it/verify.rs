@@ -504,3 +504,105 @@ fn verify_agrees_with_the_aws_cli_validator() {
     assert_eq!(ours, cli, "{text}");
     assert_eq!(ours.len(), 5);
 }
+
+/// Without --public-keys the keys come from CloudTrail's ListPublicKeys API:
+/// a JSON 1.1 POST per region and page, signed with SigV4 for `cloudtrail`
+/// in that region (here answered by a local endpoint with the generated keys,
+/// in two pages).
+#[test]
+fn verify_asks_list_public_keys_signed_per_region_and_page() {
+    let Some(generated) = generate("verify_api_keys", false) else {
+        return;
+    };
+    let keys: Value = serde_json::from_slice(&std::fs::read(generated.keys()).unwrap()).unwrap();
+    let all = keys["PublicKeyList"].as_array().unwrap().clone();
+    let (first, rest) = all.split_at(1);
+    let (first, rest) = (
+        serde_json::json!({"PublicKeyList": first, "NextToken": "page-2"}).to_string(),
+        serde_json::json!({"PublicKeyList": rest}).to_string(),
+    );
+    let endpoint = support::Endpoint::start(Box::new(move |request| {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        match body.get("NextToken") {
+            Some(_) => (200, vec![], rest.clone()),
+            None => (200, vec![], first.clone()),
+        }
+    }));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ctindex"));
+    cmd.args([
+        "verify",
+        "--json",
+        "--cloudtrail-endpoint-url",
+        &endpoint.url,
+        &generated.trail(),
+    ])
+    .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+    .env("AWS_SECRET_ACCESS_KEY", "secret")
+    .env_remove("AWS_PROFILE");
+    let run: Run = cmd.output().unwrap().into();
+    assert_eq!(run.code, 3, "{run:?}");
+    assert_eq!(
+        problems(&parse(&run)),
+        expected(&generated.manifest, |_| true),
+        "{}",
+        run.stdout
+    );
+
+    let requests = endpoint.requests();
+    let mut regions = BTreeSet::new();
+    for request in &requests {
+        assert_eq!(request.method, "POST");
+        assert_eq!(
+            request.headers["x-amz-target"],
+            "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListPublicKeys"
+        );
+        assert_eq!(request.headers["content-type"], "application/x-amz-json-1.1");
+        let authorization = &request.headers["authorization"];
+        let scope = authorization
+            .strip_prefix("AWS4-HMAC-SHA256 Credential=AKIDTEST/")
+            .unwrap_or_else(|| panic!("{authorization}"));
+        let parts: Vec<&str> = scope.split(',').next().unwrap().split('/').collect();
+        assert_eq!(&parts[2..], ["cloudtrail", "aws4_request"], "{authorization}");
+        regions.insert(parts[1].to_string());
+        // The digests' time span, an hour either side: 2024-03-01T21:00:31Z .. 2024-03-02T04:00:31Z.
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        assert_eq!(body["StartTime"].as_i64(), Some(1_709_326_831 - 3600), "{body}");
+        assert_eq!(body["EndTime"].as_i64(), Some(1_709_352_031 + 3600), "{body}");
+    }
+    // The digests' regions (the trail's home region is one of them), two pages each.
+    assert_eq!(
+        regions,
+        BTreeSet::from(["eu-west-1".to_string(), "us-east-1".to_string()])
+    );
+    assert_eq!(requests.len(), 4);
+}
+
+/// A refused ListPublicKeys: could not check (exit 1), and the error names
+/// the permission and the offline way.
+#[test]
+fn verify_without_the_permission_to_list_public_keys_says_what_to_do() {
+    let Some(generated) = generate("verify_api_denied", true) else {
+        return;
+    };
+    let endpoint = support::Endpoint::start(Box::new(|_| {
+        (
+            400,
+            vec![],
+            r#"{"__type":"AccessDeniedException","message":"User: arn:aws:iam::1:user/x is not authorized to perform: cloudtrail:ListPublicKeys"}"#.to_string(),
+        )
+    }));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ctindex"));
+    cmd.args(["verify", "--cloudtrail-endpoint-url", &endpoint.url, &generated.trail()])
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env_remove("AWS_PROFILE");
+    let run: Run = cmd.output().unwrap().into();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("allow cloudtrail:ListPublicKeys, or pass --public-keys FILE"),
+        "{}",
+        run.stderr
+    );
+}
