@@ -217,7 +217,7 @@ mod tests {
             .is_err()
         );
         assert_eq!(
-            endpoint("cn-north-1"),
+            public_endpoint("cn-north-1"),
             "https://cloudtrail.cn-north-1.amazonaws.com.cn/"
         );
         assert_eq!(
