@@ -530,15 +530,7 @@ impl S3 {
                     .key(key)
                     .send()
                     .await
-                    .map_err(|e| {
-                        let message = self.explain(&e, Action::Download, bucket, key);
-                        let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key())
-                            || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
-                        match missing {
-                            true => Fetch::Failed(anyhow::Error::new(Missing(message))),
-                            false => Fetch::Failed(anyhow::Error::new(S3Error(message))),
-                        }
-                    })?;
+                    .map_err(|e| Fetch::Failed(self.download_error(&e, bucket, key)))?;
                 let bytes = object.body.collect().await.map_err(|e| {
                     Fetch::BrokeOff(format!(
                         "cannot download s3://{bucket}/{key}: the download broke off ({})",
@@ -576,15 +568,7 @@ impl S3 {
             .key(key)
             .send()
             .await
-            .map_err(|e| {
-                let message = self.explain(&e, Action::Download, bucket, key);
-                let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key())
-                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
-                match missing {
-                    true => anyhow::Error::new(Missing(message)),
-                    false => anyhow::Error::new(S3Error(message)),
-                }
-            })?;
+            .map_err(|e| self.download_error(&e, bucket, key))?;
         let metadata = object.metadata().cloned().unwrap_or_default();
         let bytes = object.body.collect().await.map_err(|e| {
             S3Error(format!(
@@ -593,6 +577,26 @@ impl S3 {
             ))
         })?;
         Ok((bytes.into_bytes().to_vec(), metadata))
+    }
+
+    /// A failed GetObject, explained in one line: [`Missing`] when the
+    /// object is not there, else an [`S3Error`].
+    fn download_error(
+        &self,
+        e: &aws_sdk_s3::error::SdkError<
+            aws_sdk_s3::operation::get_object::GetObjectError,
+            aws_sdk_s3::config::http::HttpResponse,
+        >,
+        bucket: &str,
+        key: &str,
+    ) -> anyhow::Error {
+        let message = self.explain(e, Action::Download, bucket, key);
+        let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key())
+            || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
+        match missing {
+            true => anyhow::Error::new(Missing(message)),
+            false => anyhow::Error::new(S3Error(message)),
+        }
     }
 }
 
