@@ -213,7 +213,10 @@ pub struct ChainSummary {
 /// A digest parsed.
 struct Parsed {
     input: DigestInput,
+    /// From `AWSLogs/` on: where it was found, or (outside the layout) where it says it was delivered.
     key: String,
+    /// Found in CloudTrail's layout (its place can be checked).
+    placed: bool,
     name: Option<DigestName>,
     /// Uncompressed content and its hex SHA-256.
     hash: String,
@@ -250,15 +253,6 @@ impl Check {
                 file: input.name.clone(),
                 detail,
             };
-            let Some(key) = layout_key(&input.name).map(str::to_string) else {
-                if input.in_range {
-                    problems.push(problem(
-                        "digest-invalid",
-                        "not in CloudTrail's layout (AWSLogs/…)".into(),
-                    ));
-                }
-                continue;
-            };
             let content = match &input.bytes {
                 Ok(bytes) => gunzip(bytes).map_err(|e| format!("not gzip: {e}")),
                 Err(e) => Err(e.clone()),
@@ -277,10 +271,22 @@ impl Check {
                     continue;
                 }
             };
+            // A digest outside the layout (a loose copy) is known by the key it names.
+            let placed = layout_key(&input.name).is_some();
+            let key = layout_key(&input.name)
+                .unwrap_or(layout_key(&file.digest_s3_object).unwrap_or(&file.digest_s3_object))
+                .to_string();
+            if !placed && input.in_range {
+                notes.push(format!(
+                    "{}: outside CloudTrail's layout (AWSLogs/…): taken for {key}, its place not checked",
+                    input.name
+                ));
+            }
             let name = DigestName::parse(&key);
             parsed.push(Parsed {
                 input,
                 key,
+                placed,
                 name,
                 hash,
                 file,
@@ -378,7 +384,7 @@ impl Check {
                 report.empty_digests += 1;
             }
             let claimed = layout_key(&digest.file.digest_s3_object).unwrap_or(&digest.file.digest_s3_object);
-            if claimed != digest.key {
+            if digest.placed && claimed != digest.key {
                 problems.push(problem(
                     "digest-moved",
                     format!("it says it was delivered as {}", digest.file.digest_s3_object),
