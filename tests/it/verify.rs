@@ -441,6 +441,36 @@ fn verify_reads_the_real_digest_of_the_fixtures() {
     let uncovered = found.iter().filter(|(k, _)| k == "log-not-covered").count();
     assert_eq!(uncovered, listed);
     assert_eq!(missing, 5, "{found:?}");
+
+    // The same real digest as the corpus keeps it, loose (outside the layout): taken for the key it names.
+    let Some(corpus) = support::corpus() else { return };
+    let loose = corpus.join("misc-small/llm-guard-real-digest");
+    let run = support::ctindex(&[
+        "verify",
+        "--json",
+        "--public-keys",
+        keys.path().to_str().unwrap(),
+        loose.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 3, "{run:?}");
+    let report = parse(&run);
+    assert_eq!(count(&report, "digests"), 1);
+    let kinds: Vec<String> = problems(&report).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        kinds,
+        [
+            "digest-missing",
+            "log-missing",
+            "log-missing",
+            "log-missing",
+            "log-missing",
+            "log-missing"
+        ]
+    );
+    assert!(
+        report["notes"].to_string().contains("outside CloudTrail's layout"),
+        "{report}"
+    );
 }
 
 /// The AWS CLI's own validator (`aws cloudtrail validate-logs`, from PyPI's
