@@ -47,7 +47,7 @@ fn generate(test: &str, intact: bool) -> Option<Generated> {
 
 /// As [`generate`], signed for `bucket` (the AWS CLI checks digests name it).
 fn generate_for(test: &str, intact: bool, bucket: Option<&str>) -> Option<Generated> {
-    let python = std::env::var("CTINDEX_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = std::env::var("CTINDEX_TOOLS_PYTHON").unwrap_or_else(|_| "python3".into());
     let probe = std::process::Command::new(&python)
         .args(["-c", "import cryptography"])
         .output();
@@ -477,12 +477,16 @@ fn verify_reads_the_real_digest_of_the_fixtures() {
 /// `awscli`, driven offline by `scripts/awscli-validate.py` against the S3
 /// server with the same public keys) finds invalid exactly the files `verify`
 /// reports, but for the log files that no digest lists (it does not look for
-/// them). Runs where CTINDEX_AWSCLI_PYTHON names a Python with `awscli`.
+/// them). Runs where CTINDEX_TOOLS_PYTHON names a Python with `awscli`
+/// (`scripts/tools-venv` makes one; scripts/test requires it).
 #[test]
 fn verify_agrees_with_the_aws_cli_validator() {
-    let Ok(python) = std::env::var("CTINDEX_AWSCLI_PYTHON") else {
+    let Ok(python) = std::env::var("CTINDEX_TOOLS_PYTHON") else {
+        if std::env::var("CTINDEX_REQUIRE_CLUSTERS").as_deref() == Ok("1") {
+            panic!("verify_awscli: CTINDEX_TOOLS_PYTHON is not set (scripts/tools-venv makes the Python with awscli)");
+        }
         support::loud(
-            "SKIPPED verify_agrees_with_the_aws_cli_validator: set CTINDEX_AWSCLI_PYTHON to a Python with awscli",
+            "SKIPPED verify_agrees_with_the_aws_cli_validator: export CTINDEX_TOOLS_PYTHON=\"$(scripts/tools-venv)\" to run it",
         );
         return;
     };
