@@ -39,6 +39,7 @@ pub mod normalize;
 pub mod pipeline;
 pub mod progress;
 pub mod raw;
+pub mod retry;
 pub mod sink;
 pub mod source;
 pub mod state;
