@@ -395,3 +395,214 @@ struct RetryBatch {
     /// The letters of the items given up.
     letters: Letters,
 }
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+/// The send loop against a real HTTP server that answers from a script:
+/// what was sent, acknowledged and dead-lettered when a stop meets a split,
+/// a retry, or a batch partly accepted.
+#[cfg(test)]
+mod tests {
+    use super::testing::{Harness, Reply, Server, ids};
+    use super::*;
+    use crate::transform::Doc;
+
+    /// A batch of one document per id, each from its own record of file 0.
+    fn batch(ids: &[&str]) -> Batch {
+        let mut batch = Batch::default();
+        for (record, id) in ids.iter().enumerate() {
+            let serde_json::Value::Object(source) = serde_json::json!({"eventID": id}) else {
+                unreachable!()
+            };
+            let doc = Doc {
+                index: "cloudtrail-2024.03".into(),
+                id: id.to_string(),
+                source,
+            };
+            batch.push_doc(
+                &doc,
+                bulk::Origin {
+                    file: 0,
+                    record: record as u32,
+                },
+            );
+        }
+        batch
+    }
+
+    fn count(counter: &std::sync::atomic::AtomicU64) -> u64 {
+        counter.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits (at most 10 s) until the sink has counted `n` retries: it is
+    /// then in, or about to enter, its pause before the next attempt.
+    async fn retries_reach(stats: &Stats, n: u64) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while count(&stats.retries) < n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the sink never retried");
+    }
+
+    #[tokio::test]
+    async fn a_stop_while_a_batch_is_split_sends_both_halves_and_letters_what_still_fails() {
+        let stop = Arc::new(Cancel::default());
+        let stopping = stop.clone();
+        let server = Server::start(Box::new(move |n, body| match n {
+            // The stop comes while the cluster refuses the whole as too large.
+            0 => {
+                stopping.cancel();
+                Reply::status(413)
+            }
+            1 => Reply::all_created(body),
+            // Busy for longer than a stopping run waits.
+            _ => Reply::status(503).retry_after(30),
+        }))
+        .await;
+        let harness = Harness::new(&server, Duration::from_secs(120), 2, stop).await;
+        let sent = batch(&["a", "b", "c", "d"]);
+        let whole = sent.body.clone();
+
+        let error = harness
+            .sink
+            .send(sent)
+            .await
+            .expect_err("the right half is not acknowledged");
+        assert!(error.is::<Unsent>(), "{error:#}");
+
+        let bulks = server.bulks();
+        assert_eq!(
+            bulks.iter().map(|b| ids(b)).collect::<Vec<_>>(),
+            [vec!["a", "b", "c", "d"], vec!["a", "b"], vec!["c", "d"]]
+        );
+        assert_eq!(
+            [bulks[1].clone(), bulks[2].clone()].concat(),
+            whole,
+            "the halves are the whole, byte for byte"
+        );
+        assert_eq!(count(&harness.stats.created), 2);
+        assert_eq!(count(&harness.stats.failed), 2);
+        let letters = harness.letters();
+        assert_eq!(
+            letters.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+            ["c", "d"]
+        );
+        for (_, reason) in &letters {
+            assert!(
+                reason.starts_with("interrupted while retrying (attempt 1): "),
+                "{reason}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stop_cuts_a_retry_pause_short() {
+        let server = Server::start(Box::new(|n, body| match n {
+            // A pause of 30 s asked for: only a stop makes the next attempt come sooner.
+            0 => Reply::status(503).retry_after(30),
+            _ => Reply::all_created(body),
+        }))
+        .await;
+        let harness = Harness::new(&server, Duration::from_secs(120), 2, Arc::default()).await;
+        let sent = batch(&["a", "b", "c"]);
+        let whole = sent.body.clone();
+        let sink = harness.sink.clone();
+        let sending = tokio::spawn(async move { sink.send(sent).await });
+
+        retries_reach(&harness.stats, 1).await;
+        harness.stop.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(10), sending)
+            .await
+            .expect("the pause was not cut short by the stop")
+            .expect("the send task");
+        result.expect("the attempt after the stop is acknowledged");
+
+        assert_eq!(server.bulks(), [whole.clone(), whole], "the same request twice");
+        assert_eq!(count(&harness.stats.created), 3);
+        assert_eq!(count(&harness.stats.failed), 0);
+        assert!(harness.letters().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_retry_failing_again_after_a_stop_is_dead_lettered_at_once() {
+        let server = Server::start(Box::new(|n, _| match n {
+            0 | 1 => Reply::status(429).retry_after(30),
+            _ => Reply::status(500),
+        }))
+        .await;
+        let harness = Harness::new(&server, Duration::from_secs(120), 2, Arc::default()).await;
+        let sink = harness.sink.clone();
+        let sending = tokio::spawn(async move { sink.send(batch(&["a", "b"])).await });
+
+        retries_reach(&harness.stats, 1).await;
+        harness.stop.cancel();
+        let error = tokio::time::timeout(Duration::from_secs(10), sending)
+            .await
+            .expect("a stopping run waited out the pause")
+            .expect("the send task")
+            .expect_err("nothing was acknowledged");
+        assert!(error.is::<Unsent>(), "{error:#}");
+
+        assert_eq!(server.bulks().len(), 2, "one attempt after the stop, no more");
+        assert_eq!(count(&harness.stats.created), 0);
+        assert_eq!(count(&harness.stats.failed), 2);
+        let letters = harness.letters();
+        assert_eq!(
+            letters.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        for (_, reason) in &letters {
+            assert!(
+                reason.starts_with("interrupted while retrying (attempt 2): "),
+                "{reason}"
+            );
+            assert!(reason.contains("429"), "{reason}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_partly_accepted_then_stopped_resends_only_the_rest() {
+        for acknowledged in [true, false] {
+            let stop = Arc::new(Cancel::default());
+            let stopping = stop.clone();
+            let server = Server::start(Box::new(move |n, body| match n {
+                0 => {
+                    stopping.cancel();
+                    Reply::items(&[201, 429, 201, 503])
+                }
+                1 if acknowledged => Reply::all_created(body),
+                _ => Reply::status(503).retry_after(30),
+            }))
+            .await;
+            let harness = Harness::new(&server, Duration::from_secs(120), 2, stop).await;
+            let result = harness.sink.send(batch(&["a", "b", "c", "d"])).await;
+
+            let bulks = server.bulks();
+            assert_eq!(
+                bulks.iter().map(|b| ids(b)).collect::<Vec<_>>(),
+                [vec!["a", "b", "c", "d"], vec!["b", "d"]]
+            );
+            if acknowledged {
+                result.expect("every item acknowledged");
+                assert_eq!(count(&harness.stats.created), 4);
+                assert!(harness.letters().is_empty());
+            } else {
+                assert!(result.expect_err("b and d not acknowledged").is::<Unsent>());
+                assert_eq!(count(&harness.stats.created), 2);
+                assert_eq!(count(&harness.stats.failed), 2);
+                let letters = harness.letters();
+                assert_eq!(
+                    letters.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+                    ["b", "d"]
+                );
+                assert!(
+                    letters[0].1.starts_with("interrupted while retrying (attempt 2): "),
+                    "{letters:?}"
+                );
+            }
+        }
+    }
+}
