@@ -805,6 +805,8 @@ mod tests {
                 workers: 1,
                 downloads: 1,
                 unindexed: None,
+                flush_idle: None,
+                shard: None,
             },
             cancel: stop,
             decoders: Arc::new(tokio::sync::Semaphore::new(1)),
