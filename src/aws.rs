@@ -17,8 +17,9 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_s3::config::Region;
 
 /// Attempts per AWS request (the first and the retries): throttling and
-/// connection errors are retried with backoff before they are reported.
-pub const MAX_ATTEMPTS: u32 = 8;
+/// connection errors are retried with backoff before they are reported
+/// ([`crate::retry::Policy::AWS`], which the SDK's own retry follows).
+pub const MAX_ATTEMPTS: u32 = crate::retry::Policy::AWS.attempts;
 
 /// Which profile and region to use (`--profile`, `--region`).
 #[derive(Debug, Clone, Default)]
@@ -55,7 +56,8 @@ pub async fn load(options: &AwsOptions, region: Option<&str>) -> Result<SdkConfi
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(MAX_ATTEMPTS)
-                .with_initial_backoff(Duration::from_millis(200)),
+                .with_initial_backoff(crate::retry::Policy::AWS.first_pause)
+                .with_max_backoff(crate::retry::Policy::AWS.max_pause),
         );
     if let Some(profile) = &options.profile {
         loader = loader.profile_name(profile);

@@ -5,14 +5,19 @@
 //! is created on the first write only, appended to (a rerun never loses the
 //! previous run's letters), and flushed at the end of the run.
 //!
+//! Writing blocks: callers on the async runtime make their [`Letters`]
+//! first and hand them to [`DeadLetters::append_async`], which writes on a
+//! blocking thread; the pipeline's decoders, on blocking threads already,
+//! write directly.
+//!
 //! Invariant: every event that was read and not acknowledged by the cluster
 //! ends up here exactly once, as the exit code 3 promises.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use serde_json::Value;
@@ -62,29 +67,31 @@ impl DeadLetters {
         self.write_raw(letter, &raw)
     }
 
-    /// Writes a letter whose event is already-encoded JSON.
+    /// Writes a letter whose event is already-encoded JSON (from a blocking
+    /// thread: on the async runtime, use [`DeadLetters::append_async`]).
     pub fn write_raw(&self, letter: &Letter<'_>, event_json: &[u8]) -> Result<()> {
-        let mut line = Vec::with_capacity(event_json.len() + 256);
-        line.extend_from_slice(b"{\"time\":");
-        serde_json::to_writer(&mut line, &now_rfc3339())?;
-        line.extend_from_slice(b",\"reason\":");
-        serde_json::to_writer(&mut line, letter.reason)?;
-        line.extend_from_slice(b",\"source\":");
-        serde_json::to_writer(&mut line, letter.source)?;
-        line.extend_from_slice(b",\"position\":");
-        serde_json::to_writer(&mut line, letter.position)?;
-        if let Some(index) = letter.index {
-            line.extend_from_slice(b",\"index\":");
-            serde_json::to_writer(&mut line, index)?;
-        }
-        if let Some(id) = letter.id {
-            line.extend_from_slice(b",\"id\":");
-            serde_json::to_writer(&mut line, id)?;
-        }
-        line.extend_from_slice(b",\"event\":");
-        line.extend_from_slice(event_json);
-        line.extend_from_slice(b"}\n");
+        let mut letters = Letters::default();
+        letters.push(letter, event_json);
+        self.append(letters)
+    }
 
+    /// Appends letters made beforehand, off the async threads (file I/O
+    /// blocks). Their count is added once they are written.
+    pub async fn append_async(self: &Arc<Self>, letters: Letters) -> Result<()> {
+        if letters.count == 0 {
+            return Ok(());
+        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.append(letters))
+            .await
+            .context("the dead-letter writer failed")?
+    }
+
+    /// Appends letters made beforehand (blocking).
+    pub fn append(&self, letters: Letters) -> Result<()> {
+        if letters.count == 0 {
+            return Ok(());
+        }
         let mut guard = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if guard.is_none() {
             if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -109,10 +116,10 @@ impl DeadLetters {
         }
         if let Some(writer) = guard.as_mut() {
             writer
-                .write_all(&line)
+                .write_all(&letters.lines)
                 .with_context(|| format!("cannot write to the dead-letter file {}", self.path.display()))?;
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(letters.count, Ordering::Relaxed);
         Ok(())
     }
 
@@ -126,6 +133,50 @@ impl DeadLetters {
             writer.get_ref().sync_data().ok();
         }
         Ok(())
+    }
+}
+
+/// Dead letters made, not yet written: NDJSON lines and their count.
+#[derive(Debug, Default)]
+pub struct Letters {
+    lines: Vec<u8>,
+    count: u64,
+}
+
+impl Letters {
+    /// How many letters are held.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Adds a letter whose event is already-encoded JSON.
+    pub fn push(&mut self, letter: &Letter<'_>, event_json: &[u8]) {
+        let line = &mut self.lines;
+        line.reserve(event_json.len() + 256);
+        // Writing JSON strings to a Vec cannot fail.
+        let string = |line: &mut Vec<u8>, s: &str| {
+            let _ = serde_json::to_writer(&mut *line, s);
+        };
+        line.extend_from_slice(b"{\"time\":");
+        string(line, &now_rfc3339());
+        line.extend_from_slice(b",\"reason\":");
+        string(line, letter.reason);
+        line.extend_from_slice(b",\"source\":");
+        string(line, letter.source);
+        line.extend_from_slice(b",\"position\":");
+        string(line, letter.position);
+        if let Some(index) = letter.index {
+            line.extend_from_slice(b",\"index\":");
+            string(line, index);
+        }
+        if let Some(id) = letter.id {
+            line.extend_from_slice(b",\"id\":");
+            string(line, id);
+        }
+        line.extend_from_slice(b",\"event\":");
+        line.extend_from_slice(event_json);
+        line.extend_from_slice(b"}\n");
+        self.count += 1;
     }
 }
 

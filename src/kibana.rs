@@ -8,6 +8,9 @@
 //! the same options as the cluster's, through [`crate::http`] (SigV4 too,
 //! for OpenSearch Dashboards on Amazon OpenSearch Service).
 //!
+//! The import goes through the retry policy of every call
+//! ([`Policy::KIBANA`]: one attempt, so a failing server is reported at once).
+//!
 //! Invariant, as in [`crate::http`]: no credential appears in a
 //! message; URLs are shown without their user info.
 
@@ -18,6 +21,7 @@ use serde_json::Value;
 
 use crate::http::explain::truncate;
 use crate::http::{Client, Method, SendError, ServerConfig};
+use crate::retry::{Next, Policy, Retrier};
 
 /// The name the NDJSON is uploaded under (the API wants `.ndjson`).
 pub const FILE_NAME: &str = "ctindex.ndjson";
@@ -257,13 +261,27 @@ impl Kibana {
         if let Ok(value) = HeaderValue::from_str(&content_type) {
             headers.insert(CONTENT_TYPE, value);
         }
-        let answer = self
-            .client
-            .send(Method::POST, &path, headers, Some(multipart_body(&ndjson)), None)
-            .await;
+        let body = multipart_body(&ndjson);
+        let mut retrier = Retrier::new(Policy::KIBANA);
+        let answer = loop {
+            let answer = self
+                .client
+                .send(Method::POST, &path, headers.clone(), Some(body.clone()), None)
+                .await;
+            if let Err(e) = &answer
+                && let Next::Retry(pause) = retrier.next(&e.answer())
+            {
+                tracing::debug!("{e}; retrying in {:.1}s", pause.as_secs_f64());
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+            break answer;
+        };
         let (status, headers, body) = match answer {
             Ok(response) => (response.status, response.headers, response.body),
-            Err(SendError::Connection { url, message }) => return Err(KibanaError::Connection { url, message }),
+            Err(SendError::Connection { url, message, .. }) => {
+                return Err(KibanaError::Connection { url, message });
+            }
             Err(SendError::Status { status, body, .. }) => {
                 return Err(KibanaError::Status {
                     path,

@@ -7,7 +7,7 @@
 //! - [`decode`]: gzip and the container shapes, bytes to events;
 //! - [`transform`]: id, field filter ([`filter`]), classification
 //!   ([`classify`]), monthly index; [`normalize`] fits events to the template;
-//! - [`sink`]: bulk encoding, the cluster connection, retries, the index template;
+//! - [`sink`]: bulk encoding, the cluster connection, the send loop, the index template;
 //! - [`pipeline`]: the stage tasks and the bounded queues between them;
 //!   [`follow`] feeds it the objects an SQS queue's notifications name;
 //! - [`progress`] and [`dlq`]: counters, progress display, summary, dead letters.
@@ -16,6 +16,8 @@
 //! OpenSearch Dashboards, pure) and [`kibana`] (their import API). Both the
 //! sink and Kibana talk HTTP through [`http`] (credentials, TLS, AWS SigV4,
 //! errors explained); [`aws`] is the AWS configuration S3 and SigV4 share.
+//! [`retry`] is the one retry policy of every call to the cluster, S3 and
+//! Kibana.
 //!
 //! [`cli`] is what the user typed, [`config`] what it resolves to, [`cmd`] one
 //! file per subcommand. `main.rs` only maps the result to an exit code.
@@ -39,6 +41,7 @@ pub mod normalize;
 pub mod pipeline;
 pub mod progress;
 pub mod raw;
+pub mod retry;
 pub mod sink;
 pub mod source;
 pub mod state;

@@ -740,3 +740,103 @@ impl decode::stream::Found for FileEncoder<'_> {
         Stats::add(&self.work.stats.events_skipped, 1);
     }
 }
+
+/// The pipeline against a real HTTP server answering from a script.
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::sink::testing::{Harness, Reply, Server, ids};
+
+    const FILES: usize = 40;
+    const EVENTS: usize = 3;
+
+    /// FILES local CloudTrail files of EVENTS events each; ids `fNNN-eJ`.
+    fn trail(dir: &std::path::Path) {
+        for file in 0..FILES {
+            let records: Vec<serde_json::Value> = (0..EVENTS)
+                .map(|event| {
+                    serde_json::json!({"eventVersion": "1.08", "eventID": format!("f{file:03}-e{event}"),
+                        "eventTime": "2024-03-01T00:00:00Z", "eventSource": "s3.amazonaws.com",
+                        "eventName": "GetObject", "awsRegion": "us-east-1"})
+                })
+                .collect();
+            let text = serde_json::json!({ "Records": records }).to_string();
+            std::fs::write(dir.join(format!("f{file:03}.json")), text).unwrap();
+        }
+    }
+
+    fn count(counter: &std::sync::atomic::AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    #[tokio::test]
+    async fn a_stop_while_the_queues_are_full_loses_nothing_and_reads_no_more() {
+        let input = tempfile::tempdir().unwrap();
+        trail(input.path());
+        let stop = Arc::new(Cancel::default());
+        let stopping = stop.clone();
+        // One request at a time, each slow: the readers fill the queues
+        // behind the first, and the stop comes with the second.
+        let server = Server::start(Box::new(move |n, body| {
+            if n == 1 {
+                stopping.cancel();
+            }
+            Reply {
+                delay: Duration::from_millis(300),
+                ..Reply::all_created(body)
+            }
+        }))
+        .await;
+        let harness = Harness::new(&server, Duration::from_secs(60), 1, stop.clone()).await;
+        let filter = crate::filter::FieldFilter::new(&[], &[], false).unwrap();
+        let pipeline = Pipeline {
+            transformer: Arc::new(Transformer::new(filter, "ct", crate::normalize::Limits::default())),
+            output: Output::Bulk(harness.sink.clone()),
+            stats: harness.stats.clone(),
+            dlq: harness.dlq.clone(),
+            names: Arc::default(),
+            options: Options {
+                // Every event is a batch of its own: the queue of batches fills at once.
+                batch_bytes: 1,
+                concurrency: 1,
+                workers: 1,
+                downloads: 1,
+                unindexed: None,
+                flush_idle: None,
+                shard: None,
+            },
+            cancel: stop,
+            decoders: Arc::new(tokio::sync::Semaphore::new(1)),
+            tracker: None,
+            in_flight: Mutex::default(),
+        };
+        let source = Source::Local {
+            path: input.path().to_path_buf(),
+            selection: Arc::default(),
+        };
+        tokio::time::timeout(Duration::from_secs(60), pipeline.run(vec![source]))
+            .await
+            .expect("the pipeline did not end after the stop")
+            .expect("a stop is not an error");
+
+        let stats = &harness.stats;
+        let files = count(&stats.files_read);
+        assert!((2..FILES as u64).contains(&files), "{files} files read of {FILES}");
+        // Every event read was sent, once, and acknowledged; none dead-lettered.
+        let sent: Vec<String> = server.bulks().iter().flat_map(|b| ids(b)).collect();
+        let mut by_file: BTreeMap<&str, usize> = BTreeMap::new();
+        for id in &sent {
+            *by_file.entry(&id[..4]).or_default() += 1;
+        }
+        assert_eq!(sent.len() as u64, count(&stats.events_read));
+        assert_eq!(count(&stats.created), count(&stats.events_read));
+        assert_eq!(count(&stats.failed), 0);
+        assert!(harness.letters().is_empty());
+        // Files are sent whole: those begun before the stop are finished, no other is begun.
+        assert_eq!(by_file.len() as u64, files, "{by_file:?}");
+        assert!(by_file.values().all(|n| *n == EVENTS), "{by_file:?}");
+    }
+}

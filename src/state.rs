@@ -35,8 +35,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::assets;
+use crate::retry::{Answer, Next, Policy, Retrier, Why};
 use crate::sink::client::{Cluster, SendError};
-use crate::sink::retry::Backoff;
 use crate::source::layout::scope_and_day;
 
 /// How long a lease lasts without renewal, by default (`--lease-seconds`).
@@ -213,13 +213,16 @@ impl StateStore {
     pub async fn in_cluster(cluster: Cluster, index: &str) -> Result<StateStore> {
         let body: Value = serde_json::from_str(assets::STATE_INDEX).context("the embedded state index is not JSON")?;
         // Whether it exists, asked again while the cluster is busy or unreachable.
-        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+        let mut retrier = Retrier::new(Policy::STATE);
         let exists = loop {
             match cluster.send(Method::HEAD, &format!("/{index}"), None).await {
-                Err(e) if transient(&e) && backoff.attempts() < STATE_WRITE_ATTEMPTS => {
-                    tracing::debug!("checking the sync state index failed ({e}); trying again");
-                    tokio::time::sleep(backoff.next_delay()).await;
-                }
+                Err(e) => match retrier.next(&e.answer()) {
+                    Next::Retry(pause) => {
+                        tracing::debug!("checking the sync state index failed ({e}); trying again");
+                        tokio::time::sleep(pause).await;
+                    }
+                    _ => break Err(e),
+                },
                 answer => break answer,
             }
         };
@@ -246,8 +249,14 @@ impl StateStore {
     }
 
     /// State in a local file, locked for the whole run. Returns `Busy` when
-    /// another sync holds the file.
-    pub fn in_file(path: &Path) -> Result<StateStore> {
+    /// another sync holds the file. Read on a blocking thread.
+    pub async fn in_file(path: &Path) -> Result<StateStore> {
+        let path = path.to_path_buf();
+        blocking(move || StateStore::open_file(&path)).await
+    }
+
+    /// [`StateStore::in_file`], blocking.
+    fn open_file(path: &Path) -> Result<StateStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create the folder of {}", path.display()))?;
         }
@@ -440,15 +449,19 @@ impl StateStore {
                     lines.push(b'\n');
                     data.insert(source, record.clone());
                 }
-                let mut file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(journal)
-                    .with_context(|| format!("cannot open {}", journal.display()))?;
-                file.write_all(&lines)
-                    .and_then(|()| file.sync_data())
-                    .with_context(|| format!("cannot write {}", journal.display()))?;
-                Ok(())
+                // The lock is held until the lines are durable: appends stay in order.
+                let journal = journal.clone();
+                blocking(move || {
+                    let mut file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&journal)
+                        .with_context(|| format!("cannot open {}", journal.display()))?;
+                    file.write_all(&lines)
+                        .and_then(|()| file.sync_data())
+                        .with_context(|| format!("cannot write {}", journal.display()))
+                })
+                .await
             }
         }
     }
@@ -494,12 +507,17 @@ impl StateStore {
                             }
                     });
                 }
-                write_atomically(path, &serde_json::to_vec(&*data)?)?;
-                match std::fs::remove_file(journal) {
-                    Ok(()) => Ok(()),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                    Err(e) => Err(anyhow::Error::new(e).context(format!("cannot remove {}", journal.display()))),
-                }
+                let bytes = serde_json::to_vec(&*data)?;
+                let (path, journal) = (path.clone(), journal.clone());
+                blocking(move || {
+                    write_atomically(&path, &bytes)?;
+                    match std::fs::remove_file(&journal) {
+                        Ok(()) => Ok(()),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot remove {}", journal.display()))),
+                    }
+                })
+                .await
             }
         }
     }
@@ -523,16 +541,24 @@ impl StateStore {
             json!({"kind": "lease", "source": source, "holder": holder, "host": host,
                    "pid": pid, "expires_ms": expires})
         };
-        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
-        while backoff.attempts() < LEASE_ATTEMPTS {
+        let mut retrier = Retrier::new(Policy::LEASE);
+        let gave_up = || {
+            anyhow::anyhow!(
+                "could not take the sync lease on {source}: it keeps changing hands, or the cluster keeps failing"
+            )
+        };
+        loop {
             let current = match read_lease(cluster, index, &id).await {
                 Ok(current) => current,
-                Err(e) if transient(&e) => {
-                    tracing::debug!("reading the sync lease failed ({e}); trying again");
-                    tokio::time::sleep(backoff.next_delay()).await;
-                    continue;
-                }
-                Err(e) => return Err(anyhow::Error::new(e).context("cannot read the sync lease")),
+                Err(e) => match retrier.next(&e.answer()) {
+                    Next::Retry(pause) => {
+                        tracing::debug!("reading the sync lease failed ({e}); trying again");
+                        tokio::time::sleep(pause).await;
+                        continue;
+                    }
+                    Next::GiveUp(Why::Exhausted) => return Err(anyhow::Error::new(e).context(gave_up())),
+                    _ => return Err(anyhow::Error::new(e).context("cannot read the sync lease")),
+                },
             };
             let path = match &current {
                 None => format!("/{index}/_create/{id}?refresh=true"),
@@ -584,15 +610,22 @@ impl StateStore {
                     }));
                 }
                 // Someone else wrote it first, or our write went through unanswered: look again.
-                Err(e) if e.status() == Some(409) => {}
-                Err(e) if transient(&e) => {
-                    tracing::debug!("taking the sync lease failed ({e}); reading it again");
-                    tokio::time::sleep(backoff.next_delay()).await;
+                Err(e) if e.status() == Some(409) => {
+                    if retrier.again().is_none() {
+                        return Err(anyhow::Error::new(e).context(gave_up()));
+                    }
                 }
-                Err(e) => return Err(anyhow::Error::new(e).context("cannot take the sync lease")),
+                // Never re-sent blindly: the next round reads the lease first.
+                Err(e) => match retrier.next(&e.answer()) {
+                    Next::Retry(pause) => {
+                        tracing::debug!("taking the sync lease failed ({e}); reading it again");
+                        tokio::time::sleep(pause).await;
+                    }
+                    Next::GiveUp(Why::Exhausted) => return Err(anyhow::Error::new(e).context(gave_up())),
+                    _ => return Err(anyhow::Error::new(e).context("cannot take the sync lease")),
+                },
             }
         }
-        bail!("could not take the sync lease on {source}: it keeps changing hands, or the cluster keeps failing")
     }
 
     /// Extends a held lease; an error means it was lost (or the cluster
@@ -605,7 +638,7 @@ impl StateStore {
             return Ok(());
         };
         lease.body["expires_ms"] = json!(now_ms() + lease.ttl.as_millis() as i64);
-        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+        let mut retrier = Retrier::new(Policy::LEASE);
         loop {
             let path = format!(
                 "/{index}/_doc/{}?if_seq_no={}&if_primary_term={}",
@@ -639,11 +672,19 @@ impl StateStore {
                 Err(e) if transient(&e) => {}
                 Err(e) => return Err(anyhow::Error::new(e).context("lost the sync lease: cannot read it")),
             }
-            if backoff.attempts() >= LEASE_ATTEMPTS {
+            // Not applied: the same write may go again, within the policy.
+            let pause = match failure.status() {
+                Some(409) => retrier.again(),
+                _ => match retrier.next(&failure.answer()) {
+                    Next::Retry(pause) => Some(pause),
+                    _ => None,
+                },
+            };
+            let Some(pause) = pause else {
                 return Err(anyhow::Error::new(failure).context("lost the sync lease: the cluster keeps failing"));
-            }
+            };
             tracing::debug!("renewing the sync lease failed ({failure}); trying again");
-            tokio::time::sleep(backoff.next_delay()).await;
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -664,15 +705,10 @@ impl StateStore {
     }
 }
 
-/// Attempts at a lease write (and its read-backs) before giving up.
-const LEASE_ATTEMPTS: u32 = 6;
-
-/// A failure worth another try: no answer, busy, or a server error.
+/// A failure worth another try: no answer, busy, or a server error (see
+/// [`crate::retry`]).
 fn transient(e: &SendError) -> bool {
-    match e {
-        SendError::Connection { .. } => true,
-        SendError::Status { status, .. } => matches!(status, 429 | 500..=504),
-    }
+    e.answer().is_transient()
 }
 
 /// A lease document as the cluster has it.
@@ -694,6 +730,7 @@ async fn read_lease(cluster: &Cluster, index: &str, id: &str) -> Result<Option<H
             status: 200,
             body: why,
             auth: "".into(),
+            retry_after: None,
         }),
     }
 }
@@ -760,9 +797,9 @@ async fn search_all(cluster: &Cluster, index: &str, filter: Value, fields: &[&st
 /// any other refusal is an error.
 async fn bulk(cluster: &Cluster, index: &str, body: Vec<u8>) -> Result<()> {
     let body = bytes::Bytes::from(body);
-    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(8));
+    let mut retrier = Retrier::new(Policy::STATE);
     loop {
-        let failure = match cluster
+        let (failure, pause) = match cluster
             .send(
                 Method::POST,
                 "/_bulk?filter_path=errors,items.*.status,items.*.error",
@@ -786,36 +823,56 @@ async fn bulk(cluster: &Cluster, index: &str, body: Vec<u8>) -> Result<()> {
                     .filter_map(|item| item.as_object()?.values().next()?["status"].as_u64())
                     .filter(|s| *s >= 300)
                     .collect();
-                if statuses.is_empty() || statuses.iter().any(|s| !matches!(s, 429 | 500..=504)) {
+                let transient = |s: &u64| u16::try_from(*s).is_ok_and(|s| Answer::status(s).is_transient());
+                if statuses.is_empty() || !statuses.iter().all(transient) {
                     bail!("the cluster refused sync state records in {index}: {}", answer["items"]);
                 }
                 // Only busy or failing shards: the whole body again (ids make it idempotent).
-                format!("{} records refused for now (status {:?})", statuses.len(), statuses[0])
+                let failure = format!("{} records refused for now (status {:?})", statuses.len(), statuses[0]);
+                (failure, retrier.again())
             }
-            Err(e) if transient(&e) => e.to_string(),
-            Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot record sync state in {index}"))),
+            Err(e) => match retrier.next(&e.answer()) {
+                Next::Retry(pause) => (e.to_string(), Some(pause)),
+                Next::GiveUp(Why::Exhausted) => (e.to_string(), None),
+                _ => return Err(anyhow::Error::new(e).context(format!("cannot record sync state in {index}"))),
+            },
         };
-        if backoff.attempts() >= STATE_WRITE_ATTEMPTS {
+        let Some(pause) = pause else {
             bail!(
                 "cannot record sync state in {index} after {} attempts: {failure}",
-                backoff.attempts()
+                retrier.attempts()
             );
-        }
+        };
         tracing::debug!("recording sync state failed ({failure}); trying again");
-        tokio::time::sleep(backoff.next_delay()).await;
+        tokio::time::sleep(pause).await;
     }
 }
 
-/// Attempts at a state write before the run fails (with the backoff: about a minute).
-const STATE_WRITE_ATTEMPTS: u32 = 10;
+/// Runs file I/O (writes, `fsync`) on a blocking thread, off the async runtime's.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .context("a state file task failed")?
+}
 
-/// Writes a file via a temporary file and a rename, so a crash leaves the old or the new one.
+/// Writes a file via a temporary file, an `fsync` and a rename (and an
+/// `fsync` of the folder, so that the rename itself is durable): a crash
+/// leaves the old or the new one. Blocking: see [`blocking`].
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = PathBuf::from(format!("{}.tmp-{}", path.display(), std::process::id()));
     let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // Not every system can open a folder to sync it; the rename is done either way.
+    if let Ok(dir) = std::fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
     Ok(())
 }
 
@@ -860,13 +917,15 @@ mod tests {
             status,
             body: String::new(),
             auth: "".into(),
+            retry_after: None,
         };
         assert!(
             transient(&status(503)) && transient(&status(429)) && !transient(&status(409)) && !transient(&status(403))
         );
         assert!(transient(&SendError::Connection {
             url: "u".into(),
-            message: "reset".into()
+            message: "reset".into(),
+            failure: crate::retry::Failure::Reset,
         }));
     }
 
@@ -881,9 +940,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/sync.json");
         {
-            let store = StateStore::in_file(&path).unwrap();
+            let store = StateStore::in_file(&path).await.unwrap();
             assert!(
-                StateStore::in_file(&path).unwrap_err().downcast_ref::<Busy>().is_some(),
+                StateStore::in_file(&path)
+                    .await
+                    .unwrap_err()
+                    .downcast_ref::<Busy>()
+                    .is_some(),
                 "second opener is refused"
             );
             assert!(store.checkpoints("s").await.unwrap().is_empty());
@@ -906,7 +969,7 @@ mod tests {
             // Killed here: no finish. The journal holds the records.
             assert!(dir.path().join("state/sync.json.journal").exists());
         }
-        let store = StateStore::in_file(&path).unwrap();
+        let store = StateStore::in_file(&path).await.unwrap();
         let mut windows = Windows::default();
         assert_eq!(
             store.done("s", &windows).await.unwrap().len(),
@@ -926,7 +989,7 @@ mod tests {
             .unwrap();
         assert!(!dir.path().join("state/sync.json.journal").exists());
         drop(store);
-        let store = StateStore::in_file(&path).unwrap();
+        let store = StateStore::in_file(&path).await.unwrap();
         assert_eq!(
             store.checkpoints("s").await.unwrap(),
             [(A.to_string(), day("2024-03-05"))].into()
@@ -954,7 +1017,7 @@ mod tests {
         let name = format!("{A}2024/03/01/a.json.gz");
         let old = json!({"version": 1, "sources": {"s": {name.clone(): {"name": name, "version": "e", "day": 19783, "outcome": "indexed"}}}});
         std::fs::write(&path, old.to_string()).unwrap();
-        let StateStore::File { data, .. } = StateStore::in_file(&path).unwrap() else {
+        let StateStore::File { data, .. } = StateStore::open_file(&path).unwrap() else {
             unreachable!()
         };
         let data = data.into_inner();

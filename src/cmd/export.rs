@@ -53,7 +53,7 @@ pub async fn run(args: ExportArgs) -> Result<Outcome> {
                 .state_file
                 .clone()
                 .unwrap_or_else(|| folder.work().join("state.json"));
-            Some(StateStore::in_file(&path)?)
+            Some(StateStore::in_file(&path).await?)
         }
         _ => None,
     };

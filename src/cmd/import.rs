@@ -143,7 +143,7 @@ pub(crate) async fn execute_with(
         (None, None) => pipeline(None).run(sources).await,
         (Some(settings), None) => {
             let state = match &settings.state_file {
-                Some(path) => StateStore::in_file(path),
+                Some(path) => StateStore::in_file(path).await,
                 None => match &cluster {
                     Some(cluster) => StateStore::in_cluster(cluster.clone(), &settings.state_index).await,
                     None => Err(anyhow::anyhow!("internal: sync without a cluster")),

@@ -16,6 +16,7 @@ pub fn status(e: &SendError) -> String {
         status,
         body,
         auth,
+        ..
     } = e
     else {
         return e.to_string();
@@ -249,6 +250,7 @@ mod tests {
             status,
             body: body.into(),
             auth: "the API key (--api-key)".into(),
+            retry_after: None,
         }
         .to_string()
     }

@@ -20,11 +20,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 // Bodies are gzipped by the caller when asked (`--compress`), before
 // signing, so that a SigV4 signature covers the bytes sent.
 pub use reqwest::{Method, Url};
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
+
+use crate::retry::{Answer, Failure};
 
 /// Credentials for a server. `Debug` prints only which kind is set.
 #[derive(Clone, Default)]
@@ -96,7 +98,12 @@ pub struct ServerConfig {
 pub enum SendError {
     /// The request did not get an answer (refused, reset, timed out, TLS).
     #[error("no answer from {url}: {message}")]
-    Connection { url: String, message: String },
+    Connection {
+        url: String,
+        message: String,
+        /// How it failed, for the retry policy.
+        failure: Failure,
+    },
     /// The server answered with an error status. `Display` reads the
     /// server's reason out of the body and, for 401 and 403, says which
     /// credentials were refused and what they lack (see [`explain::status`]).
@@ -108,6 +115,8 @@ pub enum SendError {
         body: String,
         /// The credentials used, as [`Auth::describe`] gives them.
         auth: Arc<str>,
+        /// The server's `Retry-After` (seconds), if it sent one.
+        retry_after: Option<Duration>,
     },
 }
 
@@ -116,6 +125,19 @@ impl SendError {
         match self {
             SendError::Status { status, .. } => Some(*status),
             SendError::Connection { .. } => None,
+        }
+    }
+
+    /// The failure as the retry policy reads it.
+    pub fn answer(&self) -> Answer {
+        match self {
+            SendError::Status {
+                status, retry_after, ..
+            } => Answer::Status {
+                status: *status,
+                retry_after: *retry_after,
+            },
+            SendError::Connection { failure, .. } => Answer::Failed(*failure),
         }
     }
 }
@@ -197,7 +219,16 @@ impl Client {
             auth = found;
         }
         let base = display_url(&url);
-        let http = http_client(config, &auth, config.insecure)?;
+        // Read off the async threads, as every file is.
+        let ca = match (&config.ca_cert, config.insecure) {
+            (Some(path), false) => Some(
+                tokio::fs::read(path)
+                    .await
+                    .with_context(|| format!("--ca-cert: cannot read {}", path.display()))?,
+            ),
+            _ => None,
+        };
+        let http = http_client(config, &auth, ca.as_deref(), config.insecure)?;
         let authorizer = match &auth {
             Auth::None | Auth::ClientCert(_) => Authorizer::None,
             Auth::Basic { user, password } => {
@@ -251,7 +282,7 @@ impl Client {
         if let Some(body) = body {
             builder = builder.body(body);
         }
-        let mut request = builder.build().map_err(|e| self.connection_error(&e))?;
+        let mut request = builder.build().map_err(|e| self.connection_error(&e, false))?;
         match self.authorizer.as_ref() {
             Authorizer::None => {}
             Authorizer::Header(value) => {
@@ -263,16 +294,17 @@ impl Client {
                 .map_err(|message| SendError::Connection {
                     url: self.base.clone(),
                     message,
+                    failure: Failure::Other,
                 })?,
         }
         let response = self
             .http
             .execute(request)
             .await
-            .map_err(|e| self.connection_error(&e))?;
+            .map_err(|e| self.connection_error(&e, false))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(|e| self.connection_error(&e))?;
+        let bytes = response.bytes().await.map_err(|e| self.connection_error(&e, true))?;
         if (200..300).contains(&status) {
             Ok(Response {
                 status,
@@ -287,14 +319,20 @@ impl Client {
                 // Long enough for the nested causes of a refused template.
                 body: explain::truncate(&String::from_utf8_lossy(&bytes), 4000),
                 auth: self.auth.clone(),
+                retry_after: headers
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(crate::retry::parse_retry_after),
             })
         }
     }
 
-    fn connection_error(&self, e: &reqwest::Error) -> SendError {
+    /// `in_body`: the error came while reading the answer's body.
+    fn connection_error(&self, e: &reqwest::Error, in_body: bool) -> SendError {
         SendError::Connection {
             url: self.base.clone(),
             message: explain::connection(e, &self.config.url, self.config.ca_cert.is_some()),
+            failure: failure(e, in_body),
         }
     }
 
@@ -306,16 +344,51 @@ impl Client {
         if url.scheme() != "http" || url.set_scheme("https").is_err() {
             return false;
         }
-        let Ok(client) = http_client(&self.config, &Auth::None, true) else {
+        let Ok(client) = http_client(&self.config, &Auth::None, None, true) else {
             return false;
         };
         client.get(url).timeout(Duration::from_secs(5)).send().await.is_ok()
     }
 }
 
-/// A reqwest client with the TLS settings of `config` (verification off
-/// when `insecure`).
-fn http_client(config: &ServerConfig, auth: &Auth, insecure: bool) -> Result<reqwest::Client> {
+/// How a request failed to get an answer, from the error and its causes.
+fn failure(e: &reqwest::Error, in_body: bool) -> Failure {
+    if e.is_timeout() {
+        return Failure::TimedOut;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return Failure::Refused,
+                std::io::ErrorKind::TimedOut => return Failure::TimedOut,
+                std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof
+                    if !in_body =>
+                {
+                    return Failure::Reset;
+                }
+                _ => {}
+            }
+        }
+        cause = error.source();
+    }
+    if in_body || e.is_body() || e.is_decode() {
+        Failure::CutOff
+    } else if e.is_request() && !e.is_connect() {
+        // hyper's "connection closed before message completed" and kin.
+        Failure::Reset
+    } else {
+        Failure::Other
+    }
+}
+
+/// A reqwest client with the TLS settings of `config`: verification off
+/// when `insecure`, else `ca` (the PEM bytes of `--ca-cert`) trusted
+/// besides the system roots.
+fn http_client(config: &ServerConfig, auth: &Auth, ca: Option<&[u8]>, insecure: bool) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .timeout(config.timeout)
@@ -323,9 +396,9 @@ fn http_client(config: &ServerConfig, auth: &Auth, insecure: bool) -> Result<req
         .user_agent(concat!("ctindex/", env!("CARGO_PKG_VERSION")));
     if insecure {
         builder = builder.danger_accept_invalid_certs(true);
-    } else if let Some(path) = &config.ca_cert {
-        let pem = std::fs::read(path).with_context(|| format!("--ca-cert: cannot read {}", path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+    } else if let Some(pem) = ca {
+        let path = config.ca_cert.as_deref().unwrap_or(std::path::Path::new("-"));
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
             .ok()
             .filter(|certs| !certs.is_empty())
             .with_context(|| format!("--ca-cert {}: not a PEM certificate", path.display()))?;

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::http::sigv4::Service;
 use crate::http::{Auth, Client, explain};
 pub use crate::http::{Method, SendError, ServerConfig};
+use crate::retry::{Next, Policy, Retrier};
 
 /// Which product answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,20 +231,22 @@ impl Cluster {
 
     /// Sends a request and parses the answer as JSON.
     ///
-    /// Control requests (templates, state, leases) are retried a few times
-    /// when the cluster is busy or briefly unreachable (429, 502-504, no answer).
+    /// Control requests (templates, state, leases) are retried under
+    /// [`Policy::CONTROL`] when the cluster is busy, failing or briefly
+    /// unreachable.
     pub async fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
         let body = body.map(|b| Bytes::from(b.to_string()));
-        let mut backoff = super::retry::Backoff::new(Duration::from_millis(500), Duration::from_secs(8));
+        let mut retrier = Retrier::new(Policy::CONTROL);
         let bytes = loop {
             match self.send(method.clone(), path, body.clone()).await {
                 Ok(bytes) => break bytes,
-                Err(e) if backoff.attempts() < 5 && is_transient(&e) => {
-                    let delay = backoff.next_delay();
-                    tracing::debug!("{e}; retrying in {:.1}s", delay.as_secs_f64());
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => return Err(e.into()),
+                Err(e) => match retrier.next(&e.answer()) {
+                    Next::Retry(pause) => {
+                        tracing::debug!("{e}; retrying in {:.1}s", pause.as_secs_f64());
+                        tokio::time::sleep(pause).await;
+                    }
+                    Next::Split | Next::GiveUp(_) => return Err(e.into()),
+                },
             }
         };
         serde_json::from_slice(&bytes).with_context(|| format!("{path} did not answer JSON"))
@@ -267,12 +270,4 @@ impl Cluster {
 /// Whether `GET /` answered as OpenSearch does.
 fn is_opensearch(info: &Value) -> bool {
     info["version"]["distribution"].as_str() == Some("opensearch")
-}
-
-/// Whether a failed request is worth another try.
-fn is_transient(e: &SendError) -> bool {
-    match e {
-        SendError::Connection { .. } => true,
-        SendError::Status { status, .. } => matches!(status, 429 | 502..=504),
-    }
 }

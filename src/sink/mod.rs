@@ -2,7 +2,7 @@
 //! is either acknowledged or dead-lettered.
 //!
 //! [`client`] holds the connection, [`bulk`] the NDJSON body and the reading
-//! of answers, [`retry`] the policy, [`limit`] the adaptive concurrency,
+//! of answers, [`crate::retry`] the policy, [`limit`] the adaptive concurrency,
 //! [`template`] the index template. This file is the send loop: one batch in;
 //! retries of the items that failed with 429/5xx, halving on 413, dead
 //! letters for permanent item errors.
@@ -20,7 +20,6 @@ pub mod client;
 pub mod freeform;
 pub mod limit;
 pub mod retention;
-pub mod retry;
 pub mod template;
 
 use std::collections::HashMap;
@@ -32,13 +31,13 @@ use anyhow::{Result, bail};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::dlq::{DeadLetters, Letter};
+use crate::dlq::{DeadLetters, Letter, Letters};
 use crate::pipeline::Cancel;
 use crate::progress::Stats;
+use crate::retry::{Next, Policy, Retrier};
 use bulk::{Batch, ItemOutcome};
-use client::{Cluster, SendError};
+use client::Cluster;
 use limit::{Change, Limiter, Signal};
-use retry::{Backoff, RequestVerdict};
 
 /// Once the run is asked to stop, a failing batch is retried for at most
 /// this long more (or the rest of its `--retry-budget`, if shorter), then
@@ -155,10 +154,11 @@ impl Sink {
     }
 
     async fn send_one(&self, mut batch: Batch, deadline: Instant, pending: &mut Vec<Batch>) -> Result<()> {
-        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+        let mut retrier = Retrier::new(Policy::BULK);
         loop {
             if let Some(reason) = self.abandon_reason.get() {
-                self.dead_letter_all(&batch, &format!("not sent: the run stopped on an error: {reason}"))?;
+                self.dead_letter_all(&batch, &format!("not sent: the run stopped on an error: {reason}"))
+                    .await?;
                 return Err(Unsent.into());
             }
             let body = Bytes::from(std::mem::take(&mut batch.body));
@@ -171,12 +171,13 @@ impl Sink {
             };
             batch.body = Vec::from(body);
 
-            let (failure, signal) = match answer {
+            let (failure, signal, pause) = match answer {
                 Ok(response) => match bulk::read_response(&response, batch.len()) {
                     Ok(outcomes) => {
-                        let retry = self.settle(&batch, outcomes)?;
+                        let retry = self.settle(&batch, outcomes);
+                        self.post(retry.letters).await?;
                         if let Some(reason) = retry.fatal {
-                            self.dead_letter_all(&retry.batch, &reason)?;
+                            self.dead_letter_all(&retry.batch, &reason).await?;
                             bail!("{reason}");
                         }
                         if retry.batch.is_empty() {
@@ -190,12 +191,17 @@ impl Sink {
                         } else {
                             Signal::Neutral
                         };
-                        (retry.reason, signal)
+                        // Items refused for now: the policy's pause, as for a busy cluster.
+                        (retry.reason, signal, retrier.again().unwrap_or(Policy::BULK.max_pause))
                     }
-                    Err(e) => (e.to_string(), Signal::Neutral),
+                    Err(e) => (
+                        e.to_string(),
+                        Signal::Neutral,
+                        retrier.again().unwrap_or(Policy::BULK.max_pause),
+                    ),
                 },
-                Err(error @ SendError::Status { status, .. }) => match retry::classify_status(status) {
-                    RequestVerdict::Split if batch.len() > 1 => {
+                Err(error) => match retrier.next(&error.answer()) {
+                    Next::Split if batch.len() > 1 => {
                         let (left, right) = batch.split();
                         tracing::debug!(
                             "bulk request of {} items too large (413): splitting",
@@ -205,16 +211,17 @@ impl Sink {
                         pending.push(left);
                         return Ok(());
                     }
-                    RequestVerdict::Split => {
-                        self.dead_letter_all(&batch, "the cluster refused the request as too large (413)")?;
+                    Next::Split => {
+                        self.dead_letter_all(&batch, "the cluster refused the request as too large (413)")
+                            .await?;
                         return Ok(());
                     }
-                    RequestVerdict::Retry => (error.to_string(), Signal::Pushback),
-                    RequestVerdict::Fatal => {
+                    Next::Retry(pause) => (error.to_string(), Signal::Pushback, pause),
+                    Next::GiveUp(_) => {
                         let reason = format!("the cluster refused the bulk request: {error}");
-                        self.dead_letter_all(&batch, &reason)?;
-                        let hint = match status {
-                            403 => {
+                        self.dead_letter_all(&batch, &reason).await?;
+                        let hint = match error.status() {
+                            Some(403) => {
                                 " (the credentials need the index and create_index privileges on the target indices)"
                             }
                             _ => "",
@@ -222,45 +229,43 @@ impl Sink {
                         bail!("{reason}{hint}");
                     }
                 },
-                Err(e @ SendError::Connection { .. }) => (e.to_string(), Signal::Pushback),
             };
             self.adapt(signal, &failure);
 
-            let delay = backoff.next_delay();
             let stopped_at = self.stop.since();
             let deadline = match stopped_at {
                 Some(at) => deadline.min(at + RETRY_BUDGET_AFTER_STOP),
                 None => deadline,
             };
-            if Instant::now() + delay > deadline {
+            if Instant::now() + pause > deadline {
                 if stopped_at.is_some() {
-                    let reason = format!("interrupted while retrying (attempt {}): {failure}", backoff.attempts());
+                    let reason = format!("interrupted while retrying (attempt {}): {failure}", retrier.attempts());
                     tracing::warn!(
                         "stopping: a bulk request of {} items still failing is dead-lettered (a rerun indexes it): {failure}",
                         batch.len()
                     );
-                    self.dead_letter_all(&batch, &reason)?;
+                    self.dead_letter_all(&batch, &reason).await?;
                     return Err(Unsent.into());
                 }
-                let reason = format!("still failing after {} attempts: {failure}", backoff.attempts());
-                self.dead_letter_all(&batch, &reason)?;
+                let reason = format!("still failing after {} attempts: {failure}", retrier.attempts());
+                self.dead_letter_all(&batch, &reason).await?;
                 bail!(
                     "giving up on a bulk request of {} items after {} attempts ({}s retry budget, see --retry-budget): {failure}",
                     batch.len(),
-                    backoff.attempts(),
+                    retrier.attempts(),
                     self.retry_budget.as_secs()
                 );
             }
             tracing::warn!(
                 "bulk request of {} items failed (attempt {}), retrying in {:.1}s: {failure}",
                 batch.len(),
-                backoff.attempts(),
-                delay.as_secs_f64()
+                retrier.attempts(),
+                pause.as_secs_f64()
             );
             Stats::add(&self.stats.retries, 1);
             tokio::select! {
                 // The pause before the next attempt.
-                _ = tokio::time::sleep(delay) => {}
+                _ = tokio::time::sleep(pause) => {}
                 // A stop cuts the pause short: one more attempt, now, within the shortened budget.
                 _ = self.stop.cancelled(), if stopped_at.is_none() => {}
                 // Abandoned: the loop's first check dead-letters the batch.
@@ -285,9 +290,9 @@ impl Sink {
         }
     }
 
-    /// Counts acknowledged items, dead-letters rejected ones and returns the
-    /// items to retry with the last retry reason.
-    fn settle(&self, batch: &Batch, outcomes: Vec<ItemOutcome>) -> Result<RetryBatch> {
+    /// Counts acknowledged items, makes the letters of rejected ones and
+    /// returns the items to retry with the last retry reason.
+    fn settle(&self, batch: &Batch, outcomes: Vec<ItemOutcome>) -> RetryBatch {
         let mut retry = RetryBatch::default();
         for (i, outcome) in outcomes.into_iter().enumerate() {
             match outcome {
@@ -299,7 +304,7 @@ impl Sink {
                     retry.pushback = true;
                 }
                 ItemOutcome::Fatal(reason) => {
-                    self.dead_letter(batch, i, &reason)?;
+                    self.letter(&mut retry.letters, batch, i, &reason);
                     retry.fatal = Some(reason);
                 }
                 ItemOutcome::Reject(reason) => {
@@ -316,20 +321,31 @@ impl Sink {
                         }
                         None => {
                             tracing::warn!("{name}: record {record}: the cluster rejected the event: {reason}");
-                            self.dead_letter(batch, i, &reason)?;
+                            self.letter(&mut retry.letters, batch, i, &reason);
                         }
                     }
                 }
             }
         }
-        Ok(retry)
+        retry
     }
 
-    fn dead_letter_all(&self, batch: &Batch, reason: &str) -> Result<()> {
-        (0..batch.len()).try_for_each(|i| self.dead_letter(batch, i, reason))
+    async fn dead_letter_all(&self, batch: &Batch, reason: &str) -> Result<()> {
+        let mut letters = Letters::default();
+        (0..batch.len()).for_each(|i| self.letter(&mut letters, batch, i, reason));
+        self.post(letters).await
     }
 
-    fn dead_letter(&self, batch: &Batch, i: usize, reason: &str) -> Result<()> {
+    /// Writes letters (off the async threads) and counts them as failed.
+    async fn post(&self, letters: Letters) -> Result<()> {
+        let count = letters.count();
+        self.dlq.append_async(letters).await?;
+        Stats::add(&self.stats.failed, count);
+        Ok(())
+    }
+
+    /// The dead letter of item `i`.
+    fn letter(&self, letters: &mut Letters, batch: &Batch, i: usize, reason: &str) {
         let item = batch.items[i];
         let action: serde_json::Value = serde_json::from_slice(batch.head_bytes(i)).unwrap_or_default();
         let index = action["index"]["_index"].as_str();
@@ -343,9 +359,7 @@ impl Sink {
             index,
             id,
         };
-        self.dlq.write_raw(&letter, batch.doc_bytes(i))?;
-        Stats::add(&self.stats.failed, 1);
-        Ok(())
+        letters.push(&letter, batch.doc_bytes(i));
     }
 }
 
@@ -378,4 +392,217 @@ struct RetryBatch {
     pushback: bool,
     /// An item was refused in a way no event of the run can get past.
     fatal: Option<String>,
+    /// The letters of the items given up.
+    letters: Letters,
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+/// The send loop against a real HTTP server that answers from a script:
+/// what was sent, acknowledged and dead-lettered when a stop meets a split,
+/// a retry, or a batch partly accepted.
+#[cfg(test)]
+mod tests {
+    use super::testing::{Harness, Reply, Server, ids};
+    use super::*;
+    use crate::transform::Doc;
+
+    /// A batch of one document per id, each from its own record of file 0.
+    fn batch(ids: &[&str]) -> Batch {
+        let mut batch = Batch::default();
+        for (record, id) in ids.iter().enumerate() {
+            let serde_json::Value::Object(source) = serde_json::json!({"eventID": id}) else {
+                unreachable!()
+            };
+            let doc = Doc {
+                index: "cloudtrail-2024.03".into(),
+                id: id.to_string(),
+                source,
+            };
+            batch.push_doc(
+                &doc,
+                bulk::Origin {
+                    file: 0,
+                    record: record as u32,
+                },
+            );
+        }
+        batch
+    }
+
+    fn count(counter: &std::sync::atomic::AtomicU64) -> u64 {
+        counter.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits (at most 10 s) until the sink has counted `n` retries: it is
+    /// then in, or about to enter, its pause before the next attempt.
+    async fn retries_reach(stats: &Stats, n: u64) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while count(&stats.retries) < n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the sink never retried");
+    }
+
+    #[tokio::test]
+    async fn a_stop_while_a_batch_is_split_sends_both_halves_and_letters_what_still_fails() {
+        let stop = Arc::new(Cancel::default());
+        let stopping = stop.clone();
+        let server = Server::start(Box::new(move |n, body| match n {
+            // The stop comes while the cluster refuses the whole as too large.
+            0 => {
+                stopping.cancel();
+                Reply::status(413)
+            }
+            1 => Reply::all_created(body),
+            // Busy for longer than a stopping run waits.
+            _ => Reply::status(503).retry_after(30),
+        }))
+        .await;
+        let harness = Harness::new(&server, Duration::from_secs(120), 2, stop).await;
+        let sent = batch(&["a", "b", "c", "d"]);
+        let whole = sent.body.clone();
+
+        let error = harness
+            .sink
+            .send(sent)
+            .await
+            .expect_err("the right half is not acknowledged");
+        assert!(error.is::<Unsent>(), "{error:#}");
+
+        let bulks = server.bulks();
+        assert_eq!(
+            bulks.iter().map(|b| ids(b)).collect::<Vec<_>>(),
+            [vec!["a", "b", "c", "d"], vec!["a", "b"], vec!["c", "d"]]
+        );
+        assert_eq!(
+            [bulks[1].clone(), bulks[2].clone()].concat(),
+            whole,
+            "the halves are the whole, byte for byte"
+        );
+        assert_eq!(count(&harness.stats.created), 2);
+        assert_eq!(count(&harness.stats.failed), 2);
+        let letters = harness.letters();
+        assert_eq!(
+            letters.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+            ["c", "d"]
+        );
+        for (_, reason) in &letters {
+            assert!(
+                reason.starts_with("interrupted while retrying (attempt 1): "),
+                "{reason}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stop_cuts_a_retry_pause_short() {
+        let server = Server::start(Box::new(|n, body| match n {
+            // A pause of 30 s asked for: only a stop makes the next attempt come sooner.
+            0 => Reply::status(503).retry_after(30),
+            _ => Reply::all_created(body),
+        }))
+        .await;
+        let harness = Harness::new(&server, Duration::from_secs(120), 2, Arc::default()).await;
+        let sent = batch(&["a", "b", "c"]);
+        let whole = sent.body.clone();
+        let sink = harness.sink.clone();
+        let sending = tokio::spawn(async move { sink.send(sent).await });
+
+        retries_reach(&harness.stats, 1).await;
+        harness.stop.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(10), sending)
+            .await
+            .expect("the pause was not cut short by the stop")
+            .expect("the send task");
+        result.expect("the attempt after the stop is acknowledged");
+
+        assert_eq!(server.bulks(), [whole.clone(), whole], "the same request twice");
+        assert_eq!(count(&harness.stats.created), 3);
+        assert_eq!(count(&harness.stats.failed), 0);
+        assert!(harness.letters().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_retry_failing_again_after_a_stop_is_dead_lettered_at_once() {
+        let server = Server::start(Box::new(|n, _| match n {
+            0 | 1 => Reply::status(429).retry_after(30),
+            _ => Reply::status(500),
+        }))
+        .await;
+        let harness = Harness::new(&server, Duration::from_secs(120), 2, Arc::default()).await;
+        let sink = harness.sink.clone();
+        let sending = tokio::spawn(async move { sink.send(batch(&["a", "b"])).await });
+
+        retries_reach(&harness.stats, 1).await;
+        harness.stop.cancel();
+        let error = tokio::time::timeout(Duration::from_secs(10), sending)
+            .await
+            .expect("a stopping run waited out the pause")
+            .expect("the send task")
+            .expect_err("nothing was acknowledged");
+        assert!(error.is::<Unsent>(), "{error:#}");
+
+        assert_eq!(server.bulks().len(), 2, "one attempt after the stop, no more");
+        assert_eq!(count(&harness.stats.created), 0);
+        assert_eq!(count(&harness.stats.failed), 2);
+        let letters = harness.letters();
+        assert_eq!(
+            letters.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        for (_, reason) in &letters {
+            assert!(
+                reason.starts_with("interrupted while retrying (attempt 2): "),
+                "{reason}"
+            );
+            assert!(reason.contains("429"), "{reason}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_partly_accepted_then_stopped_resends_only_the_rest() {
+        for acknowledged in [true, false] {
+            let stop = Arc::new(Cancel::default());
+            let stopping = stop.clone();
+            let server = Server::start(Box::new(move |n, body| match n {
+                0 => {
+                    stopping.cancel();
+                    Reply::items(&[201, 429, 201, 503])
+                }
+                1 if acknowledged => Reply::all_created(body),
+                _ => Reply::status(503).retry_after(30),
+            }))
+            .await;
+            let harness = Harness::new(&server, Duration::from_secs(120), 2, stop).await;
+            let result = harness.sink.send(batch(&["a", "b", "c", "d"])).await;
+
+            let bulks = server.bulks();
+            assert_eq!(
+                bulks.iter().map(|b| ids(b)).collect::<Vec<_>>(),
+                [vec!["a", "b", "c", "d"], vec!["b", "d"]]
+            );
+            if acknowledged {
+                result.expect("every item acknowledged");
+                assert_eq!(count(&harness.stats.created), 4);
+                assert!(harness.letters().is_empty());
+            } else {
+                assert!(result.expect_err("b and d not acknowledged").is::<Unsent>());
+                assert_eq!(count(&harness.stats.created), 2);
+                assert_eq!(count(&harness.stats.failed), 2);
+                let letters = harness.letters();
+                assert_eq!(
+                    letters.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+                    ["b", "d"]
+                );
+                assert!(
+                    letters[0].1.starts_with("interrupted while retrying (attempt 2): "),
+                    "{letters:?}"
+                );
+            }
+        }
+    }
 }

@@ -24,7 +24,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_s3::Client;
@@ -36,7 +35,9 @@ use super::aws_errors::{Action, Target, explain_s3_error};
 pub use super::layout::{Days, parse_day};
 use super::layout::{Place, Selection, today};
 use super::{Listed, Listing, Location, Missing, Seen, SourceObject, is_candidate, is_digest};
+use crate::retry::{Answer, Failure, Next, Policy, Retrier, parse_retry_after};
 use crate::transform::civil_from_days;
+use aws_sdk_s3::config::retry::RetryConfig;
 
 /// LIST requests in flight at once for one source, discovery and object
 /// listings together.
@@ -519,35 +520,40 @@ impl S3 {
             .acquire_many_owned(kib)
             .await
             .context("the download budget was closed")?;
-        let mut attempt = 0;
+        // One policy for the whole download: the SDK's own retry is off for
+        // this request, so that its attempts and these do not multiply.
+        let mut retrier = Retrier::new(Policy::AWS);
         loop {
-            attempt += 1;
             let result = async {
                 let object = self
                     .client
                     .get_object()
                     .bucket(bucket)
                     .key(key)
+                    .customize()
+                    .config_override(aws_sdk_s3::config::Builder::default().retry_config(RetryConfig::disabled()))
                     .send()
                     .await
-                    .map_err(|e| Fetch::Failed(self.download_error(&e, bucket, key)))?;
+                    .map_err(|e| (self.download_error(&e, bucket, key), answer_of(&e)))?;
                 let bytes = object.body.collect().await.map_err(|e| {
-                    Fetch::BrokeOff(format!(
+                    let message = format!(
                         "cannot download s3://{bucket}/{key}: the download broke off ({})",
                         super::aws_errors::innermost(&e)
-                    ))
+                    );
+                    (S3Error(message).into(), Some(Answer::Failed(Failure::CutOff)))
                 })?;
-                Ok::<_, Fetch>(bytes.into_bytes().to_vec())
+                Ok::<_, (anyhow::Error, Option<Answer>)>(bytes.into_bytes().to_vec())
             }
             .await;
             match result {
                 Ok(bytes) => return Ok((bytes, permit)),
-                // The SDK already retried throttling and connection errors; a body cut off mid-way is retried here.
-                Err(Fetch::BrokeOff(_)) if attempt < 3 => {
-                    tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
-                }
-                Err(Fetch::BrokeOff(message)) => return Err(S3Error(message).into()),
-                Err(Fetch::Failed(e)) => return Err(e),
+                Err((error, answer)) => match answer.map(|answer| retrier.next(&answer)) {
+                    Some(Next::Retry(pause)) => {
+                        tracing::debug!("{error:#}; retrying in {:.1}s", pause.as_secs_f64());
+                        tokio::time::sleep(pause).await;
+                    }
+                    _ => return Err(error),
+                },
             }
         }
     }
@@ -596,6 +602,42 @@ impl S3 {
         match missing {
             true => anyhow::Error::new(Missing(message)),
             false => anyhow::Error::new(S3Error(message)),
+        }
+    }
+}
+
+/// A failed S3 request as the retry policy reads it; None for failures no
+/// retry can help (a request that could not be built, credentials).
+fn answer_of<E>(error: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<Answer>
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_s3::error::SdkError;
+    match error {
+        SdkError::TimeoutError(_) => Some(Answer::Failed(Failure::TimedOut)),
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => Some(Answer::Failed(Failure::TimedOut)),
+        SdkError::DispatchFailure(failure) if failure.is_io() => {
+            let refused = std::iter::successors(
+                std::error::Error::source(error),
+                |e: &&(dyn std::error::Error + 'static)| e.source(),
+            )
+            .any(|e| {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+            });
+            Some(Answer::Failed(if refused { Failure::Refused } else { Failure::Reset }))
+        }
+        SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => None,
+        // S3 says a slow connection timed out with a 400 of its own.
+        SdkError::ServiceError(service) if service.err().code() == Some("RequestTimeout") => {
+            Some(Answer::Failed(Failure::TimedOut))
+        }
+        _ => {
+            let response = error.raw_response()?;
+            Some(Answer::Status {
+                status: response.status().as_u16(),
+                retry_after: response.headers().get("retry-after").and_then(parse_retry_after),
+            })
         }
     }
 }
@@ -694,14 +736,6 @@ impl Survey<'_> {
         }
         Ok(())
     }
-}
-
-/// How one download attempt failed.
-enum Fetch {
-    /// The request failed (explained).
-    Failed(anyhow::Error),
-    /// The body was cut off: worth another attempt.
-    BrokeOff(String),
 }
 
 /// What one listing sent on, counted by its concurrent steps.

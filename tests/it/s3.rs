@@ -33,9 +33,7 @@ pub(crate) fn server(test: &str) -> Option<Server> {
             if std::env::var("CTINDEX_REQUIRE_CLUSTERS").as_deref() == Ok("1") {
                 panic!("{test}: S3_ENDPOINT not set but CTINDEX_REQUIRE_CLUSTERS=1 (scripts/stack start s3)");
             }
-            support::loud(&format!(
-                "SKIPPED {test}: no S3_ENDPOINT (scripts/test starts the S3 server and sets it)"
-            ));
+            support::skipped(test, "S3_ENDPOINT (the S3 server)", "s3");
             None
         }
     }

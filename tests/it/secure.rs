@@ -51,9 +51,7 @@ fn required(test: &str, what: &str) {
         "{test}: {what} is not configured but CTINDEX_REQUIRE_CLUSTERS=1 \
          (scripts/stack start {what}; eval \"$(scripts/stack env {what})\")"
     );
-    support::loud(&format!(
-        "SKIPPED {test}: {what} not configured (scripts/test starts it)"
-    ));
+    support::skipped(test, &format!("{what} (a secured cluster)"), what);
 }
 
 fn elasticsearch(test: &str) -> Option<Secure> {

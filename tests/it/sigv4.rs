@@ -40,7 +40,11 @@ fn proxy() -> Option<Proxy> {
             "OPENSEARCH_SIGV4_URL/SIGV4_*/OPENSEARCH_URL not set but CTINDEX_REQUIRE_CLUSTERS=1 \
              (scripts/stack start opensearch opensearch-sigv4; eval \"$(scripts/stack env)\")"
         );
-        support::loud("SKIPPED sigv4 tests: no OPENSEARCH_SIGV4_URL (scripts/test starts the proxy)");
+        support::skipped(
+            "sigv4::*",
+            "OPENSEARCH_SIGV4_URL, SIGV4_* (the SigV4 proxy)",
+            "opensearch opensearch-sigv4",
+        );
     }
     found
 }

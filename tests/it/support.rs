@@ -4,9 +4,13 @@
 //!
 //! Clusters come from `ES_URL`, `OPENSEARCH_URL`, `ES9_URL`, `ES7_URL`,
 //! `OPENSEARCH1_URL` and `OPENSEARCH3_URL` (what
-//! `scripts/stack env` prints). Without them, live tests say loudly that they
-//! were skipped, unless `CTINDEX_REQUIRE_CLUSTERS=1` (set by `scripts/test`),
-//! which turns a missing cluster into a failure.
+//! `scripts/stack env` prints); the S3, secured, SigV4 and fault servers from
+//! their own variables (see `s3.rs`, `secure.rs`, `sigv4.rs`, `faults.rs`).
+//! A live test whose server is not configured passes without running and
+//! calls [`skipped`]: when the test binary exits, one banner lists every
+//! test that did not run, what it needed, and the command that starts it.
+//! `CTINDEX_REQUIRE_CLUSTERS=1` (set by `scripts/test`) turns a missing
+//! server into a failure instead.
 
 #![allow(dead_code)]
 
@@ -71,11 +75,62 @@ pub fn clusters(test: &str) -> Vec<Cluster> {
         }
     }
     if found.is_empty() {
-        loud(&format!(
-            "SKIPPED {test}: no ES_URL/OPENSEARCH_URL set (scripts/test starts the servers and sets them)"
-        ));
+        skipped(
+            test,
+            "ES_URL, OPENSEARCH_URL (the clusters)",
+            "elasticsearch opensearch elasticsearch7 opensearch1 opensearch3",
+        );
     }
     found
+}
+
+/// Live tests that did not run: what they needed → (tests, services that provide it).
+static SKIPPED: Mutex<BTreeMap<String, (BTreeSet<String>, String)>> = Mutex::new(BTreeMap::new());
+
+/// Notes that the live test `test` did not run because `needs` (the
+/// variables) is not set; `services` are the `scripts/stack` services that
+/// provide it. Everything noted is printed once, when the tests end.
+pub fn skipped(test: &str, needs: &str, services: &str) {
+    let mut skipped = SKIPPED.lock().unwrap_or_else(|p| p.into_inner());
+    if skipped.is_empty() {
+        // SAFETY: registers a plain function without arguments, as atexit requires.
+        unsafe {
+            libc::atexit(report_skipped);
+        }
+    }
+    let entry = skipped
+        .entry(needs.to_string())
+        .or_insert_with(|| (BTreeSet::new(), services.to_string()));
+    entry.0.insert(test.to_string());
+}
+
+/// The banner of the live tests not run (at exit, past the output capture).
+extern "C" fn report_skipped() {
+    let skipped = SKIPPED.lock().unwrap_or_else(|p| p.into_inner());
+    let tests: BTreeSet<&String> = skipped.values().flat_map(|(tests, _)| tests).collect();
+    let mut services: Vec<&str> = skipped.values().flat_map(|(_, s)| s.split_whitespace()).collect();
+    services.sort();
+    services.dedup();
+    let services = services.join(" ");
+    let mut text = format!(
+        "\n==================== LIVE TESTS NOT RUN ====================\n\
+         {} live tests passed WITHOUT RUNNING: their servers are not configured.\n",
+        tests.len()
+    );
+    for (needs, (tests, _)) in skipped.iter() {
+        text.push_str(&format!(
+            "  no {needs}: {}\n",
+            Vec::from_iter(tests.iter().map(String::as_str)).join(", ")
+        ));
+    }
+    text.push_str(&format!(
+        "To run them: scripts/stack start {services}\n\
+         \x20             eval \"$(scripts/stack env {services})\"\n\
+         \x20             cargo test --test it\n\
+         (scripts/test starts every server and requires them all: CTINDEX_REQUIRE_CLUSTERS=1)\n\
+         =============================================================\n"
+    ));
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
 /// Prints past the test harness's output capture, so a skipped live test or
@@ -472,9 +527,11 @@ pub fn faults_cluster(test: &str) -> Option<Cluster> {
              (scripts/stack start elasticsearch-faults; eval \"$(scripts/stack env elasticsearch-faults)\")"
         ),
         _ => {
-            loud(&format!(
-                "SKIPPED {test}: no ES_FAULTS_URL set (scripts/test starts the elasticsearch-faults node and sets it)"
-            ));
+            skipped(
+                test,
+                "ES_FAULTS_URL (the node the fault tests kill)",
+                "elasticsearch-faults",
+            );
             None
         }
     }
