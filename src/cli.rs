@@ -519,11 +519,11 @@ struct Scope {
 #[command(next_help_heading = SELECTION)]
 struct Days {
     /// First delivery day to read (UTC, inclusive), matched against the YYYY/MM/DD folders.
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day)]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::date::parse_day)]
     from: Option<i64>,
 
     /// Last delivery day to read (UTC, inclusive; default: today when --from is given, else no limit).
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day)]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::date::parse_day)]
     to: Option<i64>,
 }
 
@@ -804,7 +804,7 @@ struct ExportParts {
     incremental: bool,
 
     /// --incremental, first run only: start at this delivery day (UTC).
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day, requires = "incremental", help_heading = INCREMENTAL)]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::date::parse_day, requires = "incremental", help_heading = INCREMENTAL)]
     since: Option<i64>,
 
     /// --incremental: days before the last exported day that are listed again, for late deliveries.
@@ -868,7 +868,7 @@ struct SyncParts {
 
     /// Start at this delivery day (UTC) in account/region folders synced for the first time;
     /// the others continue where the last sync ended.
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day, help_heading = SYNC)]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::date::parse_day, help_heading = SYNC)]
     since: Option<i64>,
 
     /// Days before the last synced day that are listed again, for late deliveries

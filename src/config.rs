@@ -10,11 +10,12 @@ use secrecy::{SecretSlice, SecretString};
 
 use crate::aws::AwsOptions;
 use crate::cli::{AuthArgs, AwsArgs, ClusterArgs, FilterArgs, S3Args, UrlArg};
+use crate::date::{day_text, today};
 use crate::filter::{DEFAULT_DROP, FieldFilter};
 use crate::http::sigv4::{AwsAuth, Service};
 use crate::http::{Auth, ServerConfig, Url};
 use crate::source::Selection;
-use crate::source::layout::{Days, day_text, is_account, today};
+use crate::source::layout::{Days, is_account};
 use crate::source::s3::S3Options;
 
 /// A problem with the command line or the environment: exit code 2.

@@ -12,19 +12,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use tokio_util::sync::CancellationToken;
 
-use super::Outcome;
-use super::import::{Signals, default_workers, open_sources, report, watch_signals};
-use super::sync::{self, Finish, SyncSettings};
 use crate::cli::ExportArgs;
 use crate::config::{self, usage};
 use crate::dlq::DeadLetters;
 use crate::export::commit::Folder;
 use crate::export::{Encoder, Exporter, LineWriter, Stdout};
-use crate::pipeline::{Cancel, Options, Output, Pipeline, Tracker};
+use crate::pipeline::{Options, Output, Pipeline, Tracker};
 use crate::progress::{Reporter, Stats, Summary};
+use crate::run::{Outcome, Signals, default_workers, open_sources, report, watch_signals};
 use crate::sink::FileNames;
-use crate::state::StateStore;
+use crate::state::{Finish, StateStore};
+use crate::sync::{self, SyncSettings};
 use crate::transform::Transformer;
 
 /// Records move from the decoders to the sorter in batches of about this size.
@@ -85,7 +85,7 @@ pub async fn run(args: ExportArgs) -> Result<Outcome> {
         route: !to_stdout,
     });
     let workers = args.workers.map(usize::from).unwrap_or_else(default_workers);
-    let cancel = Arc::new(Cancel::default());
+    let cancel = CancellationToken::new();
     let signals = tokio::spawn(watch_signals(
         Signals::install(),
         cancel.clone(),

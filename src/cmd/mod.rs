@@ -1,4 +1,8 @@
 //! Commands: one file per subcommand, and the dispatch.
+//!
+//! A command is thin: it reads its arguments, calls the library ([`crate::run`],
+//! [`crate::sync`], the sink, ...) and reports. No command file imports another:
+//! what two of them share lives below them.
 
 pub mod completions;
 pub mod dashboards;
@@ -11,15 +15,7 @@ pub mod sync;
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
-
-/// How a command ended when it did not fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Everything was done (exit 0).
-    Clean,
-    /// Done, but some input was skipped or some events dead-lettered (exit 3).
-    Partial,
-}
+pub use crate::run::Outcome;
 
 /// Runs the command the user asked for.
 pub async fn run(cli: Cli) -> Result<Outcome> {

@@ -2,9 +2,9 @@
 
 use anyhow::Result;
 
-use super::Outcome;
 use crate::cli::SetupArgs;
 use crate::config;
+use crate::run::Outcome;
 use crate::sink::client::{Cluster, Flavor};
 use crate::sink::retention::{self, Policy};
 use crate::sink::template;

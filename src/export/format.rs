@@ -18,6 +18,7 @@
 
 use serde_json::Value;
 
+use crate::date::millis_text;
 use crate::transform::Document;
 
 /// The output format.
@@ -217,27 +218,17 @@ pub fn sort_time(doc: &impl Document) -> String {
             if b.len() >= 19 && b[4] == b'-' && b[10] == b' ' {
                 format!("{}T{}", &s[..10], &s[11..])
             } else if !b.is_empty() && b.len() <= 13 && b.iter().all(u8::is_ascii_digit) {
-                s.parse::<i64>().map(millis_text).unwrap_or_else(|_| s.to_string())
+                s.parse::<i64>()
+                    .ok()
+                    .and_then(millis_text)
+                    .unwrap_or_else(|| s.to_string())
             } else {
                 s.to_string()
             }
         }
-        Some(Value::Number(n)) => n.as_i64().map(millis_text).unwrap_or_default(),
+        Some(Value::Number(n)) => n.as_i64().and_then(millis_text).unwrap_or_default(),
         _ => String::new(),
     }
-}
-
-fn millis_text(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let rest = ms.rem_euclid(86_400_000);
-    let (y, m, d) = crate::transform::civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3_600_000,
-        rest / 60_000 % 60,
-        rest / 1000 % 60,
-        rest % 1000
-    )
 }
 
 #[cfg(test)]

@@ -31,9 +31,9 @@ use crate::http::Method;
 use anyhow::{Result, bail};
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::dlq::{DeadLetters, Letter};
-use crate::pipeline::Cancel;
 use crate::progress::Stats;
 use bulk::{Batch, ItemOutcome};
 use client::{Cluster, SendError};
@@ -89,10 +89,14 @@ pub struct Sink {
     retry_budget: Duration,
     /// Bulk requests on the wire at once, lowered when the cluster pushes back.
     limiter: Limiter,
-    /// The run's stop (Ctrl-C, SIGTERM): shortens retries.
-    stop: Arc<Cancel>,
-    /// Set by [`Sink::abandon`] after a fatal error, with its reason.
-    abandoned: Cancel,
+    /// The run's stop (Ctrl-C, SIGTERM, a lost lease): shortens retries.
+    stop: CancellationToken,
+    /// When the sink heard of the stop: retries get [`RETRY_BUDGET_AFTER_STOP`]
+    /// from then on. Noted as soon as it comes while a request is in flight
+    /// or a retry waits (see [`Sink::noting_stop`]).
+    stopped_at: OnceLock<Instant>,
+    /// Cancelled by [`Sink::abandon`] after a fatal error, with its reason.
+    abandoned: CancellationToken,
     abandon_reason: OnceLock<String>,
 }
 
@@ -105,7 +109,7 @@ impl Sink {
         names: Arc<FileNames>,
         retry_budget: Duration,
         concurrency: usize,
-        stop: Arc<Cancel>,
+        stop: CancellationToken,
     ) -> Self {
         Sink {
             cluster,
@@ -115,7 +119,8 @@ impl Sink {
             retry_budget,
             limiter: Limiter::new(concurrency),
             stop,
-            abandoned: Cancel::default(),
+            stopped_at: OnceLock::new(),
+            abandoned: CancellationToken::new(),
             abandon_reason: OnceLock::new(),
         }
     }
@@ -164,11 +169,13 @@ impl Sink {
             let body = Bytes::from(std::mem::take(&mut batch.body));
             Stats::add(&self.stats.bulk_bytes, body.len() as u64);
             Stats::add(&self.stats.batches, 1);
-            let answer = {
-                // Held only for the call: a batch pausing before a retry leaves its slot to others.
-                let _permit = self.limiter.acquire().await;
-                self.cluster.send(Method::POST, BULK_PATH, Some(body.clone())).await
-            };
+            let answer = self
+                .noting_stop(async {
+                    // Held only for the call: a batch pausing before a retry leaves its slot to others.
+                    let _permit = self.limiter.acquire().await;
+                    self.cluster.send(Method::POST, BULK_PATH, Some(body.clone())).await
+                })
+                .await;
             batch.body = Vec::from(body);
 
             let (failure, signal) = match answer {
@@ -227,7 +234,7 @@ impl Sink {
             self.adapt(signal, &failure);
 
             let delay = backoff.next_delay();
-            let stopped_at = self.stop.since();
+            let stopped_at = self.stopped_at();
             let deadline = match stopped_at {
                 Some(at) => deadline.min(at + RETRY_BUDGET_AFTER_STOP),
                 None => deadline,
@@ -262,11 +269,37 @@ impl Sink {
                 // The pause before the next attempt.
                 _ = tokio::time::sleep(delay) => {}
                 // A stop cuts the pause short: one more attempt, now, within the shortened budget.
-                _ = self.stop.cancelled(), if stopped_at.is_none() => {}
+                _ = self.stop.cancelled(), if stopped_at.is_none() => self.note_stop(),
                 // Abandoned: the loop's first check dead-letters the batch.
                 _ = self.abandoned.cancelled() => {}
             }
         }
+    }
+
+    /// Runs `work` to its end; a stop heard meanwhile is noted with its time
+    /// (the work itself is not cut short: what is in flight is finished).
+    async fn noting_stop<T>(&self, work: impl Future<Output = T>) -> T {
+        let mut work = std::pin::pin!(work);
+        tokio::select! {
+            // The work is done before any stop.
+            out = &mut work => out,
+            // A stop (or one that came before): note when, then finish the work.
+            _ = self.stop.cancelled() => {
+                self.note_stop();
+                work.await
+            }
+        }
+    }
+
+    fn note_stop(&self) {
+        self.stopped_at.get_or_init(Instant::now);
+    }
+
+    /// When the sink heard of the run's stop, if there is one.
+    fn stopped_at(&self) -> Option<Instant> {
+        self.stop
+            .is_cancelled()
+            .then(|| *self.stopped_at.get_or_init(Instant::now))
     }
 
     /// Feeds an answer to the concurrency limit and logs a change.

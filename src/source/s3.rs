@@ -33,10 +33,10 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::aws_errors::{Action, Target, explain_s3_error};
-pub use super::layout::{Days, parse_day};
-use super::layout::{Place, Selection, today};
+pub use super::layout::Days;
+use super::layout::{Place, Selection};
 use super::{Listed, Listing, Location, Missing, Seen, SourceObject, is_candidate, is_digest};
-use crate::transform::civil_from_days;
+use crate::date::{self, today};
 
 /// LIST requests in flight at once for one source, discovery and object
 /// listings together.
@@ -159,7 +159,7 @@ fn region_steps(region: String, days: Days) -> Vec<Step> {
     match days.from {
         Some(first) if first <= last && last - first < DIRECT_DAYS => (first..=last)
             .map(|day| {
-                let (y, m, d) = civil_from_days(day);
+                let (y, m, d) = date::ymd(day);
                 Step::Objects(format!("{region}{y:04}/{m:02}/{d:02}/"))
             })
             .collect(),
@@ -713,6 +713,7 @@ fn last_segment(prefix: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::date::parse_day;
 
     #[test]
     fn urls_are_normalised() {
