@@ -1039,7 +1039,7 @@ pub struct UrlArg(pub String);
 
 impl std::fmt::Debug for UrlArg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", crate::config::redact_url(&self.0))
+        write!(f, "{:?}", crate::http::redact_url(&self.0))
     }
 }
 

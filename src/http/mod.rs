@@ -156,6 +156,19 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// The URL with any password replaced, for messages.
+pub fn redact_url(text: &str) -> String {
+    match Url::parse(text) {
+        // Without `//`, what precedes `@` is no user info to the parser
+        // (`elastic:pw@host` has the scheme `elastic`): cut it below.
+        Ok(url) if !url.cannot_be_a_base() => display_url(&url),
+        _ => match text.rfind('@') {
+            Some(at) => format!("***{}", &text[at..]),
+            None => text.to_string(),
+        },
+    }
+}
+
 /// The URL without user info, for messages.
 pub fn display_url(url: &Url) -> String {
     let mut shown = url.clone();

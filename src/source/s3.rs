@@ -538,7 +538,7 @@ impl S3 {
                 let bytes = object.body.collect().await.map_err(|e| {
                     Fetch::BrokeOff(format!(
                         "cannot download s3://{bucket}/{key}: the download broke off ({})",
-                        super::aws_errors::innermost(&e)
+                        crate::aws::innermost(&e)
                     ))
                 })?;
                 Ok::<_, Fetch>(bytes.into_bytes().to_vec())
