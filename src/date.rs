@@ -42,7 +42,7 @@ pub fn ymd(day: i64) -> (u32, u32, u32) {
 }
 
 /// The day number of a (year, month, day), if that date exists.
-pub fn day(year: i64, month: u32, day: u32) -> Option<i64> {
+pub(crate) fn day(year: i64, month: u32, day: u32) -> Option<i64> {
     let date = Date::new(
         i16::try_from(year).ok()?,
         i8::try_from(month).ok()?,
@@ -54,13 +54,13 @@ pub fn day(year: i64, month: u32, day: u32) -> Option<i64> {
 
 /// `months` calendar months after `day` (before, when negative), the day
 /// clamped to the month's length (Mar 31 minus one month is Feb 28 or 29).
-pub fn add_months(day: i64, months: i64) -> Option<i64> {
+pub(crate) fn add_months(day: i64, months: i64) -> Option<i64> {
     let date = date_of(day).checked_add(months.months()).ok()?;
     day_of_date(date)
 }
 
 /// Parses `YYYY-MM-DD` (UTC, years 1970 to 2999) into a day number.
-pub fn parse_day(text: &str) -> Result<i64, String> {
+pub(crate) fn parse_day(text: &str) -> Result<i64, String> {
     let bad = || format!("'{text}' is not a date (use YYYY-MM-DD, UTC)");
     let date = Date::strptime("%Y-%m-%d", text.trim()).map_err(|_| bad())?;
     if !(1970..=2999).contains(&date.year()) {
@@ -70,7 +70,7 @@ pub fn parse_day(text: &str) -> Result<i64, String> {
 }
 
 /// `YYYY-MM-DD` of a day number.
-pub fn day_text(day: i64) -> String {
+pub(crate) fn day_text(day: i64) -> String {
     date_of(day).strftime("%Y-%m-%d").to_string()
 }
 
@@ -80,12 +80,12 @@ pub fn today() -> i64 {
 }
 
 /// The current UTC time as RFC 3339 with seconds.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// (year, month, day) of epoch milliseconds, if within the calendar.
-pub fn millis_ymd(ms: i64) -> Option<(u32, u32, u32)> {
+pub(crate) fn millis_ymd(ms: i64) -> Option<(u32, u32, u32)> {
     let date = Offset::UTC.to_datetime(Timestamp::from_millisecond(ms).ok()?).date();
     Some((
         u32::try_from(date.year()).ok()?,
@@ -96,7 +96,7 @@ pub fn millis_ymd(ms: i64) -> Option<(u32, u32, u32)> {
 
 /// Epoch milliseconds as ISO 8601 UTC with milliseconds
 /// (`2024-02-29T12:00:00.000Z`), if within the calendar.
-pub fn millis_text(ms: i64) -> Option<String> {
+pub(crate) fn millis_text(ms: i64) -> Option<String> {
     let timestamp = Timestamp::from_millisecond(ms).ok()?;
     Some(timestamp.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
 }
@@ -124,6 +124,8 @@ mod tests {
     fn parses_days() {
         assert_eq!(parse_day("1970-01-01"), Ok(0));
         assert_eq!(parse_day(" 2024-02-29 "), Ok(19_782));
+        // As before jiff: months and days without their leading zero.
+        assert_eq!(parse_day("2024-3-2"), parse_day("2024-03-02"));
         for bad in [
             "2023-02-29",
             "2024-13-01",

@@ -41,7 +41,7 @@ pub enum Outcome {
 
 /// The import, and with `sync` set, the sync: both read sources through
 /// the same pipeline; sync adds state, a lease and a look-back window.
-pub async fn index(args: ImportArgs, sync: Option<SyncSettings>) -> Result<Outcome> {
+pub(crate) async fn index(args: ImportArgs, sync: Option<SyncSettings>) -> Result<Outcome> {
     let prefix = config::index_prefix(&args.index.index_prefix)?;
     let filter = config::field_filter(&args.filter)?;
     config::batch_bytes(args.batch_bytes)?;
@@ -244,7 +244,7 @@ async fn connect(args: &ImportArgs, prefix: &str) -> Result<Connected> {
 }
 
 /// The SOURCE arguments, and the S3 client when one of them is an `s3://` URL.
-pub async fn open_sources(args: &[String], s3_args: &S3Args) -> Result<(Vec<Source>, Option<Arc<S3>>)> {
+pub(crate) async fn open_sources(args: &[String], s3_args: &S3Args) -> Result<(Vec<Source>, Option<Arc<S3>>)> {
     let selection = Arc::new(config::selection(s3_args)?);
     let s3 = if args.iter().any(|s| s.starts_with("s3://")) {
         Some(Arc::new(S3::connect(config::s3(s3_args)?).await?))
@@ -262,7 +262,12 @@ pub async fn open_sources(args: &[String], s3_args: &S3Args) -> Result<(Vec<Sour
 
 /// Ends a run: prints the summary line (on stderr when the run failed or
 /// stdout carries data), writes `--summary-json`, and gives the outcome.
-pub fn report(summary: &Summary, result: Result<()>, args: &ReportArgs, data_on_stdout: bool) -> Result<Outcome> {
+pub(crate) fn report(
+    summary: &Summary,
+    result: Result<()>,
+    args: &ReportArgs,
+    data_on_stdout: bool,
+) -> Result<Outcome> {
     if let Some(path) = &args.summary_json {
         write_summary_json(path, summary)?;
     }
@@ -287,7 +292,7 @@ pub fn report(summary: &Summary, result: Result<()>, args: &ReportArgs, data_on_
 }
 
 /// Prints what was (or would be) deleted, one index a line, then a total.
-pub fn report_pruned(prefix: &str, age: Age, pruned: &Pruned, dry_run: bool) {
+pub(crate) fn report_pruned(prefix: &str, age: Age, pruned: &Pruned, dry_run: bool) {
     let verb = if dry_run { "would delete" } else { "deleted" };
     for index in &pruned.expired {
         println!("{verb} {} ({} documents)", index.name, index.docs);
@@ -305,7 +310,7 @@ pub fn report_pruned(prefix: &str, age: Age, pruned: &Pruned, dry_run: bool) {
 /// Files decoded at once: twice the CPUs. Decoders also wait (for input,
 /// for room downstream) and the async side needs the CPUs too; measured on
 /// 2 cores, twice the CPUs decodes 25% faster than one per CPU.
-pub fn default_workers() -> usize {
+pub(crate) fn default_workers() -> usize {
     2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
@@ -320,7 +325,12 @@ fn write_summary_json(path: &Path, summary: &Summary) -> Result<()> {
 
 /// First Ctrl-C or SIGTERM: stop reading and finish what is in flight.
 /// Second: quit at once, with the dead letters written so far on disk.
-pub async fn watch_signals(mut signals: Signals, cancel: CancellationToken, dlq: Arc<DeadLetters>, stats: Arc<Stats>) {
+pub(crate) async fn watch_signals(
+    mut signals: Signals,
+    cancel: CancellationToken,
+    dlq: Arc<DeadLetters>,
+    stats: Arc<Stats>,
+) {
     let mut count = 0;
     loop {
         signals.next().await;
@@ -354,13 +364,13 @@ pub async fn watch_signals(mut signals: Signals, cancel: CancellationToken, dlq:
 
 /// Ctrl-C and SIGTERM, listened for from the moment this is made (before
 /// anything else of the run happens), so that a stop is never missed.
-pub struct Signals {
+pub(crate) struct Signals {
     #[cfg(unix)]
     streams: Vec<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
-    pub fn install() -> Signals {
+    pub(crate) fn install() -> Signals {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};

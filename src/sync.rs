@@ -40,22 +40,22 @@ use crate::state::{self, Finish, Lease, Record, StateStore, Windows};
 
 /// What sync adds to the import options.
 #[derive(Debug, Clone)]
-pub struct SyncSettings {
-    pub since: Option<i64>,
-    pub lookback_days: u32,
-    pub state_file: Option<PathBuf>,
-    pub state_index: String,
+pub(crate) struct SyncSettings {
+    pub(crate) since: Option<i64>,
+    pub(crate) lookback_days: u32,
+    pub(crate) state_file: Option<PathBuf>,
+    pub(crate) state_index: String,
     /// How long the lease lasts without renewal; renewed every quarter of it.
-    pub lease_ttl: Duration,
+    pub(crate) lease_ttl: Duration,
     /// Keep the records of the run instead of writing them as objects are
     /// done: `export --incremental` saves them only once its lines are
     /// committed (see [`Finish`]).
-    pub deferred: bool,
+    pub(crate) deferred: bool,
 }
 
 /// Syncs each source in turn through a pipeline made by `pipeline`. With
 /// `settings.deferred`, returns what is left to save of each source.
-pub async fn run_sources(
+pub(crate) async fn run_sources(
     state: &StateStore,
     sources: Vec<Source>,
     index_prefix: &str,

@@ -30,7 +30,7 @@ use crate::transform::Transformer;
 /// Records move from the decoders to the sorter in batches of about this size.
 const BATCH_BYTES: usize = 4 << 20;
 
-pub async fn run(args: ExportArgs) -> Result<Outcome> {
+pub(crate) async fn run(args: ExportArgs) -> Result<Outcome> {
     let to_stdout = args.out == Path::new("-");
     if to_stdout && args.incremental {
         return usage("--incremental needs --out DIR: it appends to the files of a folder and keeps its state there");

@@ -8,7 +8,7 @@ use crate::run::{self, Outcome};
 use crate::source::layout::Place;
 use crate::source::{Listed, Source};
 
-pub async fn run(args: ImportArgs) -> Result<Outcome> {
+pub(crate) async fn run(args: ImportArgs) -> Result<Outcome> {
     if args.list {
         crate::config::index_prefix(&args.index.index_prefix)?;
         let (sources, _s3) = run::open_sources(&args.sources, &args.s3).await?;

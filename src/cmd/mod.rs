@@ -4,13 +4,13 @@
 //! [`crate::sync`], the sink, ...) and reports. No command file imports another:
 //! what two of them share lives below them.
 
-pub mod completions;
-pub mod dashboards;
-pub mod export;
-pub mod import;
-pub mod prune;
-pub mod setup;
-pub mod sync;
+mod completions;
+mod dashboards;
+mod export;
+mod import;
+mod prune;
+mod setup;
+mod sync;
 
 use anyhow::Result;
 

@@ -8,7 +8,7 @@ use crate::run::{Outcome, report_pruned};
 use crate::sink::client::Cluster;
 use crate::sink::retention;
 
-pub async fn run(args: PruneArgs) -> Result<Outcome> {
+pub(crate) async fn run(args: PruneArgs) -> Result<Outcome> {
     let prefix = config::index_prefix(&args.index.index_prefix)?;
     let cluster = Cluster::connect(&config::cluster(&args.cluster, &args.aws)?).await?;
     let pruned = retention::prune(&cluster, &prefix, args.older_than, args.dry_run).await?;

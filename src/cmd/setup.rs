@@ -9,7 +9,7 @@ use crate::sink::client::{Cluster, Flavor};
 use crate::sink::retention::{self, Policy};
 use crate::sink::template;
 
-pub async fn run(args: SetupArgs) -> Result<Outcome> {
+pub(crate) async fn run(args: SetupArgs) -> Result<Outcome> {
     let prefix = config::index_prefix(&args.index.index_prefix)?;
     if let Some(flavor) = &args.print {
         let flavor = if flavor == "opensearch" {

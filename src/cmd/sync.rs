@@ -12,7 +12,7 @@ use crate::sink::client::Cluster;
 use crate::sink::retention;
 use crate::sync::SyncSettings;
 
-pub async fn run(args: SyncArgs) -> Result<Outcome> {
+pub(crate) async fn run(args: SyncArgs) -> Result<Outcome> {
     // --from, --to, --dry-run and --list are not sync's options: clap refuses them (see cli::explain).
     let settings = SyncSettings {
         since: args.since,
