@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tokio_util::sync::CancellationToken;
 
-use super::{Outcome, Signals, default_workers, open_sources, report, watch_signals};
+use super::{Outcome, default_workers, open_sources, report, stop_on_signals};
 use crate::cli::ExportArgs;
 use crate::config;
 use crate::dlq::DeadLetters;
@@ -77,13 +76,7 @@ pub(crate) async fn export(args: ExportArgs) -> Result<Outcome> {
         route: !to_stdout,
     });
     let workers = args.workers.map(usize::from).unwrap_or_else(default_workers);
-    let cancel = CancellationToken::new();
-    let signals = tokio::spawn(watch_signals(
-        Signals::install(),
-        cancel.clone(),
-        dlq.clone(),
-        stats.clone(),
-    ));
+    let (cancel, signals) = stop_on_signals(&dlq, &stats);
     let names = Arc::new(FileNames::default());
     let decoders = Arc::new(tokio::sync::Semaphore::new(workers));
     let pipeline = |tracker: Option<Arc<dyn Tracker>>| Pipeline {

@@ -7,9 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use tokio_util::sync::CancellationToken;
 
-use super::{Outcome, Signals, default_workers, open_sources, report, watch_signals};
+use super::{Outcome, default_workers, open_sources, report, stop_on_signals};
 use crate::cli::ImportArgs;
 use crate::config;
 use crate::dlq::DeadLetters;
@@ -45,13 +44,7 @@ pub(crate) async fn index(args: ImportArgs, sync: Option<SyncSettings>) -> Resul
     )));
     let names = Arc::new(FileNames::default());
     // Signals are heard from the start, so a stop while connecting is a stop too.
-    let cancel = CancellationToken::new();
-    let signals = tokio::spawn(watch_signals(
-        Signals::install(),
-        cancel.clone(),
-        dlq.clone(),
-        stats.clone(),
-    ));
+    let (cancel, signals) = stop_on_signals(&dlq, &stats);
 
     let started = Instant::now();
     let Connected {

@@ -115,14 +115,22 @@ fn write_summary_json(path: &Path, summary: &Summary) -> Result<()> {
     std::fs::write(path, text + "\n").with_context(|| format!("cannot write --summary-json {}", path.display()))
 }
 
+/// The run's stop and the task that cancels it on Ctrl-C or SIGTERM (see
+/// [`watch_signals`]); signals are heard from this moment on.
+fn stop_on_signals(dlq: &Arc<DeadLetters>, stats: &Arc<Stats>) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let cancel = CancellationToken::new();
+    let watcher = tokio::spawn(watch_signals(
+        Signals::install(),
+        cancel.clone(),
+        dlq.clone(),
+        stats.clone(),
+    ));
+    (cancel, watcher)
+}
+
 /// First Ctrl-C or SIGTERM: stop reading and finish what is in flight.
 /// Second: quit at once, with the dead letters written so far on disk.
-pub(crate) async fn watch_signals(
-    mut signals: Signals,
-    cancel: CancellationToken,
-    dlq: Arc<DeadLetters>,
-    stats: Arc<Stats>,
-) {
+async fn watch_signals(mut signals: Signals, cancel: CancellationToken, dlq: Arc<DeadLetters>, stats: Arc<Stats>) {
     let mut count = 0;
     loop {
         signals.next().await;
@@ -156,13 +164,13 @@ pub(crate) async fn watch_signals(
 
 /// Ctrl-C and SIGTERM, listened for from the moment this is made (before
 /// anything else of the run happens), so that a stop is never missed.
-pub(crate) struct Signals {
+struct Signals {
     #[cfg(unix)]
     streams: Vec<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
-    pub(crate) fn install() -> Signals {
+    fn install() -> Signals {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
