@@ -41,7 +41,8 @@ impl Format {
 }
 
 /// The header fields of the `lines` format, in order: the dotted path in the
-/// document, and the name the README uses.
+/// document, and the name the README uses. The account follows them, last,
+/// so that patterns written for these eight still find each at its place.
 pub const HEADER_FIELDS: [(&str, &str); 8] = [
     ("eventTime", "eventTime"),
     ("awsRegion", "awsRegion"),
@@ -52,11 +53,6 @@ pub const HEADER_FIELDS: [(&str, &str); 8] = [
     ("errorCode", "errorCode"),
     ("ctindex.channel", "channel"),
 ];
-
-/// The header fields in all: [`HEADER_FIELDS`], then the account. The
-/// account comes last so that patterns written for the first eight fields
-/// still find each of them at its place.
-pub const HEADER_LEN: usize = HEADER_FIELDS.len() + 1;
 
 /// What stands for an absent or empty header value.
 pub const ABSENT: &str = "-";
@@ -269,7 +265,7 @@ mod tests {
             header,
             "2024-01-02T03:04:05Z\teu-west-1\tec2.amazonaws.com\tRunInstances\tarn:aws:iam::1:role/r\tAWS Internal\t-\tconsole\t111122223333"
         );
-        assert_eq!(header.split('\t').count(), HEADER_LEN);
+        assert_eq!(header.split('\t').count(), HEADER_FIELDS.len() + 1);
         assert_eq!(serde_json::from_str::<Value>(json).unwrap(), event);
         assert_eq!(line(Format::Ndjson, event.clone()), json);
         // Nothing known: every header field is `-`.

@@ -116,7 +116,7 @@ pub(crate) async fn export(args: ExportArgs) -> Result<Outcome> {
                 lookback_days: args.lookback_days,
                 state_file: None,
                 state_index: String::new(),
-                lease_ttl: Duration::from_secs(120),
+                lease_ttl: crate::state::LEASE_TTL,
                 deferred: true,
             };
             sync::run_sources(state, sources, "export", &settings, &cancel, pipeline).await
