@@ -64,7 +64,11 @@ fn modules_point_one_way() {
             }
         }
     }
-    for cycle in cycles(&graph) {
+    let against_layers = |a: &str, b: &str| match (layer_of(a), layer_of(b)) {
+        (Some(a), Some(b)) => a >= b,
+        _ => true,
+    };
+    for cycle in cycles(&graph, against_layers) {
         let mut edges = Vec::new();
         for (i, from) in cycle.iter().enumerate() {
             let to = &cycle[(i + 1) % cycle.len()];
@@ -416,11 +420,13 @@ fn tokenize(code: &str) -> Vec<(String, usize)> {
 }
 
 /// The cycles of the graph: for each strongly connected component of more
-/// than one node, one cycle through it.
-fn cycles(graph: &BTreeMap<String, BTreeMap<String, Places>>) -> Vec<Vec<String>> {
+/// than one node (modules that all reach each other), one shortest cycle,
+/// through an edge `first` picks when it can (an edge against the layers:
+/// the one to look at).
+fn cycles(graph: &BTreeMap<String, BTreeMap<String, Places>>, first: impl Fn(&str, &str) -> bool) -> Vec<Vec<String>> {
     let targets = |n: &str| -> Vec<String> { graph.get(n).map(|t| t.keys().cloned().collect()).unwrap_or_default() };
-    let reaches = |from: &str, to: &str| -> Option<Vec<String>> {
-        // Breadth first: the shortest path from `from` to `to`.
+    // The shortest path from `from` to `to` (breadth first), without `to`.
+    let path = |from: &str, to: &str| -> Option<Vec<String>> {
         let mut previous: BTreeMap<String, String> = BTreeMap::new();
         let mut queue = std::collections::VecDeque::from([from.to_string()]);
         while let Some(n) = queue.pop_front() {
@@ -443,24 +449,34 @@ fn cycles(graph: &BTreeMap<String, BTreeMap<String, Places>>) -> Vec<Vec<String>
         }
         None
     };
-    let mut found: Vec<Vec<String>> = Vec::new();
-    let mut covered: BTreeSet<(String, String)> = BTreeSet::new();
-    for (from, tos) in graph {
-        for to in tos.keys() {
-            if covered.contains(&(from.clone(), to.clone())) {
-                continue;
-            }
-            // The edge is on a cycle when its target leads back to its source.
-            if let Some(back) = reaches(to, from) {
-                // `back` runs from `to` to the node before `from`.
-                let mut full = vec![from.clone()];
-                full.extend(back);
-                for (i, a) in full.iter().enumerate() {
-                    covered.insert((a.clone(), full[(i + 1) % full.len()].clone()));
-                }
-                found.push(full);
-            }
+    let mut found = Vec::new();
+    let mut placed: BTreeSet<String> = BTreeSet::new();
+    for node in graph.keys() {
+        if placed.contains(node) {
+            continue;
         }
+        let component: BTreeSet<String> = graph
+            .keys()
+            .filter(|m| *m == node || (path(node, m).is_some() && path(m, node).is_some()))
+            .cloned()
+            .collect();
+        placed.extend(component.iter().cloned());
+        if component.len() < 2 {
+            continue;
+        }
+        let edges: Vec<(&String, &String)> = component
+            .iter()
+            .flat_map(|a| graph[a].keys().filter(|b| component.contains(*b)).map(move |b| (a, b)))
+            .collect();
+        let (from, to) = edges
+            .iter()
+            .find(|(a, b)| first(a, b))
+            .or(edges.first())
+            .copied()
+            .expect("a component of two or more nodes has an edge");
+        let mut cycle = vec![from.clone()];
+        cycle.extend(path(to, from).expect("the component's nodes reach each other"));
+        found.push(cycle);
     }
     found
 }
@@ -502,7 +518,15 @@ fn cycles_are_found_and_closed() {
     for (a, b) in [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d"), ("d", "e")] {
         graph.entry(a.into()).or_default().insert(b.into(), vec![]);
     }
-    assert_eq!(cycles(&graph), vec![vec!["a".to_string(), "b".into(), "c".into()]]);
+    assert_eq!(
+        cycles(&graph, |_, _| false),
+        vec![vec!["a".to_string(), "b".into(), "c".into()]]
+    );
+    // Through the edge asked for, when it is on the cycle.
+    assert_eq!(
+        cycles(&graph, |a, b| (a, b) == ("c", "a")),
+        vec![vec!["c".to_string(), "a".into(), "b".into()]]
+    );
     graph.remove("c");
-    assert!(cycles(&graph).is_empty());
+    assert!(cycles(&graph, |_, _| true).is_empty());
 }
