@@ -26,6 +26,7 @@ const FIELDS: &str = "Fields";
 const TUNING: &str = "Tuning";
 const OUTPUT: &str = "Output";
 const SYNC: &str = "Sync";
+const FOLLOW: &str = "Follow";
 const INCREMENTAL: &str = "Incremental";
 const RETENTION: &str = "Retention";
 const DASHBOARDS: &str = "Dashboards";
@@ -110,6 +111,30 @@ Exit codes:
     3  finished, but some input was skipped or some events were dead-lettered,
        or stopped early by Ctrl-C / SIGTERM (the next sync picks up the rest)
   130  a second Ctrl-C: quit at once";
+
+const FOLLOW_AFTER_HELP: &str = "\
+Examples:
+  # a long-running worker (a Kubernetes Deployment: run as many replicas as needed)
+  ctindex follow --queue-url https://sqs.eu-west-1.amazonaws.com/123456789012/trail-files \\
+      --url https://es.example.com:9200 --api-key-file /run/secrets/es-api-key
+  # index what the queue holds, then exit once it stays empty for 30 s
+  ctindex follow --queue-url URL --url http://127.0.0.1:9200 --until-empty 30
+
+A message is deleted once every event of every object it names is indexed (or
+dead-lettered); one naming an object that cannot be read is left to come back,
+and the queue's redrive policy (maxReceiveCount) moves it to its dead-letter
+queue. SIGTERM / Ctrl-C: receiving stops, what is in flight is finished within
+--stop-timeout, the rest is made visible again for another worker.
+
+Exit codes:
+    0  all good, also after SIGTERM / Ctrl-C
+    1  failure (the queue or the cluster cannot be reached, or the cluster
+       refuses the events; see the error)
+    2  usage error (bad option or argument)
+    3  stopped (--until-empty, --max-received), but some input was skipped or
+       some events were dead-lettered
+  130  a second Ctrl-C: quit at once (what was received comes back after its
+       visibility timeout)";
 
 const EXPORT_AFTER_HELP: &str = "\
 Examples:
@@ -235,6 +260,7 @@ impl Cli {
         match &mut self.command {
             Command::Import(args) => Some(&mut args.report),
             Command::Sync(args) => Some(&mut args.import.report),
+            Command::Follow(args) => Some(&mut args.import.report),
             Command::Export(args) => Some(&mut args.report),
             _ => None,
         }
@@ -303,6 +329,10 @@ pub enum Command {
     /// Index only what is new since the last sync (for cron, systemd timers, Kubernetes CronJobs).
     #[command(after_help = SYNC_AFTER_HELP)]
     Sync(Box<SyncArgs>),
+    /// Index new log files as they are announced on an SQS queue (S3 event notifications, SNS,
+    /// CloudTrail's notifications, EventBridge); any number of followers can share a queue.
+    #[command(after_help = FOLLOW_AFTER_HELP)]
+    Follow(Box<FollowArgs>),
     /// Write events as lines (for log monitors and archives) instead of indexing them.
     #[command(
         after_help = EXPORT_AFTER_HELP,
@@ -535,6 +565,7 @@ struct S3Access {
     aws: AwsArgs,
 
     /// S3-compatible endpoint (MinIO, Ceph, a local test server); uses path-style addressing.
+    /// `follow` sends its SQS requests there too.
     #[arg(long, env = "CTINDEX_S3_ENDPOINT", value_name = "URL")]
     endpoint_url: Option<String>,
 }
@@ -597,11 +628,17 @@ pub struct ImportArgs {
     pub no_setup: bool,
     pub retry_budget: u64,
     pub report: ReportArgs,
+    /// `--shard I/N` (or `--shards N` with JOB_COMPLETION_INDEX): read only this share.
+    pub shard: Option<crate::source::shard::Shard>,
+    /// `--shards N`: the share is JOB_COMPLETION_INDEX's, resolved when the run starts.
+    pub shards: Option<u32>,
+    /// `follow`: send a batch that is not full after this long without more input.
+    pub flush_idle: Option<std::time::Duration>,
 }
 
-/// The options `import` and `sync` share.
+/// The SOURCE arguments of `import` and `sync`.
 #[derive(Debug, Args)]
-struct Indexing {
+struct Sources {
     #[arg(
         required = true,
         value_name = "SOURCE",
@@ -610,7 +647,11 @@ struct Indexing {
         help_heading = SOURCE
     )]
     sources: Vec<String>,
+}
 
+/// The options `import`, `sync` and `follow` share (all but the sources).
+#[derive(Debug, Args)]
+struct Indexing {
     #[command(flatten)]
     scope: Scope,
 
@@ -658,9 +699,9 @@ struct Indexing {
 }
 
 impl Indexing {
-    fn into_import(self, days: Option<Days>, dry_run: bool, list: bool) -> ImportArgs {
+    fn into_import(self, sources: Vec<String>, days: Option<Days>, dry_run: bool, list: bool) -> ImportArgs {
         ImportArgs {
-            sources: self.sources,
+            sources,
             s3: S3Args::new(self.scope, days, self.access, self.fetch),
             cluster: self.cluster,
             index: self.index,
@@ -674,12 +715,18 @@ impl Indexing {
             no_setup: self.no_setup,
             retry_budget: self.retry_budget,
             report: self.report,
+            shard: None,
+            shards: None,
+            flush_idle: None,
         }
     }
 }
 
 #[derive(Debug, Args)]
 struct ImportParts {
+    #[command(flatten)]
+    sources: Sources,
+
     #[command(flatten)]
     indexing: Indexing,
 
@@ -694,11 +741,38 @@ struct ImportParts {
     /// anything.
     #[arg(long, visible_alias = "plan", conflicts_with = "dry_run", help_heading = OUTPUT)]
     list: bool,
+
+    /// Read only share I of N (0 <= I < N) of the selected objects, chosen by a hash of each
+    /// object's key: N processes given 0/N .. N-1/N import the whole selection, no object twice.
+    #[arg(long, value_name = "I/N", value_parser = crate::source::shard::Shard::parse, conflicts_with = "shards", help_heading = SELECTION)]
+    shard: Option<crate::source::shard::Shard>,
+
+    /// Read the share of N that JOB_COMPLETION_INDEX names (a Kubernetes Indexed Job with
+    /// completions: N), as --shard $JOB_COMPLETION_INDEX/N does.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65_536), help_heading = SELECTION)]
+    shards: Option<u32>,
+}
+
+/// `--shards N`: the share JOB_COMPLETION_INDEX names.
+pub fn shard_from_job(count: u32, index: Option<&str>) -> Result<crate::source::shard::Shard, String> {
+    let index = index.ok_or_else(|| {
+        "--shards needs JOB_COMPLETION_INDEX (set by a Kubernetes Indexed Job); elsewhere use --shard I/N".to_string()
+    })?;
+    let index: u32 = index
+        .trim()
+        .parse()
+        .map_err(|_| format!("JOB_COMPLETION_INDEX '{index}' is not a number"))?;
+    crate::source::shard::Shard::new(index, count)
 }
 
 impl From<ImportParts> for ImportArgs {
     fn from(parts: ImportParts) -> ImportArgs {
-        parts.indexing.into_import(Some(parts.days), parts.dry_run, parts.list)
+        let mut args = parts
+            .indexing
+            .into_import(parts.sources.sources, Some(parts.days), parts.dry_run, parts.list);
+        args.shard = parts.shard;
+        args.shards = parts.shards;
+        args
     }
 }
 
@@ -864,6 +938,9 @@ pub struct SyncArgs {
 #[derive(Debug, Args)]
 struct SyncParts {
     #[command(flatten)]
+    sources: Sources,
+
+    #[command(flatten)]
     indexing: Indexing,
 
     /// Start at this delivery day (UTC) in account/region folders synced for the first time;
@@ -898,7 +975,7 @@ struct SyncParts {
 impl From<SyncParts> for SyncArgs {
     fn from(parts: SyncParts) -> SyncArgs {
         SyncArgs {
-            import: parts.indexing.into_import(None, false, false),
+            import: parts.indexing.into_import(parts.sources.sources, None, false, false),
             since: parts.since,
             lookback_days: parts.lookback_days,
             state_file: parts.state_file,
@@ -910,6 +987,80 @@ impl From<SyncParts> for SyncArgs {
 }
 
 args_through!(SyncArgs, SyncParts);
+
+/// What `follow` reads: the queue, and what an import takes but its sources.
+#[derive(Debug)]
+pub struct FollowArgs {
+    pub import: ImportArgs,
+    pub queue_url: String,
+    pub max_messages: usize,
+    pub wait_seconds: u32,
+    pub visibility_timeout: Option<u32>,
+    pub until_empty: Option<u64>,
+    pub max_received: Option<u64>,
+    pub stop_timeout: u64,
+    pub flush_after_ms: u64,
+}
+
+#[derive(Debug, Args)]
+struct FollowParts {
+    /// The SQS queue to read notifications from.
+    #[arg(long, env = "CTINDEX_QUEUE_URL", value_name = "URL", help_heading = SOURCE)]
+    queue_url: String,
+
+    #[command(flatten)]
+    indexing: Indexing,
+
+    /// Messages held at once (received and not yet deleted); bounds memory with --max-bytes-in-flight.
+    #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=10_000), help_heading = FOLLOW)]
+    max_messages: u16,
+
+    /// Long-polling wait of one receive request (SQS allows at most 20).
+    #[arg(long, default_value_t = 20, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(0..=20), help_heading = FOLLOW)]
+    wait_seconds: u32,
+
+    /// Visibility timeout of the messages received (default: the queue's); extended every third
+    /// of it while their objects are read and indexed.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(2..=43_200), help_heading = FOLLOW)]
+    visibility_timeout: Option<u32>,
+
+    /// Exit once no message came for this many seconds and nothing is in flight (for batch runs
+    /// and tests; messages left to come back later are not waited for).
+    #[arg(long, value_name = "SECONDS", help_heading = FOLLOW)]
+    until_empty: Option<u64>,
+
+    /// Exit after receiving this many messages (and settling them).
+    #[arg(long, value_name = "N", help_heading = FOLLOW)]
+    max_received: Option<u64>,
+
+    /// After SIGTERM / Ctrl-C, finish what is in flight for at most this long, then release the
+    /// rest to the queue and exit (keep it below Kubernetes' terminationGracePeriodSeconds,
+    /// 30 by default, less the few seconds the release and the summary take).
+    #[arg(long, default_value_t = 20, value_name = "SECONDS", help_heading = FOLLOW)]
+    stop_timeout: u64,
+
+    /// Send a bulk request that is not full once no more events came for this long (ms).
+    #[arg(long, default_value_t = 500, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000), help_heading = FOLLOW)]
+    flush_after: u64,
+}
+
+impl From<FollowParts> for FollowArgs {
+    fn from(parts: FollowParts) -> FollowArgs {
+        FollowArgs {
+            import: parts.indexing.into_import(Vec::new(), None, false, false),
+            queue_url: parts.queue_url,
+            max_messages: usize::from(parts.max_messages),
+            wait_seconds: parts.wait_seconds,
+            visibility_timeout: parts.visibility_timeout,
+            until_empty: parts.until_empty,
+            max_received: parts.max_received,
+            stop_timeout: parts.stop_timeout,
+            flush_after_ms: parts.flush_after,
+        }
+    }
+}
+
+args_through!(FollowArgs, FollowParts);
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
@@ -1103,6 +1254,60 @@ mod tests {
         assert!(parse_size("5XB").is_err());
         assert!(parse_size("0").is_err());
         assert!(parse_size("abc").is_err());
+    }
+
+    #[test]
+    fn follow_options_and_shards() {
+        let Command::Follow(f) = parse(&[
+            "follow",
+            "--queue-url=https://sqs.eu-west-1.amazonaws.com/1/q",
+            "--url=http://h:9200",
+            "--regions=eu-west-1",
+            "--max-messages=7",
+            "--until-empty=30",
+            "--visibility-timeout=60",
+            "--batch-bytes=1MB",
+        ])
+        .unwrap() else {
+            panic!("not a follow");
+        };
+        assert_eq!(f.queue_url, "https://sqs.eu-west-1.amazonaws.com/1/q");
+        assert_eq!(
+            (f.max_messages, f.until_empty, f.visibility_timeout),
+            (7, Some(30), Some(60))
+        );
+        assert_eq!((f.stop_timeout, f.wait_seconds), (20, 20));
+        assert!(f.import.sources.is_empty());
+        assert_eq!(
+            (f.import.s3.regions.as_slice(), f.import.batch_bytes),
+            (&["eu-west-1".to_string()][..], 1_000_000)
+        );
+        assert!(
+            parse(&["follow", "--url=http://h:9200"]).is_err(),
+            "--queue-url is required"
+        );
+        assert!(
+            parse(&["follow", "--queue-url=q", "src"]).is_err(),
+            "follow takes no sources"
+        );
+
+        let Command::Import(a) = parse(&["import", "--shard=2/3", "a"]).unwrap() else {
+            panic!("not an import");
+        };
+        assert_eq!(a.shard, Some(crate::source::shard::Shard { index: 2, count: 3 }));
+        assert!(parse(&["import", "--shard=3/3", "a"]).is_err());
+        assert!(parse(&["import", "--shard=0/3", "--shards=3", "a"]).is_err());
+        assert!(parse(&["sync", "--shard=0/3", "a"]).is_err(), "sync has no shards");
+        let Command::Import(a) = parse(&["import", "--shards=4", "a"]).unwrap() else {
+            panic!("not an import");
+        };
+        assert_eq!((a.shard, a.shards), (None, Some(4)));
+        assert_eq!(
+            shard_from_job(4, Some("3")),
+            Ok(crate::source::shard::Shard { index: 3, count: 4 })
+        );
+        assert!(shard_from_job(4, Some("4")).unwrap_err().contains("does not exist"));
+        assert!(shard_from_job(4, None).unwrap_err().contains("JOB_COMPLETION_INDEX"));
     }
 
     #[test]

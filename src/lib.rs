@@ -10,6 +10,7 @@
 //! - [`sink`]: bulk encoding, the cluster connection, retries, the index template;
 //!   [`export`]: the same events as lines in files;
 //! - [`pipeline`]: the stage tasks and the bounded queues between them;
+//!   [`follow`] feeds it the objects an SQS queue's notifications name;
 //! - [`progress`] and [`dlq`]: counters, progress display, summary, dead letters.
 //!
 //! [`sync`] is the sync engine (state, lease, windows; the state itself is
@@ -37,7 +38,7 @@
 //! 3. `run`: the run that import, sync and export share;
 //! 4. `config`: the options resolved and checked;
 //! 5. `cli`: every option as typed;
-//! 6. `sync`: the sync engine;
+//! 6. `sync`, `follow`: the sync engine; the queue follow reads;
 //! 7. `pipeline`: the stages and queues;
 //! 8. `export`: the line outputs;
 //! 9. `state`: the sync state;
@@ -67,6 +68,7 @@ pub mod decode;
 mod dlq;
 mod export;
 pub mod filter;
+mod follow;
 mod http;
 mod kibana;
 pub mod normalize;

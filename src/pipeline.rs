@@ -56,6 +56,11 @@ pub struct Options {
     /// On a cluster without free-form objects: where each document's
     /// unindexed objects are, whose text goes into `ctindex.payload`.
     pub unindexed: Option<Arc<crate::sink::freeform::Unindexed>>,
+    /// `follow`: a batch that is not full is sent once no file output came
+    /// for this long (input arrives as it is announced, not all at once).
+    pub flush_idle: Option<std::time::Duration>,
+    /// `import --shard`: only this share of the listed objects is read.
+    pub shard: Option<crate::source::shard::Shard>,
 }
 
 /// What became of a file, for a [`Tracker`].
@@ -198,18 +203,25 @@ impl Pipeline {
             anyhow::Ok(())
         });
 
+        let ran = self.run_listed(listed_rx).await;
+        lister.abort();
+        ran?;
+        if let Ok(Err(e)) = lister.await {
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Runs the objects `listed_rx` brings until it closes (or a cancel, or
+    /// a fatal error): `follow` feeds it as notifications arrive.
+    pub async fn run_listed(&self, listed_rx: mpsc::Receiver<Listed>) -> Result<()> {
         let (batch_tx, batch_rx) = mpsc::channel::<Batch>(1);
         let ledger = Mutex::new(Ledger::default());
         let produce = self.produce(listed_rx, batch_tx, &ledger);
         let consume = self.consume(batch_rx, &ledger);
         let (produced, consumed) = tokio::join!(produce, consume);
-        lister.abort();
         consumed?;
-        produced?;
-        if let Ok(Err(e)) = lister.await {
-            return Err(e);
-        }
-        Ok(())
+        produced
     }
 
     /// Reads, decodes and encodes files, and fills batches.
@@ -232,7 +244,22 @@ impl Pipeline {
 
         let capacity = self.options.batch_bytes + self.options.batch_bytes / 8;
         let mut current = Batch::with_capacity(capacity);
-        while let Some(output) = objects.next().await {
+        loop {
+            let next = match self.options.flush_idle {
+                Some(idle) if !current.is_empty() => match tokio::time::timeout(idle, objects.next()).await {
+                    Ok(next) => next,
+                    // Nothing more for a while: what is there goes now.
+                    Err(_) => {
+                        let partial = std::mem::replace(&mut current, Batch::with_capacity(capacity));
+                        if batch_tx.send(partial).await.is_err() {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                },
+                _ => objects.next().await,
+            };
+            let Some(output) = next else { break };
             let FileOutput { file, batch, end } = output;
             let done = lock(ledger).piece(file, batch.len(), end);
             if let Some(kind) = done {
@@ -357,6 +384,7 @@ impl Pipeline {
                 Stats::add(&self.stats.files_already_done, 1);
                 None
             }
+            Listed::Object(object) if self.options.shard.is_some_and(|s| !s.takes(&object.name)) => None,
             Listed::Object(object) => {
                 Stats::add(&self.stats.files_listed, 1);
                 Stats::add(&self.stats.bytes_listed, object.size);

@@ -403,6 +403,9 @@ pub struct Summary {
     pub alias: Option<String>,
     /// Events sent to each index (to be sent, with --dry-run).
     pub indices: BTreeMap<String, u64>,
+    /// `follow`: what became of the queue's messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow: Option<serde_json::Value>,
 }
 
 impl Summary {
@@ -461,6 +464,7 @@ impl Summary {
             },
             alias: None,
             indices: stats.indices.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            follow: None,
         }
     }
 

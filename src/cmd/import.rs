@@ -14,7 +14,7 @@ pub(crate) async fn run(args: ImportArgs) -> Result<Outcome> {
         let (sources, _s3) = run::open_sources(&args.sources, &args.s3).await?;
         return list_plan(sources).await;
     }
-    run::index(args, None).await
+    run::index(args, None, None).await
 }
 
 /// `--list`: what an import would read, per account, region and delivery

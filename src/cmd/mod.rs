@@ -7,6 +7,7 @@
 mod completions;
 mod dashboards;
 mod export;
+mod follow;
 mod import;
 mod prune;
 mod setup;
@@ -25,6 +26,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Setup(args) => setup::run(*args).await,
         Command::Prune(args) => prune::run(*args).await,
         Command::Sync(args) => sync::run(*args).await,
+        Command::Follow(args) => follow::run(*args).await,
         Command::Dashboards(command) => dashboards::run(command).await,
         Command::Completions(args) => completions::completions(&args),
         Command::Man(args) => completions::man(&args),

@@ -23,11 +23,11 @@ pub(crate) async fn run(args: SyncArgs) -> Result<Outcome> {
         deferred: false,
     };
     let Some(age) = args.retention else {
-        return run::index(args.import, Some(settings)).await;
+        return run::index(args.import, Some(settings), None).await;
     };
     let prefix = config::index_prefix(&args.import.index.index_prefix)?;
     let cluster = config::cluster(&args.import.cluster, &args.import.s3.aws)?;
-    let outcome = run::index(args.import, Some(settings)).await?;
+    let outcome = run::index(args.import, Some(settings), None).await?;
     // Retention after a run that got through (a failed run has returned above).
     let cluster = Cluster::connect(&cluster).await?;
     let pruned = retention::prune(&cluster, &prefix, age, false).await?;

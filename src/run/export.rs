@@ -94,6 +94,8 @@ pub(crate) async fn export(args: ExportArgs) -> Result<Outcome> {
             workers,
             downloads: usize::from(args.s3.downloads),
             unindexed: None,
+            flush_idle: None,
+            shard: None,
         },
         cancel: cancel.clone(),
         decoders: decoders.clone(),

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+use super::follow::Queued;
 use super::{Outcome, default_workers, open_sources, report, stop_on_signals};
 use crate::cli::ImportArgs;
 use crate::config;
@@ -25,11 +26,21 @@ use crate::sync::{self, SyncSettings};
 use crate::transform::Transformer;
 
 /// The import, and with `sync` set, the sync: both read sources through
-/// the same pipeline; sync adds state, a lease and a look-back window.
-pub(crate) async fn index(args: ImportArgs, sync: Option<SyncSettings>) -> Result<Outcome> {
+/// the same pipeline; sync adds state, a lease and a look-back window. With
+/// `follow` set, the follow: objects come from a queue's notifications
+/// instead of the sources.
+pub(crate) async fn index(args: ImportArgs, sync: Option<SyncSettings>, follow: Option<Queued>) -> Result<Outcome> {
+    let follow_counts = follow.as_ref().map(|f| f.counts.clone());
     let prefix = config::index_prefix(&args.index.index_prefix)?;
     let filter = config::field_filter(&args.filter)?;
     config::batch_bytes(args.batch_bytes)?;
+    let shard = match (args.shard, args.shards) {
+        (None, Some(count)) => {
+            let index = std::env::var("JOB_COMPLETION_INDEX").ok();
+            Some(crate::cli::shard_from_job(count, index.as_deref()).map_err(config::UsageError)?)
+        }
+        (shard, _) => shard,
+    };
     let limits = Limits {
         max_string_bytes: args.max_value_bytes.max(64),
         ..Limits::default()
@@ -92,6 +103,8 @@ pub(crate) async fn index(args: ImportArgs, sync: Option<SyncSettings>) -> Resul
             workers,
             downloads: usize::from(args.s3.downloads),
             unindexed: template.unindexed(),
+            flush_idle: args.flush_idle,
+            shard,
         },
         cancel: cancel.clone(),
         decoders: decoders.clone(),
@@ -105,9 +118,10 @@ pub(crate) async fn index(args: ImportArgs, sync: Option<SyncSettings>) -> Resul
         args.dry_run,
         Duration::from_secs(args.report.progress_interval.max(1)),
     );
-    let result = match &sync {
-        None => pipeline(None).run(sources).await,
-        Some(settings) => {
+    let result = match (&sync, follow) {
+        (_, Some(follow)) => follow.run(&args, pipeline, cancel.clone(), stats.clone()).await,
+        (None, None) => pipeline(None).run(sources).await,
+        (Some(settings), None) => {
             let state = match &settings.state_file {
                 Some(path) => StateStore::in_file(path),
                 None => match &cluster {
@@ -166,7 +180,9 @@ pub(crate) async fn index(args: ImportArgs, sync: Option<SyncSettings>) -> Resul
         dlq.count(),
         Some(dlq.path().display().to_string()),
     );
-    summary.interrupted = cancel.is_cancelled();
+    // A follow stops on SIGTERM as its normal end: what it did not finish went back to the queue.
+    summary.interrupted = cancel.is_cancelled() && follow_counts.is_none();
+    summary.follow = follow_counts.map(|counts| counts.to_json());
     summary.alias = Some(prefix.clone());
     summary.s3_list_requests = s3
         .as_ref()

@@ -6,6 +6,7 @@
 //! a command. The sync engine itself is [`crate::sync`].
 
 mod export;
+mod follow;
 mod index;
 
 use std::path::Path;
@@ -24,6 +25,7 @@ use crate::source::Source;
 use crate::source::s3::S3;
 
 pub(crate) use export::export;
+pub(crate) use follow::follow;
 pub(crate) use index::index;
 
 /// How a command ended when it did not fail.

@@ -17,7 +17,10 @@
 pub mod aws_errors;
 pub mod layout;
 pub mod local;
+pub mod notification;
 pub mod s3;
+pub mod shard;
+pub mod sqs;
 
 use std::collections::BTreeSet;
 use std::fmt;

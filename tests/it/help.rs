@@ -172,6 +172,7 @@ fn help_texts_say_what_applies() {
     for (command, expected) in [
         (&["import"][..], &["0", "1", "2", "3", "4", "130"][..]),
         (&["sync"], &["0", "1", "2", "3", "130"]),
+        (&["follow"], &["0", "1", "2", "3", "130"]),
         (&["export"], &["0", "1", "2", "3", "4", "130"]),
         (&["setup"], &["0", "1", "2"]),
         (&["prune"], &["0", "1", "2"]),
@@ -191,6 +192,7 @@ fn completions_name_every_subcommand() {
         for command in [
             "import",
             "sync",
+            "follow",
             "export",
             "setup",
             "prune",

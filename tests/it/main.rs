@@ -4,6 +4,7 @@
 mod dashboards;
 mod export;
 mod faults;
+mod follow;
 mod help;
 mod import;
 mod inputs;

@@ -1,0 +1,579 @@
+//! `ctindex follow` against the local S3 + SQS server (moto serves both on
+//! one port) and real clusters: every message shape, a corrupt and a missing
+//! object (left to the redrive policy), two followers and a SIGTERM, a
+//! follower SIGKILLed, visibility extended past a short timeout, a sync
+//! beside follow catching a notification never sent; and `import --shard`
+//! over the corpus.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::{Value, json};
+
+use crate::s3::{Server, gz, put_many, runtime, server};
+use crate::support::{self, Cluster, Oracle};
+
+const ACCOUNT: &str = "666666666666";
+
+/// A CloudTrail object: `events` events with ids `<tag>-<n>`.
+fn object(tag: &str, events: usize) -> Vec<u8> {
+    let records: Vec<Value> = (0..events)
+        .map(|n| {
+            json!({"eventVersion": "1.08", "eventID": format!("{tag}-{n}"), "eventTime": format!("2024-05-01T10:{:02}:00Z", n % 60),
+                   "eventSource": "s3.amazonaws.com", "eventName": "GetObject", "awsRegion": "us-east-1",
+                   "userIdentity": {"type": "AWSService", "invokedBy": "cloudtrail.amazonaws.com"},
+                   "requestParameters": {"n": n}, "recipientAccountId": ACCOUNT})
+        })
+        .collect();
+    gz(json!({ "Records": records }).to_string().as_bytes())
+}
+
+fn key(prefix: &str, name: &str) -> String {
+    format!("{prefix}AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2024/05/01/{ACCOUNT}_CloudTrail_us-east-1_{name}.json.gz")
+}
+
+fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    let conf = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .build();
+    aws_sdk_sqs::Client::from_conf(conf)
+}
+
+/// A bucket and a queue (with a dead-letter queue after `max_receives`).
+struct Setup {
+    endpoint: String,
+    bucket: String,
+    queue: String,
+    dlq: String,
+}
+
+impl Setup {
+    fn new(server: &Server, tag: &str, max_receives: u32) -> Setup {
+        let name = format!(
+            "ctf-{tag}-{}-{}",
+            std::process::id(),
+            support::prefix("q").rsplit('-').next().unwrap()
+        );
+        let rt = runtime();
+        rt.block_on(crate::s3::client(&server.endpoint).create_bucket().bucket(&name).send())
+            .unwrap();
+        let sqs = sqs_client(&server.endpoint);
+        let (queue, dlq) = rt.block_on(async {
+            let dlq = sqs
+                .create_queue()
+                .queue_name(format!("{name}-dlq"))
+                .send()
+                .await
+                .unwrap()
+                .queue_url
+                .unwrap();
+            let arn = sqs
+                .get_queue_attributes()
+                .queue_url(&dlq)
+                .attribute_names(QueueAttributeName::QueueArn)
+                .send()
+                .await
+                .unwrap()
+                .attributes
+                .unwrap()[&QueueAttributeName::QueueArn]
+                .clone();
+            let policy = json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives.to_string()});
+            let queue = sqs
+                .create_queue()
+                .queue_name(&name)
+                .attributes(QueueAttributeName::VisibilityTimeout, "4")
+                .attributes(QueueAttributeName::RedrivePolicy, policy.to_string())
+                .send()
+                .await
+                .unwrap()
+                .queue_url
+                .unwrap();
+            (queue, dlq)
+        });
+        Setup {
+            endpoint: server.endpoint.clone(),
+            bucket: name,
+            queue,
+            dlq,
+        }
+    }
+
+    fn put(&self, objects: Vec<(String, Vec<u8>)>) {
+        put_many(&self.endpoint, &self.bucket, objects);
+    }
+
+    fn send(&self, bodies: &[String]) {
+        let sqs = sqs_client(&self.endpoint);
+        runtime().block_on(async {
+            for body in bodies {
+                sqs.send_message()
+                    .queue_url(&self.queue)
+                    .message_body(body)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+
+    /// Messages in a queue: waiting + in flight + delayed.
+    fn depth(&self, queue: &str) -> u64 {
+        let sqs = sqs_client(&self.endpoint);
+        let attributes = runtime()
+            .block_on(
+                sqs.get_queue_attributes()
+                    .queue_url(queue)
+                    .attribute_names(QueueAttributeName::All)
+                    .send(),
+            )
+            .unwrap()
+            .attributes
+            .unwrap();
+        [
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            QueueAttributeName::ApproximateNumberOfMessagesDelayed,
+        ]
+        .iter()
+        .map(|a| attributes.get(a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+        .sum()
+    }
+
+    /// An S3 event notification for `key`, URL-encoded as S3 does.
+    fn s3_event(&self, key: &str) -> String {
+        let encoded = key.replace(' ', "+");
+        json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+            "eventTime": "2024-05-01T10:05:00.000Z", "eventName": "ObjectCreated:Put",
+            "s3": {"s3SchemaVersion": "1.0", "configurationId": "ctindex",
+                   "bucket": {"name": self.bucket, "arn": format!("arn:aws:s3:::{}", self.bucket)},
+                   "object": {"key": encoded, "size": 100, "eTag": "x", "sequencer": "0A"}}}]})
+        .to_string()
+    }
+
+    fn cloudtrail(&self, keys: &[&str]) -> String {
+        json!({"s3Bucket": self.bucket, "s3ObjectKey": keys}).to_string()
+    }
+
+    fn eventbridge(&self, key: &str) -> String {
+        json!({"version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103", "detail-type": "Object Created",
+            "source": "aws.s3", "account": ACCOUNT, "time": "2024-05-01T10:05:00Z", "region": "us-east-1",
+            "resources": [format!("arn:aws:s3:::{}", self.bucket)],
+            "detail": {"version": "0", "bucket": {"name": self.bucket},
+                       "object": {"key": key, "size": 100, "etag": "x", "sequencer": "0A"},
+                       "request-id": "R", "requester": "cloudtrail.amazonaws.com", "reason": "PutObject"}})
+        .to_string()
+    }
+
+    /// Starts `follow` on the queue.
+    fn follow(&self, cluster: &Cluster, prefix: &str, dir: &std::path::Path, n: u32, extra: &[&str]) -> Child {
+        let summary = dir.join(format!("s{n}.json"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ctindex"));
+        cmd.args([
+            "follow",
+            "--queue-url",
+            &self.queue,
+            "--url",
+            &cluster.url,
+            "--index-prefix",
+            prefix,
+            "--endpoint-url",
+            &self.endpoint,
+            "--region",
+            "us-east-1",
+            "--replicas",
+            "0",
+            "--wait-seconds",
+            "1",
+            "--progress",
+            "log",
+            "--progress-interval",
+            "1",
+            "--summary-json",
+            summary.to_str().unwrap(),
+            "--dead-letter",
+            dir.join(format!("dead{n}.ndjson")).to_str().unwrap(),
+        ])
+        .args(extra)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        cmd.spawn().unwrap()
+    }
+}
+
+fn summary(dir: &std::path::Path, n: u32) -> Value {
+    std::fs::read_to_string(dir.join(format!("s{n}.json")))
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or(Value::Null)
+}
+
+fn count(cluster: &Cluster, prefix: &str) -> u64 {
+    cluster.count(prefix, json!({"match_all": {}}))
+}
+
+/// Waits for a child with a bound; its exit code and output.
+fn finish(child: Child, bound: Duration) -> (i32, String) {
+    let started = Instant::now();
+    let pid = child.id();
+    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+    while !waiter.is_finished() {
+        assert!(started.elapsed() < bound, "follow {pid} did not end within {bound:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = waiter.join().unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn follow_indexes_every_message_shape_once_and_leaves_bad_objects_to_the_redrive() {
+    let Some(server) = server("follow_every_message_shape") else {
+        return;
+    };
+    for cluster in support::clusters("follow_every_message_shape") {
+        let setup = Setup::new(&server, "shapes", 2);
+        let prefix = support::prefix("follow");
+        // Seven good objects (one under a prefix with a space, URL-encoded by S3), a corrupt one.
+        let spaced = key("my trail/", "a");
+        let keys: Vec<String> = [spaced.clone()]
+            .into_iter()
+            .chain(["b", "c", "d", "e", "f", "g"].iter().map(|n| key("", n)))
+            .collect();
+        let mut objects: Vec<(String, Vec<u8>)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), object(&format!("shape{i}"), 10 + i)))
+            .collect();
+        let expected: u64 = (0..keys.len()).map(|i| 10 + i as u64).sum();
+        let corrupt = key("", "corrupt");
+        objects.push((corrupt.clone(), b"this is not gzip, nor JSON".to_vec()));
+        setup.put(objects);
+        let missing = key("", "missing");
+        let digest = format!("AWSLogs/{ACCOUNT}/CloudTrail-Digest/us-east-1/2024/05/01/d.json.gz");
+        let sns = |message: &str| {
+            json!({"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-east-1:1:t",
+                   "Message": message, "Timestamp": "2024-05-01T10:05:00.000Z"})
+            .to_string()
+        };
+        let test_event = json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2024-05-01T10:00:00.000Z",
+                                "Bucket": setup.bucket, "RequestId": "R", "HostId": "H"})
+        .to_string();
+        let good = vec![
+            setup.s3_event(&keys[0]),                         // straight, URL-encoded
+            sns(&setup.s3_event(&keys[1])),                   // SNS envelope (raw delivery off)
+            setup.s3_event(&keys[2]),                         // SNS raw delivery on is the same body
+            setup.cloudtrail(&[&keys[3], &keys[4], &digest]), // CloudTrail's own notification
+            sns(&setup.cloudtrail(&[&keys[5]])),              // ... in its SNS envelope
+            setup.eventbridge(&keys[6]),                      // EventBridge "Object Created"
+            setup.s3_event(&keys[1]),                         // a duplicate: no duplicate documents
+            test_event,                                       // acknowledged, nothing read
+            setup.s3_event(&digest),                          // a digest: acknowledged
+            setup.s3_event("exports/other.json.gz"),          // outside the layout: acknowledged
+        ];
+        let bad = vec![setup.s3_event(&corrupt), setup.s3_event(&missing)];
+        setup.send(&good);
+        setup.send(&bad);
+
+        let dir = tempfile::tempdir().unwrap();
+        let child = setup.follow(&cluster, &prefix, dir.path(), 0, &["--until-empty", "6"]);
+        let (code, log) = finish(child, Duration::from_secs(120));
+        let ctx = format!("{}: {log}", cluster.name);
+        // Input was skipped (the corrupt and the missing object): exit 3.
+        assert_eq!(code, 3, "{ctx}");
+        assert_eq!(count(&cluster, &prefix), expected, "{ctx}");
+        let s = summary(dir.path(), 0);
+        assert_eq!(s["follow"]["messages_deleted"], json!(good.len()), "{ctx}");
+        assert!(s["events_read"].as_u64().unwrap() >= expected, "{ctx}");
+        assert_eq!(s["failed"], json!(0), "{ctx}");
+        // The bad objects' messages came back and, past maxReceiveCount, went to the dead-letter queue.
+        assert!(s["follow"]["messages_failed"].as_u64().unwrap() >= 2, "{ctx}\n{s}");
+        assert_eq!(setup.depth(&setup.queue), 0, "{ctx}");
+        assert_eq!(setup.depth(&setup.dlq), 2, "{ctx}");
+        assert!(log.contains(&corrupt), "the corrupt object is named: {ctx}");
+        assert!(log.contains("s3:TestEvent of bucket"), "{ctx}");
+        cluster.cleanup(&prefix);
+    }
+}
+
+#[test]
+fn two_followers_and_a_sigterm_lose_nothing_and_duplicate_nothing() {
+    let Some(server) = server("two_followers_and_a_sigterm") else {
+        return;
+    };
+    let Some(cluster) = support::clusters("two_followers_and_a_sigterm").into_iter().next() else {
+        return;
+    };
+    let setup = Setup::new(&server, "two", 5);
+    let prefix = support::prefix("follow2");
+    let files = 60;
+    let per_file = 300;
+    let keys: Vec<String> = (0..files).map(|n| key("", &format!("f{n:03}"))).collect();
+    setup.put(
+        keys.iter()
+            .enumerate()
+            .map(|(n, k)| (k.clone(), object(&format!("two{n}"), per_file)))
+            .collect(),
+    );
+    // One message per object, and a second notification of a third of them.
+    let mut bodies: Vec<String> = keys.iter().map(|k| setup.s3_event(k)).collect();
+    bodies.extend(keys.iter().step_by(3).map(|k| setup.cloudtrail(&[k])));
+    setup.send(&bodies);
+
+    let dir = tempfile::tempdir().unwrap();
+    let slow = ["--batch-bytes", "64KB", "--concurrency", "1", "--max-messages", "4"];
+    let mut first = setup.follow(&cluster, &prefix, dir.path(), 1, &slow);
+    let second = setup.follow(
+        &cluster,
+        &prefix,
+        dir.path(),
+        2,
+        &[&slow[..], &["--until-empty", "8"]].concat(),
+    );
+    // SIGTERM the first once it has indexed something.
+    let started = Instant::now();
+    loop {
+        let indexed = summary_less_count(&cluster, &prefix);
+        if indexed > 0 {
+            break;
+        }
+        assert!(first.try_wait().unwrap().is_none(), "the first follower ended early");
+        assert!(started.elapsed() < Duration::from_secs(60), "nothing indexed in 60 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    // Within the stop bound (--stop-timeout 20 s, and the release): exit 0.
+    let (code, log1) = finish(first, Duration::from_secs(30));
+    assert_eq!(code, 0, "after SIGTERM: {log1}");
+    let (code, log2) = finish(second, Duration::from_secs(240));
+    assert_eq!(code, 0, "{log2}");
+    // What the first released (or never finished) the second picked up: exact.
+    let expected = (files * per_file) as u64;
+    assert_eq!(count(&cluster, &prefix), expected, "{log1}\n{log2}");
+    assert_eq!(setup.depth(&setup.queue), 0, "{log1}\n{log2}");
+    assert_eq!(setup.depth(&setup.dlq), 0, "{log1}\n{log2}");
+    let (s1, s2) = (summary(dir.path(), 1), summary(dir.path(), 2));
+    let deleted =
+        s1["follow"]["messages_deleted"].as_u64().unwrap() + s2["follow"]["messages_deleted"].as_u64().unwrap();
+    assert_eq!(deleted, bodies.len() as u64, "{s1}\n{s2}");
+    assert_eq!(s1["interrupted"], json!(false), "{s1}");
+    // The stopped follower settled everything it received: deleted, or given back to the queue.
+    let f1 = &s1["follow"];
+    let settled = ["messages_deleted", "messages_released", "messages_failed"]
+        .iter()
+        .map(|k| f1[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(f1["messages_received"].as_u64().unwrap(), settled, "{s1}");
+    cluster.cleanup(&prefix);
+}
+
+/// Documents in the prefix's indices so far (refreshed first: a follower
+/// refreshes only at its end), 0 before the first index exists.
+fn summary_less_count(cluster: &Cluster, prefix: &str) -> u64 {
+    let _ = support::http("POST", &format!("{}/{prefix}-*/_refresh", cluster.url), None);
+    let (status, body) = support::http("GET", &format!("{}/{prefix}-*/_count", cluster.url), None);
+    match status {
+        200 => body["count"].as_u64().unwrap(),
+        _ => 0,
+    }
+}
+
+#[test]
+fn a_sync_beside_follow_catches_an_object_whose_notification_was_lost() {
+    let Some(server) = server("sync_beside_follow") else {
+        return;
+    };
+    let Some(cluster) = support::clusters("sync_beside_follow").into_iter().next() else {
+        return;
+    };
+    let setup = Setup::new(&server, "missed", 3);
+    let prefix = support::prefix("follow-sync");
+    let keys: Vec<String> = ["x", "y", "z"].iter().map(|n| key("", n)).collect();
+    setup.put(
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), object(&format!("missed{i}"), 20)))
+            .collect(),
+    );
+    // The notification of the third is lost.
+    setup.send(&[setup.s3_event(&keys[0]), setup.s3_event(&keys[1])]);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, log) = finish(
+        setup.follow(&cluster, &prefix, dir.path(), 0, &["--until-empty", "3"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(count(&cluster, &prefix), 40, "{log}");
+    let run = support::ctindex(&[
+        "sync",
+        &format!("s3://{}", setup.bucket),
+        "--url",
+        &cluster.url,
+        "--index-prefix",
+        &prefix,
+        "--state-file",
+        dir.path().join("state.json").to_str().unwrap(),
+        "--since",
+        "2024-05-01",
+        "--endpoint-url",
+        &setup.endpoint,
+        "--region",
+        "us-east-1",
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    // Every event once: the sync's re-reads of the followed objects index the same ids.
+    assert_eq!(count(&cluster, &prefix), 60, "{}", run.stdout);
+    cluster.cleanup(&prefix);
+}
+
+#[test]
+fn three_shards_of_the_corpus_import_every_event_once_and_no_file_twice() {
+    let Some(cluster) = support::clusters("three_shards_of_the_corpus").into_iter().next() else {
+        return;
+    };
+    let source = support::corpus().unwrap_or_else(support::fixtures);
+    let oracle = Oracle::read(&source);
+    let prefix = support::prefix("shards");
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = 0;
+    let mut events = 0;
+    for i in 0..3 {
+        let summary = dir.path().join(format!("s{i}.json"));
+        let run = support::ctindex(&[
+            "import",
+            source.to_str().unwrap(),
+            "--url",
+            &cluster.url,
+            "--index-prefix",
+            &prefix,
+            "--replicas",
+            "0",
+            "--shard",
+            &format!("{i}/3"),
+            "--summary-json",
+            summary.to_str().unwrap(),
+            "--dead-letter",
+            dir.path().join("dead.ndjson").to_str().unwrap(),
+        ]);
+        assert!(run.code == 0 || run.code == 3, "{}\n{}", run.stdout, run.stderr);
+        let s = support::summary(&summary);
+        files += s["files"].as_u64().unwrap() + s["files_skipped"].as_u64().unwrap();
+        events += s["events_read"].as_u64().unwrap();
+    }
+    // The whole import, unsharded, for the number of files: the shards read each once.
+    let whole = support::ctindex(&["import", "--dry-run", source.to_str().unwrap(), "--summary-json", "-"]);
+    let whole: Value = serde_json::from_str(whole.stdout.trim_start_matches(|c| c != '{')).unwrap_or(Value::Null);
+    let whole_files = whole["files"].as_u64().unwrap() + whole["files_skipped"].as_u64().unwrap();
+    assert_eq!(files, whole_files, "no file read twice, none left out");
+    assert_eq!(events, oracle.events as u64);
+    assert_eq!(count(&cluster, &prefix), oracle.expected_docs());
+    cluster.cleanup(&prefix);
+}
+
+#[test]
+fn visibility_is_extended_while_objects_are_in_flight() {
+    let Some(server) = server("visibility_is_extended") else {
+        return;
+    };
+    let Some(cluster) = support::clusters("visibility_is_extended").into_iter().next() else {
+        return;
+    };
+    let setup = Setup::new(&server, "slow", 5);
+    let prefix = support::prefix("follow-slow");
+    let keys: Vec<String> = (0..8).map(|n| key("", &format!("slow{n}"))).collect();
+    setup.put(
+        keys.iter()
+            .enumerate()
+            .map(|(n, k)| (k.clone(), object(&format!("slow{n}"), 4000)))
+            .collect(),
+    );
+    setup.send(&keys.iter().map(|k| setup.s3_event(k)).collect::<Vec<_>>());
+    let dir = tempfile::tempdir().unwrap();
+    // A 2 s visibility timeout, and small bulk requests one at a time: the
+    // messages are held far longer than 2 s.
+    let started = Instant::now();
+    let child = setup.follow(
+        &cluster,
+        &prefix,
+        dir.path(),
+        0,
+        &[
+            "--visibility-timeout",
+            "2",
+            "--batch-bytes",
+            "16KB",
+            "--concurrency",
+            "1",
+            "--until-empty",
+            "4",
+        ],
+    );
+    let (code, log) = finish(child, Duration::from_secs(180));
+    assert_eq!(code, 0, "{log}");
+    // Held for more than twice the visibility timeout (the run less the 4 s of --until-empty).
+    let held = started.elapsed();
+    assert!(held > Duration::from_secs(9), "too quick to show anything: {held:?}");
+    assert_eq!(count(&cluster, &prefix), 32_000, "{log}");
+    // Each message was received once: its visibility never ran out while it was held.
+    let s = summary(dir.path(), 0);
+    assert_eq!(s["follow"]["messages_received"], json!(8), "{s}\n{log}");
+    assert_eq!(s["follow"]["messages_deleted"], json!(8), "{s}");
+    assert_eq!(setup.depth(&setup.queue), 0);
+    cluster.cleanup(&prefix);
+}
+
+#[test]
+fn a_follower_killed_mid_run_loses_nothing() {
+    let Some(server) = server("a_follower_killed_mid_run") else {
+        return;
+    };
+    let Some(cluster) = support::clusters("a_follower_killed_mid_run").into_iter().next() else {
+        return;
+    };
+    let setup = Setup::new(&server, "kill", 5);
+    let prefix = support::prefix("follow-kill");
+    let (files, per_file) = (30, 300);
+    let keys: Vec<String> = (0..files).map(|n| key("", &format!("k{n:03}"))).collect();
+    setup.put(
+        keys.iter()
+            .enumerate()
+            .map(|(n, k)| (k.clone(), object(&format!("kill{n}"), per_file)))
+            .collect(),
+    );
+    setup.send(&keys.iter().map(|k| setup.s3_event(k)).collect::<Vec<_>>());
+    let dir = tempfile::tempdir().unwrap();
+    let slow = ["--batch-bytes", "64KB", "--concurrency", "1", "--max-messages", "4"];
+    let mut first = setup.follow(&cluster, &prefix, dir.path(), 1, &slow);
+    let started = Instant::now();
+    while summary_less_count(&cluster, &prefix) == 0 {
+        assert!(first.try_wait().unwrap().is_none(), "the follower ended early");
+        assert!(started.elapsed() < Duration::from_secs(60), "nothing indexed in 60 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // SIGKILL: what it held is neither deleted nor released; it comes back after the visibility timeout.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let (code, log) = finish(
+        setup.follow(&cluster, &prefix, dir.path(), 2, &["--until-empty", "8"]),
+        Duration::from_secs(180),
+    );
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(count(&cluster, &prefix), (files * per_file) as u64, "{log}");
+    assert_eq!(setup.depth(&setup.queue), 0, "{log}");
+    cluster.cleanup(&prefix);
+}
