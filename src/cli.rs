@@ -218,6 +218,105 @@ s3://BUCKET[/PREFIX], local folders (a mirror of the S3 layout at any depth, or 
 Folders and prefixes are searched for *.json, *.json.gz, *.ndjson and *.jsonl files; digest files are \
 skipped.";
 
+const VERIFY_AFTER_HELP: &str = "\
+Checks what CloudTrail's log file integrity validation proves: each digest file's signature
+(SHA256withRSA, with CloudTrail's public key for its region), the chain of digests (each names
+the one before it, so none is missing or changed), and each log file a digest lists (present,
+and the SHA-256 of its uncompressed content as listed); log files that no digest lists are
+reported too. Give the trail's root (the bucket, or a folder or prefix above AWSLogs/ or an
+account folder) so that both CloudTrail/ and CloudTrail-Digest/ are read.
+
+From S3 the signature is the digest object's metadata (x-amz-meta-signature). In a local copy
+it is lost; each digest's signature is then read from the next digest, which records it, so
+only the newest digest of each chain cannot be checked (a note says so).
+
+Public keys come from CloudTrail's ListPublicKeys API (IAM permission cloudtrail:ListPublicKeys,
+the same credentials as S3), or offline from --public-keys FILE:
+  aws cloudtrail list-public-keys --start-time 2025-01-01 --end-time 2025-02-01 > keys.json
+
+Examples:
+  ctindex verify --from 2025-01-01 --to 2025-01-31 s3://my-trail-bucket
+  ctindex verify --public-keys keys.json --json ./mirror > report.json
+
+Exit codes:
+    0  valid: every digest and log file checked is intact
+    1  could not check (no public keys, S3 unreachable; see the error)
+    2  usage error (bad option or argument)
+    3  problems found: each is printed with its file (changed, missing or
+       uncovered log files; missing, changed or badly signed digests)
+    4  nothing matched: no file of the sources is in the selection";
+
+/// What `verify` reads.
+#[derive(Debug)]
+pub struct VerifyArgs {
+    pub sources: Vec<String>,
+    pub s3: S3Args,
+    pub public_keys: Option<PathBuf>,
+    pub cloudtrail_endpoint_url: Option<String>,
+    pub json: bool,
+    pub workers: Option<u16>,
+}
+
+impl VerifyArgs {
+    /// The AWS profile and region (for the ListPublicKeys API).
+    pub fn s3_aws(&self) -> crate::aws::AwsOptions {
+        crate::aws::AwsOptions {
+            profile: self.s3.aws.profile.clone(),
+            region: self.s3.aws.region.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct VerifyParts {
+    /// s3://BUCKET[/PREFIX] or a local copy of it: the trail's root, above AWSLogs/ or an account.
+    #[arg(required = true, value_name = "SOURCE", help_heading = SOURCE)]
+    sources: Vec<String>,
+
+    #[command(flatten)]
+    scope: Scope,
+
+    #[command(flatten)]
+    days: Days,
+
+    #[command(flatten)]
+    access: S3Access,
+
+    /// CloudTrail's public keys as `aws cloudtrail list-public-keys` prints them (JSON), instead
+    /// of asking CloudTrail's ListPublicKeys API.
+    #[arg(long, value_name = "FILE", help_heading = SOURCE)]
+    public_keys: Option<PathBuf>,
+
+    /// Where to ask CloudTrail's ListPublicKeys API (a VPC or FIPS endpoint; default:
+    /// https://cloudtrail.REGION.amazonaws.com for each region).
+    #[arg(long, value_name = "URL", conflicts_with = "public_keys", help_heading = S3)]
+    cloudtrail_endpoint_url: Option<String>,
+
+    /// Print the report as JSON (counts, chains, problems, notes) instead of text.
+    #[arg(long, help_heading = OUTPUT)]
+    json: bool,
+
+    #[command(flatten)]
+    fetch: Fetch,
+
+    /// Files read and hashed at once (default: twice the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), help_heading = TUNING)]
+    workers: Option<u16>,
+}
+
+impl From<VerifyParts> for VerifyArgs {
+    fn from(parts: VerifyParts) -> VerifyArgs {
+        VerifyArgs {
+            sources: parts.sources,
+            s3: S3Args::new(parts.scope, Some(parts.days), parts.access, parts.fetch),
+            public_keys: parts.public_keys,
+            cloudtrail_endpoint_url: parts.cloudtrail_endpoint_url,
+            json: parts.json,
+            workers: parts.workers,
+        }
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ctindex",
@@ -343,6 +442,9 @@ pub enum Command {
         ))
     )]
     Export(Box<ExportArgs>),
+    /// Check the trail's integrity with CloudTrail's digest files: signatures, the chain, each log file's hash.
+    #[command(after_help = VERIFY_AFTER_HELP)]
+    Verify(Box<VerifyArgs>),
     /// Install the index template and alias (import does this too, once per run).
     #[command(after_help = SETUP_AFTER_HELP)]
     Setup(Box<SetupArgs>),
@@ -921,6 +1023,7 @@ impl From<ExportParts> for ExportArgs {
 }
 
 args_through!(ExportArgs, ExportParts);
+args_through!(VerifyArgs, VerifyParts);
 
 /// What `sync` reads: an import (without days, --dry-run or --list, which
 /// sync does not take) and the sync's own options.

@@ -224,6 +224,7 @@ pub fn selection(args: &S3Args) -> Result<Selection> {
         regions: args.regions.iter().cloned().collect(),
         days: Days { from: args.from, to },
         windows: Default::default(),
+        digests: false,
     })
 }
 

@@ -43,7 +43,7 @@
 //! 8. `export`: the line outputs;
 //! 9. `state`: the sync state;
 //! 10. `sink`: the cluster output;
-//! 11. `dashboards`, `kibana`: saved objects and their API;
+//! 11. `dashboards`, `kibana`, `verify`: saved objects and their API; trail integrity;
 //! 12. `transform`: what happens to an event;
 //! 13. `classify`, `filter`: its rules;
 //! 14. `normalize`: fitting to the template;
@@ -81,3 +81,4 @@ pub mod source;
 mod state;
 mod sync;
 pub mod transform;
+pub mod verify;

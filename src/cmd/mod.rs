@@ -12,6 +12,7 @@ mod import;
 mod prune;
 mod setup;
 mod sync;
+mod verify;
 
 use anyhow::Result;
 
@@ -27,6 +28,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Prune(args) => prune::run(*args).await,
         Command::Sync(args) => sync::run(*args).await,
         Command::Follow(args) => follow::run(*args).await,
+        Command::Verify(args) => verify::run(*args).await,
         Command::Dashboards(command) => dashboards::run(command).await,
         Command::Completions(args) => completions::completions(&args),
         Command::Man(args) => completions::man(&args),

@@ -70,7 +70,8 @@ pub fn infer(host: &str) -> Option<(Service, String)> {
 pub struct Signer {
     provider: SharedCredentialsProvider,
     region: String,
-    service: Service,
+    /// The signing name: `es`, `aoss`, `cloudtrail`.
+    service: &'static str,
 }
 
 impl Signer {
@@ -95,7 +96,18 @@ impl Signer {
         Ok(Signer {
             provider,
             region,
-            service: auth.service,
+            service: auth.service.name(),
+        })
+    }
+
+    /// A signer for another AWS service's API (e.g. `cloudtrail`) in `region`.
+    pub async fn for_service(options: &AwsOptions, region: &str, service: &'static str) -> Result<Signer> {
+        let config = crate::aws::load(options, Some(region)).await?;
+        let provider = config.credentials_provider().context("no AWS credentials provider")?;
+        Ok(Signer {
+            provider,
+            region: region.to_string(),
+            service,
         })
     }
 
@@ -114,7 +126,7 @@ impl Signer {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.region)
-            .name(self.service.name())
+            .name(self.service)
             .time(SystemTime::now())
             .settings(settings)
             .build()

@@ -184,6 +184,9 @@ pub struct Selection {
     pub days: Days,
     /// Sync: the first day of each scope's look-back window (scope → day).
     pub windows: HashMap<String, i64>,
+    /// S3: walk the `CloudTrail-Digest/` folders too (`verify`); imports
+    /// skip them, they hold no events. Local walks always list digests.
+    pub digests: bool,
 }
 
 impl Selection {
@@ -288,6 +291,7 @@ mod tests {
                 to: Some(day("2024-03-03")),
             },
             windows: HashMap::new(),
+            digests: false,
         };
         let file = |acct: &str, region: &str, date: &str| {
             format!("s3://b/AWSLogs/{acct}/CloudTrail/{region}/{date}/f.json.gz")

@@ -642,6 +642,7 @@ mod tests {
                 to: None,
             },
             windows: Default::default(),
+            digests: false,
         };
         let (tx, mut rx) = mpsc::channel(16);
         Source::Local {
@@ -694,6 +695,7 @@ mod tests {
                 to: to.map(|d| crate::date::parse_day(d).unwrap()),
             },
             windows: Default::default(),
+            digests: false,
         })
     }
 

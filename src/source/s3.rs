@@ -276,7 +276,11 @@ impl S3 {
                 .common_prefixes(bucket, &account)
                 .await?
                 .into_iter()
-                .filter(|k| matches!(last_segment(k), "CloudTrail" | "CloudTrail-Insight"))
+                .filter(|k| match last_segment(k) {
+                    "CloudTrail" | "CloudTrail-Insight" => true,
+                    "CloudTrail-Digest" => selection.digests,
+                    _ => false,
+                })
                 .map(Step::Kind)
                 .collect(),
             Step::Kind(kind) if !selection.regions.is_empty() => selection
@@ -526,15 +530,7 @@ impl S3 {
                     .key(key)
                     .send()
                     .await
-                    .map_err(|e| {
-                        let message = self.explain(&e, Action::Download, bucket, key);
-                        let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key())
-                            || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
-                        match missing {
-                            true => Fetch::Failed(anyhow::Error::new(Missing(message))),
-                            false => Fetch::Failed(anyhow::Error::new(S3Error(message))),
-                        }
-                    })?;
+                    .map_err(|e| Fetch::Failed(self.download_error(&e, bucket, key)))?;
                 let bytes = object.body.collect().await.map_err(|e| {
                     Fetch::BrokeOff(format!(
                         "cannot download s3://{bucket}/{key}: the download broke off ({})",
@@ -553,6 +549,53 @@ impl S3 {
                 Err(Fetch::BrokeOff(message)) => return Err(S3Error(message).into()),
                 Err(Fetch::Failed(e)) => return Err(e),
             }
+        }
+    }
+}
+
+impl S3 {
+    /// Downloads one small object with its user metadata (`x-amz-meta-*`,
+    /// without the prefix): a digest file and its signature (`verify`).
+    pub async fn read_with_metadata(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(Vec<u8>, std::collections::HashMap<String, String>)> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.download_error(&e, bucket, key))?;
+        let metadata = object.metadata().cloned().unwrap_or_default();
+        let bytes = object.body.collect().await.map_err(|e| {
+            S3Error(format!(
+                "cannot download s3://{bucket}/{key}: the download broke off ({})",
+                crate::aws::innermost(&e)
+            ))
+        })?;
+        Ok((bytes.into_bytes().to_vec(), metadata))
+    }
+
+    /// A failed GetObject, explained in one line: [`Missing`] when the
+    /// object is not there, else an [`S3Error`].
+    fn download_error(
+        &self,
+        e: &aws_sdk_s3::error::SdkError<
+            aws_sdk_s3::operation::get_object::GetObjectError,
+            aws_sdk_s3::config::http::HttpResponse,
+        >,
+        bucket: &str,
+        key: &str,
+    ) -> anyhow::Error {
+        let message = self.explain(e, Action::Download, bucket, key);
+        let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key())
+            || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
+        match missing {
+            true => anyhow::Error::new(Missing(message)),
+            false => anyhow::Error::new(S3Error(message)),
         }
     }
 }

@@ -17,3 +17,4 @@ mod sigv4;
 mod summary;
 mod support;
 mod sync;
+mod verify;
