@@ -4,6 +4,7 @@
 //! config and credentials files with `--profile`, SSO, web identity / IRSA,
 //! container and instance roles) and one region resolution.
 
+use std::error::Error as StdError;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -20,6 +21,9 @@ use aws_sdk_s3::config::Region;
 /// connection errors are retried with backoff before they are reported
 /// ([`crate::retry::Policy::AWS`], which the SDK's own retry follows).
 pub const MAX_ATTEMPTS: u32 = crate::retry::Policy::AWS.attempts;
+
+/// The longest a quoted cause (the server's or the system's words) may be.
+const MAX_CAUSE: usize = 120;
 
 /// Which profile and region to use (`--profile`, `--region`).
 #[derive(Debug, Clone, Default)]
@@ -131,7 +135,7 @@ fn profile_missing_in(profile: &str, files: &[std::path::PathBuf]) -> Option<Str
 
 /// Why no credentials could be had, in one line, with what to do.
 pub fn explain_credentials_error(error: &CredentialsError, profile: Option<&str>) -> String {
-    let cause = crate::source::aws_errors::innermost(error);
+    let cause = innermost(error);
     let profile_text = profile.map(|p| format!(" (profile {p})")).unwrap_or_default();
     let line = match error {
         CredentialsError::CredentialsNotLoaded(_) => format!(
@@ -159,7 +163,31 @@ pub fn explain_credentials_error(error: &CredentialsError, profile: Option<&str>
              the credentials"
         ),
     };
-    crate::source::aws_errors::one_line(&line)
+    one_line(&line)
+}
+
+/// The innermost cause of an error (the system's or the server's words),
+/// on one line and clipped.
+pub fn innermost(error: &(dyn StdError + 'static)) -> String {
+    let mut last = error;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    clip(&last.to_string())
+}
+
+/// One line: runs of whitespace (newlines too) become one space.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// One line of at most [`MAX_CAUSE`] characters.
+pub(crate) fn clip(text: &str) -> String {
+    let line = one_line(text);
+    match line.char_indices().nth(MAX_CAUSE) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line,
+    }
 }
 
 #[cfg(test)]

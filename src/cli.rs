@@ -651,11 +651,11 @@ struct Scope {
 #[command(next_help_heading = SELECTION)]
 struct Days {
     /// First delivery day to read (UTC, inclusive), matched against the YYYY/MM/DD folders.
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day)]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::date::parse_day)]
     from: Option<i64>,
 
     /// Last delivery day to read (UTC, inclusive; default: today when --from is given, else no limit).
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day)]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::date::parse_day)]
     to: Option<i64>,
 }
 
@@ -980,7 +980,7 @@ struct ExportParts {
     incremental: bool,
 
     /// --incremental, first run only: start at this delivery day (UTC).
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day, requires = "incremental", help_heading = INCREMENTAL)]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::date::parse_day, requires = "incremental", help_heading = INCREMENTAL)]
     since: Option<i64>,
 
     /// --incremental: days before the last exported day that are listed again, for late deliveries.
@@ -1048,7 +1048,7 @@ struct SyncParts {
 
     /// Start at this delivery day (UTC) in account/region folders synced for the first time;
     /// the others continue where the last sync ended.
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::source::s3::parse_day, help_heading = SYNC)]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::date::parse_day, help_heading = SYNC)]
     since: Option<i64>,
 
     /// Days before the last synced day that are listed again, for late deliveries
@@ -1293,7 +1293,7 @@ pub struct UrlArg(pub String);
 
 impl std::fmt::Debug for UrlArg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", crate::config::redact_url(&self.0))
+        write!(f, "{:?}", crate::http::redact_url(&self.0))
     }
 }
 

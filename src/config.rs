@@ -10,11 +10,12 @@ use secrecy::{SecretSlice, SecretString};
 
 use crate::aws::AwsOptions;
 use crate::cli::{AuthArgs, AwsArgs, ClusterArgs, FilterArgs, S3Args, UrlArg};
+use crate::date::{day_text, today};
 use crate::filter::{DEFAULT_DROP, FieldFilter};
 use crate::http::sigv4::{AwsAuth, Service};
-use crate::http::{Auth, ServerConfig, Url};
+use crate::http::{Auth, ServerConfig, Url, redact_url};
 use crate::source::Selection;
-use crate::source::layout::{Days, day_text, is_account, today};
+use crate::source::layout::{Days, is_account};
 use crate::source::s3::S3Options;
 
 /// A problem with the command line or the environment: exit code 2.
@@ -391,19 +392,6 @@ pub fn index_prefix(prefix: &str) -> Result<String> {
         ));
     }
     Ok(prefix.to_string())
-}
-
-/// The URL with any password replaced, for messages.
-pub fn redact_url(text: &str) -> String {
-    match Url::parse(text) {
-        // Without `//`, what precedes `@` is no user info to the parser
-        // (`elastic:pw@host` has the scheme `elastic`): cut it below.
-        Ok(url) if !url.cannot_be_a_base() => crate::http::display_url(&url),
-        _ => match text.rfind('@') {
-            Some(at) => format!("***{}", &text[at..]),
-            None => text.to_string(),
-        },
-    }
 }
 
 #[cfg(test)]

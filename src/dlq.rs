@@ -158,7 +158,7 @@ impl Letters {
             let _ = serde_json::to_writer(&mut *line, s);
         };
         line.extend_from_slice(b"{\"time\":");
-        string(line, &now_rfc3339());
+        string(line, &crate::date::now_rfc3339());
         line.extend_from_slice(b",\"reason\":");
         string(line, letter.reason);
         line.extend_from_slice(b",\"source\":");
@@ -178,17 +178,6 @@ impl Letters {
         line.extend_from_slice(b"}\n");
         self.count += 1;
     }
-}
-
-/// The current UTC time as RFC 3339 with seconds.
-pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let (y, m, d) = crate::transform::civil_from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
 }
 
 #[cfg(test)]

@@ -28,8 +28,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::{Cancel, FileOutcome, Pipeline, Tracker};
+use crate::pipeline::{FileOutcome, Pipeline, Tracker};
 use crate::progress::Stats;
 use crate::source::notification::{self, Notice};
 use crate::source::s3::S3;
@@ -253,7 +254,7 @@ impl Tracker for Book {
 pub async fn follow(
     settings: Settings,
     make: impl FnOnce(Option<Arc<dyn Tracker>>) -> Pipeline,
-    cancel: Arc<Cancel>,
+    cancel: CancellationToken,
     stats: Arc<Stats>,
     counts: Arc<Counts>,
 ) -> Result<()> {
@@ -355,7 +356,7 @@ async fn receive(
     book: &Book,
     listed_tx: mpsc::Sender<Listed>,
     mut ended: watch::Receiver<bool>,
-    cancel: &Cancel,
+    cancel: &CancellationToken,
     counts: &Counts,
 ) {
     let room = Arc::new(Semaphore::new(settings.max_messages.max(1)));
@@ -501,7 +502,12 @@ fn take(settings: &Settings, message: &Received, counts: &Counts, book: &Book) -
 
 /// Deletes settled messages, up to ten per request, as they come; counts
 /// the failed ones (left to come back, or released at once after a stop).
-async fn settle(queue: Queue, mut rx: mpsc::UnboundedReceiver<Settled>, counts: Arc<Counts>, cancel: Arc<Cancel>) {
+async fn settle(
+    queue: Queue,
+    mut rx: mpsc::UnboundedReceiver<Settled>,
+    counts: Arc<Counts>,
+    cancel: CancellationToken,
+) {
     let mut end = false;
     while !end {
         let Some(first) = rx.recv().await else { break };

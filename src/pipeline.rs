@@ -15,13 +15,13 @@
 //! acknowledged, dead-lettered, or (on a fatal error) reported in the error.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use futures::StreamExt;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::decode::stream::Took;
 use crate::decode::{self, DecodeError};
@@ -61,44 +61,6 @@ pub struct Options {
     pub flush_idle: Option<std::time::Duration>,
     /// `import --shard`: only this share of the listed objects is read.
     pub shard: Option<crate::source::shard::Shard>,
-}
-
-/// Set by Ctrl-C / SIGTERM: stop listing, finish what is in flight.
-#[derive(Debug, Default)]
-pub struct Cancel {
-    flag: AtomicBool,
-    /// When the stop was asked for (retries get a short budget from then on).
-    at: OnceLock<Instant>,
-    /// Wakes those waiting in [`Cancel::cancelled`].
-    woken: Notify,
-}
-
-impl Cancel {
-    pub fn cancel(&self) {
-        self.at.get_or_init(Instant::now);
-        self.flag.store(true, Ordering::Relaxed);
-        self.woken.notify_waiters();
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.flag.load(Ordering::Relaxed)
-    }
-
-    /// When the stop was asked for, if it was.
-    pub fn since(&self) -> Option<Instant> {
-        self.at.get().copied()
-    }
-
-    /// Resolves once cancelled (at once if it already is).
-    pub async fn cancelled(&self) {
-        loop {
-            let woken = self.woken.notified();
-            if self.is_cancelled() {
-                return;
-            }
-            woken.await;
-        }
-    }
 }
 
 /// What became of a file, for a [`Tracker`].
@@ -157,7 +119,9 @@ pub struct Pipeline {
     pub dlq: Arc<DeadLetters>,
     pub names: Arc<FileNames>,
     pub options: Options,
-    pub cancel: Arc<Cancel>,
+    /// The run's stop (Ctrl-C, SIGTERM, a lost lease): no new files are
+    /// listed or read; what is in flight is finished.
+    pub cancel: CancellationToken,
     /// Decoding slots: `workers` permits.
     pub decoders: Arc<tokio::sync::Semaphore>,
     /// Set by sync: skips objects already done, hears of finished ones.
@@ -776,7 +740,7 @@ mod tests {
     async fn a_stop_while_the_queues_are_full_loses_nothing_and_reads_no_more() {
         let input = tempfile::tempdir().unwrap();
         trail(input.path());
-        let stop = Arc::new(Cancel::default());
+        let stop = CancellationToken::new();
         let stopping = stop.clone();
         // One request at a time, each slow: the readers fill the queues
         // behind the first, and the stop comes with the second.

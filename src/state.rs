@@ -115,6 +115,26 @@ impl Windows {
     }
 }
 
+/// What one source's sync leaves to save: its records and the checkpoints
+/// that may move. A plain sync saves them as it goes; a deferred one (`export
+/// --incremental`) hands them back, to be saved once its output is committed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Finish {
+    pub source: String,
+    pub records: Vec<Record>,
+    pub checkpoints: HashMap<String, i64>,
+    pub lookback_days: u32,
+}
+
+impl Finish {
+    /// Saves the records and moves the checkpoints (idempotent: a replay
+    /// after a crash changes nothing more).
+    pub async fn save(&self, state: &StateStore) -> Result<()> {
+        state.record(&self.source, &self.records).await?;
+        state.finish(&self.source, &self.checkpoints, self.lookback_days).await
+    }
+}
+
 /// Where state lives.
 #[derive(Debug)]
 pub enum StateStore {
@@ -422,7 +442,7 @@ impl StateStore {
         match self {
             StateStore::Cluster { cluster, index } => {
                 let mut body = Vec::new();
-                let done_at = crate::dlq::now_rfc3339();
+                let done_at = crate::date::now_rfc3339();
                 for r in records {
                     let action = json!({"index": {"_index": index, "_id": doc_id(&[source, &r.name])}});
                     let doc = json!({"kind": "object", "source": source, "name": r.name, "version": r.version,
@@ -479,7 +499,7 @@ impl StateStore {
                     for (scope, day) in checkpoints {
                         let action = json!({"index": {"_index": index, "_id": doc_id(&["scope", source, scope])}});
                         let doc = json!({"kind": "scope", "source": source, "scope": scope, "day": day,
-                                         "done_at": crate::dlq::now_rfc3339()});
+                                         "done_at": crate::date::now_rfc3339()});
                         body.extend_from_slice(action.to_string().as_bytes());
                         body.push(b'\n');
                         body.extend_from_slice(doc.to_string().as_bytes());
@@ -932,7 +952,7 @@ mod tests {
     const A: &str = "s3://b/AWSLogs/111111111111/CloudTrail/us-east-1/";
 
     fn day(text: &str) -> i64 {
-        crate::source::layout::parse_day(text).unwrap()
+        crate::date::parse_day(text).unwrap()
     }
 
     #[tokio::test]

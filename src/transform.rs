@@ -803,22 +803,8 @@ fn epoch_millis_month(ms: i64) -> Option<(u32, u32)> {
     if !(100_000_000_000..=32_503_680_000_000).contains(&ms) {
         return None;
     }
-    let (year, month, _) = civil_from_days(ms.div_euclid(86_400_000));
+    let (year, month, _) = crate::date::millis_ymd(ms)?;
     Some((year, month))
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-pub fn civil_from_days(days: i64) -> (u32, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = (yoe + era * 400 + i64::from(month <= 2)) as u32;
-    (year, month, day)
 }
 
 #[cfg(test)]
@@ -1193,13 +1179,6 @@ pub(crate) mod tests {
             // Most events take the fast path (the rest are odd on purpose).
             assert!(fast * 10 > events.len() * 9, "{fast} of {}", events.len());
         }
-    }
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
     }
 
     #[test]

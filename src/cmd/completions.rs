@@ -8,8 +8,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use clap::CommandFactory;
 
-use super::Outcome;
 use crate::cli::{BUILD_DATE, Cli, CompletionsArgs, ManArgs};
+use crate::run::Outcome;
 
 /// Prints the completion script for the shell.
 pub fn completions(args: &CompletionsArgs) -> Result<Outcome> {

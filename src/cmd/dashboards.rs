@@ -6,11 +6,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::Outcome;
 use crate::cli::{DashboardsCommand, DashboardsExportArgs, DashboardsInstallArgs};
 use crate::config;
 use crate::dashboards::SavedObjects;
 use crate::kibana::{Kibana, KibanaError, Product};
+use crate::run::Outcome;
 
 pub async fn run(command: DashboardsCommand) -> Result<Outcome> {
     match command {

@@ -1,27 +1,23 @@
 //! Commands: one file per subcommand, and the dispatch.
+//!
+//! A command is thin: it reads its arguments, calls the library ([`crate::run`],
+//! [`crate::sync`], the sink, ...) and reports. No command file imports another:
+//! what two of them share lives below them.
 
-pub mod completions;
-pub mod dashboards;
-pub mod export;
-pub mod follow;
-pub mod import;
-pub mod prune;
-pub mod setup;
-pub mod sync;
-pub mod verify;
+mod completions;
+mod dashboards;
+mod export;
+mod follow;
+mod import;
+mod prune;
+mod setup;
+mod sync;
+mod verify;
 
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
-
-/// How a command ended when it did not fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Everything was done (exit 0).
-    Clean,
-    /// Done, but some input was skipped or some events dead-lettered (exit 3).
-    Partial,
-}
+pub use crate::run::Outcome;
 
 /// Runs the command the user asked for.
 pub async fn run(cli: Cli) -> Result<Outcome> {

@@ -2,14 +2,14 @@
 
 use anyhow::Result;
 
-use super::Outcome;
 use crate::cli::SetupArgs;
 use crate::config;
+use crate::run::Outcome;
 use crate::sink::client::{Cluster, Flavor};
 use crate::sink::retention::{self, Policy};
 use crate::sink::template;
 
-pub async fn run(args: SetupArgs) -> Result<Outcome> {
+pub(crate) async fn run(args: SetupArgs) -> Result<Outcome> {
     let prefix = config::index_prefix(&args.index.index_prefix)?;
     if let Some(flavor) = &args.print {
         let flavor = if flavor == "opensearch" {

@@ -12,10 +12,10 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::Outcome;
 use crate::cli::VerifyArgs;
 use crate::config;
-use crate::source::layout::{Place, days_from_civil};
+use crate::run::Outcome;
+use crate::source::layout::Place;
 use crate::source::s3::S3;
 use crate::source::{Listed, Location, NothingMatched, Source, SourceObject};
 use crate::verify::{Check, DigestInput, DigestName, LogFound, Problem, PublicKeys, Report, content_hash, layout_key};
@@ -249,11 +249,11 @@ fn key_scope(digests: &[DigestInput]) -> (Vec<String>, i64, i64) {
 /// Seconds since 1970 of `YYYYMMDDTHHMMSSZ`.
 fn compact_time(text: &str) -> Option<i64> {
     let number = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
-    let days = days_from_civil(
+    let days = crate::date::day(
         number(0..4)?,
         u32::try_from(number(4..6)?).ok()?,
         u32::try_from(number(6..8)?).ok()?,
-    );
+    )?;
     Some(days * 86_400 + number(9..11)? * 3600 + number(11..13)? * 60 + number(13..15)?)
 }
 

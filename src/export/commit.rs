@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::LineWriter;
-use crate::cmd::sync::Finish;
+use crate::state::Finish;
 
 /// The work area inside an output folder: lock, journal, staging, sort runs
 /// and (by default) the `--incremental` state.

@@ -18,6 +18,7 @@
 
 use serde_json::Value;
 
+use crate::date::millis_text;
 use crate::transform::Document;
 
 /// The output format.
@@ -40,7 +41,8 @@ impl Format {
 }
 
 /// The header fields of the `lines` format, in order: the dotted path in the
-/// document, and the name the README uses.
+/// document, and the name the README uses. The account follows them, last,
+/// so that patterns written for these eight still find each at its place.
 pub const HEADER_FIELDS: [(&str, &str); 8] = [
     ("eventTime", "eventTime"),
     ("awsRegion", "awsRegion"),
@@ -51,11 +53,6 @@ pub const HEADER_FIELDS: [(&str, &str); 8] = [
     ("errorCode", "errorCode"),
     ("ctindex.channel", "channel"),
 ];
-
-/// The header fields in all: [`HEADER_FIELDS`], then the account. The
-/// account comes last so that patterns written for the first eight fields
-/// still find each of them at its place.
-pub const HEADER_LEN: usize = HEADER_FIELDS.len() + 1;
 
 /// What stands for an absent or empty header value.
 pub const ABSENT: &str = "-";
@@ -217,27 +214,17 @@ pub fn sort_time(doc: &impl Document) -> String {
             if b.len() >= 19 && b[4] == b'-' && b[10] == b' ' {
                 format!("{}T{}", &s[..10], &s[11..])
             } else if !b.is_empty() && b.len() <= 13 && b.iter().all(u8::is_ascii_digit) {
-                s.parse::<i64>().map(millis_text).unwrap_or_else(|_| s.to_string())
+                s.parse::<i64>()
+                    .ok()
+                    .and_then(millis_text)
+                    .unwrap_or_else(|| s.to_string())
             } else {
                 s.to_string()
             }
         }
-        Some(Value::Number(n)) => n.as_i64().map(millis_text).unwrap_or_default(),
+        Some(Value::Number(n)) => n.as_i64().and_then(millis_text).unwrap_or_default(),
         _ => String::new(),
     }
-}
-
-fn millis_text(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let rest = ms.rem_euclid(86_400_000);
-    let (y, m, d) = crate::transform::civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3_600_000,
-        rest / 60_000 % 60,
-        rest / 1000 % 60,
-        rest % 1000
-    )
 }
 
 #[cfg(test)]
@@ -278,7 +265,7 @@ mod tests {
             header,
             "2024-01-02T03:04:05Z\teu-west-1\tec2.amazonaws.com\tRunInstances\tarn:aws:iam::1:role/r\tAWS Internal\t-\tconsole\t111122223333"
         );
-        assert_eq!(header.split('\t').count(), HEADER_LEN);
+        assert_eq!(header.split('\t').count(), HEADER_FIELDS.len() + 1);
         assert_eq!(serde_json::from_str::<Value>(json).unwrap(), event);
         assert_eq!(line(Format::Ndjson, event.clone()), json);
         // Nothing known: every header field is `-`.

@@ -178,6 +178,19 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// The URL with any password replaced, for messages.
+pub fn redact_url(text: &str) -> String {
+    match Url::parse(text) {
+        // Without `//`, what precedes `@` is no user info to the parser
+        // (`elastic:pw@host` has the scheme `elastic`): cut it below.
+        Ok(url) if !url.cannot_be_a_base() => display_url(&url),
+        _ => match text.rfind('@') {
+            Some(at) => format!("***{}", &text[at..]),
+            None => text.to_string(),
+        },
+    }
+}
+
 /// The URL without user info, for messages.
 pub fn display_url(url: &Url) -> String {
     let mut shown = url.clone();
@@ -427,22 +440,7 @@ fn base64_encode(bytes: &[u8]) -> String {
 }
 
 fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 /// Elastic Cloud ids: `name:base64("<domain>$<es-uuid>$<kibana-uuid>")`,

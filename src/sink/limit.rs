@@ -153,6 +153,7 @@ impl Limiter {
     }
 
     /// The current limit.
+    #[cfg(test)]
     pub fn limit(&self) -> usize {
         self.lock().limit
     }

@@ -30,9 +30,9 @@ use crate::http::Method;
 use anyhow::{Result, bail};
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::dlq::{DeadLetters, Letter, Letters};
-use crate::pipeline::Cancel;
 use crate::progress::Stats;
 use crate::retry::{Next, Policy, Retrier};
 use bulk::{Batch, ItemOutcome};
@@ -88,10 +88,14 @@ pub struct Sink {
     retry_budget: Duration,
     /// Bulk requests on the wire at once, lowered when the cluster pushes back.
     limiter: Limiter,
-    /// The run's stop (Ctrl-C, SIGTERM): shortens retries.
-    stop: Arc<Cancel>,
-    /// Set by [`Sink::abandon`] after a fatal error, with its reason.
-    abandoned: Cancel,
+    /// The run's stop (Ctrl-C, SIGTERM, a lost lease): shortens retries.
+    stop: CancellationToken,
+    /// When the sink heard of the stop: retries get [`RETRY_BUDGET_AFTER_STOP`]
+    /// from then on. Noted as soon as it comes while a request is in flight
+    /// or a retry waits (see [`Sink::noting_stop`]).
+    stopped_at: OnceLock<Instant>,
+    /// Cancelled by [`Sink::abandon`] after a fatal error, with its reason.
+    abandoned: CancellationToken,
     abandon_reason: OnceLock<String>,
 }
 
@@ -104,7 +108,7 @@ impl Sink {
         names: Arc<FileNames>,
         retry_budget: Duration,
         concurrency: usize,
-        stop: Arc<Cancel>,
+        stop: CancellationToken,
     ) -> Self {
         Sink {
             cluster,
@@ -114,7 +118,8 @@ impl Sink {
             retry_budget,
             limiter: Limiter::new(concurrency),
             stop,
-            abandoned: Cancel::default(),
+            stopped_at: OnceLock::new(),
+            abandoned: CancellationToken::new(),
             abandon_reason: OnceLock::new(),
         }
     }
@@ -164,11 +169,13 @@ impl Sink {
             let body = Bytes::from(std::mem::take(&mut batch.body));
             Stats::add(&self.stats.bulk_bytes, body.len() as u64);
             Stats::add(&self.stats.batches, 1);
-            let answer = {
-                // Held only for the call: a batch pausing before a retry leaves its slot to others.
-                let _permit = self.limiter.acquire().await;
-                self.cluster.send(Method::POST, BULK_PATH, Some(body.clone())).await
-            };
+            let answer = self
+                .noting_stop(async {
+                    // Held only for the call: a batch pausing before a retry leaves its slot to others.
+                    let _permit = self.limiter.acquire().await;
+                    self.cluster.send(Method::POST, BULK_PATH, Some(body.clone())).await
+                })
+                .await;
             batch.body = Vec::from(body);
 
             let (failure, signal, pause) = match answer {
@@ -232,7 +239,7 @@ impl Sink {
             };
             self.adapt(signal, &failure);
 
-            let stopped_at = self.stop.since();
+            let stopped_at = self.stopped_at();
             let deadline = match stopped_at {
                 Some(at) => deadline.min(at + RETRY_BUDGET_AFTER_STOP),
                 None => deadline,
@@ -267,11 +274,37 @@ impl Sink {
                 // The pause before the next attempt.
                 _ = tokio::time::sleep(pause) => {}
                 // A stop cuts the pause short: one more attempt, now, within the shortened budget.
-                _ = self.stop.cancelled(), if stopped_at.is_none() => {}
+                _ = self.stop.cancelled(), if stopped_at.is_none() => self.note_stop(),
                 // Abandoned: the loop's first check dead-letters the batch.
                 _ = self.abandoned.cancelled() => {}
             }
         }
+    }
+
+    /// Runs `work` to its end; a stop heard meanwhile is noted with its time
+    /// (the work itself is not cut short: what is in flight is finished).
+    async fn noting_stop<T>(&self, work: impl Future<Output = T>) -> T {
+        let mut work = std::pin::pin!(work);
+        tokio::select! {
+            // The work is done before any stop.
+            out = &mut work => out,
+            // A stop (or one that came before): note when, then finish the work.
+            _ = self.stop.cancelled() => {
+                self.note_stop();
+                work.await
+            }
+        }
+    }
+
+    fn note_stop(&self) {
+        self.stopped_at.get_or_init(Instant::now);
+    }
+
+    /// When the sink heard of the run's stop, if there is one.
+    fn stopped_at(&self) -> Option<Instant> {
+        self.stop
+            .is_cancelled()
+            .then(|| *self.stopped_at.get_or_init(Instant::now))
     }
 
     /// Feeds an answer to the concurrency limit and logs a change.
@@ -449,7 +482,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stop_while_a_batch_is_split_sends_both_halves_and_letters_what_still_fails() {
-        let stop = Arc::new(Cancel::default());
+        let stop = CancellationToken::new();
         let stopping = stop.clone();
         let server = Server::start(Box::new(move |n, body| match n {
             // The stop comes while the cluster refuses the whole as too large.
@@ -506,7 +539,7 @@ mod tests {
             _ => Reply::all_created(body),
         }))
         .await;
-        let harness = Harness::new(&server, Duration::from_secs(120), 2, Arc::default()).await;
+        let harness = Harness::new(&server, Duration::from_secs(120), 2, CancellationToken::new()).await;
         let sent = batch(&["a", "b", "c"]);
         let whole = sent.body.clone();
         let sink = harness.sink.clone();
@@ -533,7 +566,7 @@ mod tests {
             _ => Reply::status(500),
         }))
         .await;
-        let harness = Harness::new(&server, Duration::from_secs(120), 2, Arc::default()).await;
+        let harness = Harness::new(&server, Duration::from_secs(120), 2, CancellationToken::new()).await;
         let sink = harness.sink.clone();
         let sending = tokio::spawn(async move { sink.send(batch(&["a", "b"])).await });
 
@@ -566,7 +599,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_partly_accepted_then_stopped_resends_only_the_rest() {
         for acknowledged in [true, false] {
-            let stop = Arc::new(Cancel::default());
+            let stop = CancellationToken::new();
             let stopping = stop.clone();
             let server = Server::start(Box::new(move |n, body| match n {
                 0 => {

@@ -13,9 +13,8 @@ use serde_json::{Value, json};
 
 use super::client::{Cluster, Flavor, SendError};
 use super::template::{is_own_index, template_priority};
+use crate::date::{self, today};
 use crate::http::Method;
-use crate::source::layout::{days_from_civil, today};
-use crate::transform::civil_from_days;
 
 /// An age: calendar months and days (`13mo`, `400d`, `2y`, `8w`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,12 +70,8 @@ pub fn parse_age(text: &str) -> Result<Age, String> {
 /// The first day (days since 1970-01-01) that is kept: `age` before `today`,
 /// months counted on the calendar (the day clamped to the month's length).
 pub fn cutoff_day(today: i64, age: Age) -> i64 {
-    let (y, m, d) = civil_from_days(today);
-    let months = i64::from(y) * 12 + i64::from(m) - 1 - i64::from(age.months);
-    let (y, m) = (months.div_euclid(12), months.rem_euclid(12) as u32 + 1);
-    let last = days_from_civil(if m == 12 { y + 1 } else { y }, if m == 12 { 1 } else { m + 1 }, 1) - 1;
-    let day = days_from_civil(y, m, 1) + i64::from(d) - 1;
-    day.min(last) - i64::from(age.days)
+    // Beyond the calendar's first day: nothing is old enough.
+    date::add_months(today, -i64::from(age.months)).map_or(i64::MIN, |day| day - i64::from(age.days))
 }
 
 /// The month of one of the prefix's monthly indices: (year, month).
@@ -96,16 +91,13 @@ pub fn expired(prefix: &str, index: &str, cutoff: i64, today: i64) -> bool {
     let Some((y, m)) = index_month(prefix, index) else {
         return false;
     };
-    let (ty, tm, _) = civil_from_days(today);
+    let (ty, tm, _) = date::ymd(today);
     if (y, m) >= (i64::from(ty), tm) {
         return false;
     }
-    let next = if m == 12 {
-        days_from_civil(y + 1, 1, 1)
-    } else {
-        days_from_civil(y, m + 1, 1)
-    };
-    next <= cutoff
+    date::day(y, m, 1)
+        .and_then(|first| date::add_months(first, 1))
+        .is_some_and(|next| next <= cutoff)
 }
 
 /// One of the prefix's indices.
@@ -310,7 +302,7 @@ mod tests {
     use super::*;
 
     fn day(text: &str) -> i64 {
-        crate::source::layout::parse_day(text).unwrap()
+        crate::date::parse_day(text).unwrap()
     }
 
     #[test]

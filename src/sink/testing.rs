@@ -15,8 +15,8 @@ use super::Sink;
 use super::client::Cluster;
 use crate::dlq::DeadLetters;
 use crate::http::{Auth, ServerConfig, Url};
-use crate::pipeline::Cancel;
 use crate::progress::Stats;
+use tokio_util::sync::CancellationToken;
 
 /// An answer to a bulk request.
 #[derive(Debug, Clone)]
@@ -173,12 +173,12 @@ pub struct Harness {
     pub sink: Arc<Sink>,
     pub stats: Arc<Stats>,
     pub dlq: Arc<DeadLetters>,
-    pub stop: Arc<Cancel>,
+    pub stop: CancellationToken,
     pub _dir: tempfile::TempDir,
 }
 
 impl Harness {
-    pub async fn new(server: &Server, retry_budget: Duration, concurrency: usize, stop: Arc<Cancel>) -> Harness {
+    pub async fn new(server: &Server, retry_budget: Duration, concurrency: usize, stop: CancellationToken) -> Harness {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let dlq = Arc::new(DeadLetters::new(dir.path().join("dead.ndjson")));
         let stats = Arc::new(Stats::default());

@@ -11,11 +11,10 @@ use std::error::Error as StdError;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
+use crate::aws::{clip, innermost, one_line};
+
 /// Attempts the SDK makes before an error reaches us (see [`crate::aws::load`]).
 pub const ATTEMPTS: u32 = crate::aws::MAX_ATTEMPTS;
-
-/// The longest a quoted cause (the server's or the system's words) may be.
-const MAX_CAUSE: usize = 120;
 
 /// What was being done when the error came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,30 +216,6 @@ fn endpoint_hint(target: &Target<'_>) -> String {
     match target.endpoint {
         Some(e) => format!(" and --endpoint-url {e}"),
         None => String::new(),
-    }
-}
-
-/// The innermost cause of an error (the system's or the server's words),
-/// on one line and clipped.
-pub fn innermost(error: &(dyn StdError + 'static)) -> String {
-    let mut last = error;
-    while let Some(next) = last.source() {
-        last = next;
-    }
-    clip(&last.to_string())
-}
-
-/// One line: runs of whitespace (newlines too) become one space.
-pub fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// One line of at most [`MAX_CAUSE`] characters.
-fn clip(text: &str) -> String {
-    let line = one_line(text);
-    match line.char_indices().nth(MAX_CAUSE) {
-        Some((at, _)) => format!("{}…", &line[..at]),
-        None => line,
     }
 }
 

@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
-use crate::transform::civil_from_days;
+use crate::date;
 
 /// Where a key or a path sits in the layout; `None` where it does not tell.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -108,9 +108,7 @@ impl<'a> Place<'a> {
 
     /// The delivery day (days since 1970-01-01), when the folders give a valid date.
     pub fn delivery_day(&self) -> Option<i64> {
-        let (y, m, d) = (self.year?, self.month?, self.day?);
-        let days = days_from_civil(i64::from(y), m, d);
-        (civil_from_days(days) == (y, m, d)).then_some(days)
+        date::day(i64::from(self.year?), self.month?, self.day?)
     }
 
     /// The scope of `name` (which this place was parsed from): the name up to
@@ -140,54 +138,8 @@ pub fn key_day(key: &str) -> Option<i64> {
     let parts: Vec<&str> = key.split(is_separator).collect();
     parts.windows(3).find_map(|w| {
         let (y, m, d) = (number(w[0], 4)?, number(w[1], 2)?, number(w[2], 2)?);
-        let days = days_from_civil(i64::from(y), m, d);
-        (civil_from_days(days) == (y, m, d)).then_some(days)
+        date::day(i64::from(y), m, d)
     })
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Parses `YYYY-MM-DD` into days since 1970-01-01.
-pub fn parse_day(text: &str) -> Result<i64, String> {
-    let bad = || format!("'{text}' is not a date (use YYYY-MM-DD, UTC)");
-    let parts: Vec<&str> = text.trim().split('-').collect();
-    let [y, m, d] = parts.as_slice() else { return Err(bad()) };
-    let (y, m, d): (i64, u32, u32) = (
-        y.parse().map_err(|_| bad())?,
-        m.parse().map_err(|_| bad())?,
-        d.parse().map_err(|_| bad())?,
-    );
-    if !(1970..=2999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return Err(bad());
-    }
-    let days = days_from_civil(y, m, d);
-    if civil_from_days(days) != (y as u32, m, d) {
-        return Err(bad());
-    }
-    Ok(days)
-}
-
-/// `YYYY-MM-DD` of days since 1970-01-01.
-pub fn day_text(day: i64) -> String {
-    let (y, m, d) = civil_from_days(day);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// Today (UTC), in days since 1970-01-01.
-pub fn today() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| (d.as_secs() / 86_400) as i64)
-        .unwrap_or(0)
 }
 
 /// A range of delivery days (days since 1970-01-01), inclusive; open where None.
@@ -209,7 +161,7 @@ impl Days {
 
     /// Whether a `YYYY[/MM[/DD]]` folder may hold days in the range.
     pub fn may_hold(&self, year: u32, month: Option<u32>, day: Option<u32>) -> bool {
-        let (from, to) = (self.from.map(civil_from_days), self.to.map(civil_from_days));
+        let (from, to) = (self.from.map(date::ymd), self.to.map(date::ymd));
         match (month, day) {
             (None, _) => from.is_none_or(|f| year >= f.0) && to.is_none_or(|t| year <= t.0),
             (Some(m), None) => {
@@ -288,6 +240,7 @@ impl Selection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::date::{day_text, parse_day};
 
     #[test]
     fn places() {
@@ -384,8 +337,8 @@ mod tests {
         assert!(parse_day("2024-13-01").is_err());
         assert!(parse_day("yesterday").is_err());
         for d in [-1000, 0, 19_000, 30_000] {
-            let (y, m, dd) = civil_from_days(d);
-            assert_eq!(days_from_civil(i64::from(y), m, dd), d);
+            let (y, m, dd) = date::ymd(d);
+            assert_eq!(date::day(i64::from(y), m, dd), Some(d));
         }
         assert_eq!(day_text(19_782), "2024-02-29");
         let open_end = Days {

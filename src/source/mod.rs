@@ -258,9 +258,13 @@ impl Seen {
 
     fn days_text(&self) -> String {
         match (self.first_day, self.last_day) {
-            (Some(first), Some(last)) if first == last => format!("days seen: {}", layout::day_text(first)),
+            (Some(first), Some(last)) if first == last => format!("days seen: {}", crate::date::day_text(first)),
             (Some(first), Some(last)) => {
-                format!("days seen: {} .. {}", layout::day_text(first), layout::day_text(last))
+                format!(
+                    "days seen: {} .. {}",
+                    crate::date::day_text(first),
+                    crate::date::day_text(last)
+                )
             }
             _ => "no days seen".into(),
         }
@@ -270,9 +274,9 @@ impl Seen {
 /// `from X to Y`, `from X`, `to Y`.
 fn days_text(days: layout::Days) -> String {
     match (days.from, days.to) {
-        (Some(f), Some(t)) => format!("from {} to {}", layout::day_text(f), layout::day_text(t)),
-        (Some(f), None) => format!("from {}", layout::day_text(f)),
-        (None, Some(t)) => format!("to {}", layout::day_text(t)),
+        (Some(f), Some(t)) => format!("from {} to {}", crate::date::day_text(f), crate::date::day_text(t)),
+        (Some(f), None) => format!("from {}", crate::date::day_text(f)),
+        (None, Some(t)) => format!("to {}", crate::date::day_text(t)),
         (None, None) => "on any day".into(),
     }
 }
@@ -634,7 +638,7 @@ mod tests {
             accounts: ["111111111111".to_string(), "222222222222".to_string()].into(),
             regions: ["us-east-1".to_string()].into(),
             days: layout::Days {
-                from: layout::parse_day("2024-03-02").ok(),
+                from: crate::date::parse_day("2024-03-02").ok(),
                 to: None,
             },
             windows: Default::default(),
@@ -687,8 +691,8 @@ mod tests {
             accounts: accounts.iter().map(|s| s.to_string()).collect(),
             regions: regions.iter().map(|s| s.to_string()).collect(),
             days: layout::Days {
-                from: from.map(|d| layout::parse_day(d).unwrap()),
-                to: to.map(|d| layout::parse_day(d).unwrap()),
+                from: from.map(|d| crate::date::parse_day(d).unwrap()),
+                to: to.map(|d| crate::date::parse_day(d).unwrap()),
             },
             windows: Default::default(),
             digests: false,

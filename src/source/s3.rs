@@ -32,11 +32,11 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::aws_errors::{Action, Target, explain_s3_error};
-pub use super::layout::{Days, parse_day};
-use super::layout::{Place, Selection, today};
+pub use super::layout::Days;
+use super::layout::{Place, Selection};
 use super::{Listed, Listing, Location, Missing, Seen, SourceObject, is_candidate, is_digest};
+use crate::date::{self, today};
 use crate::retry::{Answer, Failure, Next, Policy, Retrier, parse_retry_after};
-use crate::transform::civil_from_days;
 use aws_sdk_s3::config::retry::RetryConfig;
 
 /// LIST requests in flight at once for one source, discovery and object
@@ -160,7 +160,7 @@ fn region_steps(region: String, days: Days) -> Vec<Step> {
     match days.from {
         Some(first) if first <= last && last - first < DIRECT_DAYS => (first..=last)
             .map(|day| {
-                let (y, m, d) = civil_from_days(day);
+                let (y, m, d) = date::ymd(day);
                 Step::Objects(format!("{region}{y:04}/{m:02}/{d:02}/"))
             })
             .collect(),
@@ -538,7 +538,7 @@ impl S3 {
                 let bytes = object.body.collect().await.map_err(|e| {
                     let message = format!(
                         "cannot download s3://{bucket}/{key}: the download broke off ({})",
-                        super::aws_errors::innermost(&e)
+                        crate::aws::innermost(&e)
                     );
                     (S3Error(message).into(), Some(Answer::Failed(Failure::CutOff)))
                 })?;
@@ -579,7 +579,7 @@ impl S3 {
         let bytes = object.body.collect().await.map_err(|e| {
             S3Error(format!(
                 "cannot download s3://{bucket}/{key}: the download broke off ({})",
-                super::aws_errors::innermost(&e)
+                crate::aws::innermost(&e)
             ))
         })?;
         Ok((bytes.into_bytes().to_vec(), metadata))
@@ -790,6 +790,7 @@ fn last_segment(prefix: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::date::parse_day;
 
     #[test]
     fn urls_are_normalised() {

@@ -199,8 +199,8 @@ impl Queue {
         E: std::error::Error + 'static,
         R: std::fmt::Debug + 'static,
     {
-        let cause = crate::source::aws_errors::innermost(e);
-        anyhow::anyhow!(crate::source::aws_errors::one_line(&format!(
+        let cause = crate::aws::innermost(e);
+        anyhow::anyhow!(crate::aws::one_line(&format!(
             "cannot {action} the queue {}: {cause} (check --queue-url, --region and the permissions \
              sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility, sqs:GetQueueAttributes)",
             self.url

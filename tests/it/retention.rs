@@ -6,7 +6,7 @@ use crate::support::{self, Cluster};
 
 /// (year, month) `back` months before the current one.
 fn month_before(back: i64) -> (i64, i64) {
-    let (y, m, _) = ctindex::transform::civil_from_days(ctindex::source::layout::today());
+    let (y, m, _) = ctindex::date::ymd(ctindex::date::today());
     let months = i64::from(y) * 12 + i64::from(m) - 1 - back;
     (months.div_euclid(12), months.rem_euclid(12) + 1)
 }

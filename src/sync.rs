@@ -1,0 +1,424 @@
+//! The sync engine: index only what is new since the last run.
+//!
+//! A sync is an import with memory. For each source it takes the source's
+//! lease and reads its state: the checkpoint of each scope (an
+//! account/region folder: the last day a complete run saw there), the
+//! objects already done in each scope's look-back window (the checkpoint
+//! minus `--lookback-days`, for late deliveries), and the objects that
+//! failed to read before. It lists only those windows (S3) or skips the
+//! folders before them (local), so each account and region continues from
+//! its own last day: one that lags, or appears later, is not skipped. Scopes
+//! without a checkpoint start at `--since` (or the beginning). Objects not
+//! recorded yet, or rewritten since, are read; those that failed before and
+//! lie before their window are read again by name.
+//!
+//! Each object is recorded once all its events are acknowledged (or once
+//! it failed to read); records are flushed about every second, so a kill
+//! loses at most a second of them, and those objects are read again next
+//! time: their events have stable ids, so nothing is indexed twice.
+//! Checkpoints move only at the end of a complete run (nothing interrupted,
+//! everything listed was read or recorded as failed). Losing the lease or
+//! failing to record stops the run.
+//!
+//! The engine drives a [`Pipeline`] it is given; it knows nothing of the
+//! command line (`ctindex sync` and `export --incremental` both use it).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::date::day_text;
+use crate::pipeline::{FileOutcome, Pipeline, Tracker};
+use crate::source::layout::{Days, scope_and_day};
+use crate::source::{Selection, Source, SourceObject};
+use crate::state::{self, Finish, Lease, Record, StateStore, Windows};
+
+/// What sync adds to the import options.
+#[derive(Debug, Clone)]
+pub(crate) struct SyncSettings {
+    pub(crate) since: Option<i64>,
+    pub(crate) lookback_days: u32,
+    pub(crate) state_file: Option<PathBuf>,
+    pub(crate) state_index: String,
+    /// How long the lease lasts without renewal; renewed every quarter of it.
+    pub(crate) lease_ttl: Duration,
+    /// Keep the records of the run instead of writing them as objects are
+    /// done: `export --incremental` saves them only once its lines are
+    /// committed (see [`Finish`]).
+    pub(crate) deferred: bool,
+}
+
+/// Syncs each source in turn through a pipeline made by `pipeline`. With
+/// `settings.deferred`, returns what is left to save of each source.
+pub(crate) async fn run_sources(
+    state: &StateStore,
+    sources: Vec<Source>,
+    index_prefix: &str,
+    settings: &SyncSettings,
+    cancel: &CancellationToken,
+    pipeline: impl Fn(Option<Arc<dyn Tracker>>) -> Pipeline,
+) -> Result<Vec<Finish>> {
+    let mut finishes = Vec::new();
+    for source in sources {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let source = match source {
+            // Local names must not depend on how the path was typed.
+            Source::Local { path, selection } => Source::Local {
+                path: std::fs::canonicalize(&path).unwrap_or(path),
+                selection,
+            },
+            other => other,
+        };
+        let id = format!("{index_prefix}|{}", source.id());
+        let mut lease = match state.acquire(&id, settings.lease_ttl).await {
+            Ok(lease) => lease,
+            Err(e) if e.downcast_ref::<state::Busy>().is_some() => {
+                tracing::info!("{}: skipped: {e}", source.id());
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let result = sync_source(state, source, &id, lease.as_mut(), settings, cancel, &pipeline).await;
+        if let Some(lease) = lease
+            && let Err(e) = state.release(lease).await
+        {
+            tracing::warn!("{e:#}");
+        }
+        finishes.extend(result?);
+    }
+    Ok(finishes)
+}
+
+/// Syncs one source under its lease.
+async fn sync_source(
+    state: &StateStore,
+    source: Source,
+    id: &str,
+    lease: Option<&mut Lease>,
+    settings: &SyncSettings,
+    cancel: &CancellationToken,
+    pipeline: &impl Fn(Option<Arc<dyn Tracker>>) -> Pipeline,
+) -> Result<Option<Finish>> {
+    let name = source.id();
+    let checkpoints = state.checkpoints(id).await?;
+    if let Some(since) = settings.since
+        && !checkpoints.is_empty()
+    {
+        tracing::warn!(
+            "{name}: --since {} is ignored for the {} account/region folder(s) synced before (each continues \
+             from its own last synced day); it applies only to folders synced for the first time",
+            day_text(since),
+            checkpoints.len()
+        );
+    }
+    let windows = Windows {
+        by_scope: checkpoints
+            .iter()
+            .map(|(scope, day)| (scope.clone(), day - i64::from(settings.lookback_days)))
+            .collect(),
+        default_from: settings.since,
+    };
+    let done = state.done(id, &windows).await?;
+
+    let chosen = source.selection();
+    let selection = Arc::new(Selection {
+        days: Days {
+            from: settings.since,
+            to: None,
+        },
+        windows: windows.by_scope.clone(),
+        ..(*chosen).clone()
+    });
+    // Objects that failed before their scope's window are read again by
+    // name (inside it, listing finds them), if the accounts and regions asked for hold them.
+    let any_day = Selection {
+        days: Days::default(),
+        windows: HashMap::new(),
+        ..(*chosen).clone()
+    };
+    let retries: Vec<SourceObject> = state
+        .failed(id)
+        .await?
+        .into_iter()
+        .filter(|r| any_day.wants_file(&r.name) && !selection.wants_file(&r.name))
+        .filter_map(|r| source.object_named(&r.name, r.size, &r.version))
+        .collect();
+    tracing::info!(
+        "{name}: {} (window from {}{}), {} objects already done in the windows{}",
+        if checkpoints.is_empty() {
+            "first sync".to_string()
+        } else {
+            format!("{} account/region folder(s) synced before", checkpoints.len())
+        },
+        windows
+            .by_scope
+            .values()
+            .min()
+            .copied()
+            .or(settings.since)
+            .map(day_text)
+            .unwrap_or_else(|| "the beginning".into()),
+        if checkpoints.is_empty() { "" } else { " at the earliest" },
+        done.len(),
+        if retries.is_empty() {
+            String::new()
+        } else {
+            format!(", {} that could not be read before are tried again", retries.len())
+        }
+    );
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let tracker = Arc::new(SyncTracker {
+        done,
+        records: tx,
+        seen: Mutex::default(),
+    });
+    let recorder = record_loop(state, id, rx, lease, settings, cancel);
+    let run = async {
+        let result = pipeline(Some(tracker.clone() as Arc<dyn Tracker>))
+            .run(vec![source.with_selection(selection), Source::Known(retries)])
+            .await;
+        let seen = std::mem::take(&mut *tracker.seen.lock().unwrap_or_else(|p| p.into_inner()));
+        // Closing the channel lets the recorder flush and finish.
+        drop(tracker);
+        (result, seen)
+    };
+    let ((result, seen), recorded) = tokio::join!(run, recorder);
+
+    // Everything listed was read or recorded as failed: the checkpoints may move.
+    let complete = result.is_ok() && recorded.is_ok() && !cancel.is_cancelled();
+    let moved: HashMap<String, i64> = if complete {
+        seen.into_iter()
+            .filter(|(scope, day)| checkpoints.get(scope).is_none_or(|last| day > last))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let finish = Finish {
+        source: id.to_string(),
+        records: Vec::new(),
+        checkpoints: moved,
+        lookback_days: settings.lookback_days,
+    };
+    match recorded {
+        // Deferred: the caller saves it all once its output is safe; after
+        // a failure nothing was written, so nothing is recorded.
+        Ok(records) if settings.deferred => {
+            result?;
+            Ok(Some(Finish { records, ..finish }))
+        }
+        recorded => {
+            let finished = state.finish(id, &finish.checkpoints, finish.lookback_days).await;
+            recorded?;
+            result?;
+            finished.map(|()| None)
+        }
+    }
+}
+
+/// Decides what to read from the state, and reports objects read.
+struct SyncTracker {
+    /// name → version of the objects already done in the windows.
+    done: HashMap<String, String>,
+    records: mpsc::UnboundedSender<Record>,
+    /// scope → the latest delivery day listed in it.
+    seen: Mutex<HashMap<String, i64>>,
+}
+
+impl Tracker for SyncTracker {
+    fn wanted(&self, object: &SourceObject) -> bool {
+        if let (scope, Some(day)) = scope_and_day(&object.name) {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            match seen.get_mut(scope.as_ref()) {
+                Some(last) => *last = (*last).max(day),
+                None => {
+                    seen.insert(scope.into_owned(), day);
+                }
+            }
+        }
+        self.done.get(object.name.as_ref()) != Some(&object.version)
+    }
+
+    fn done(&self, object: &SourceObject, outcome: FileOutcome) {
+        let outcome = match outcome {
+            FileOutcome::Indexed => state::Outcome::Indexed,
+            FileOutcome::Unusable => state::Outcome::Unusable,
+            FileOutcome::Unreadable => state::Outcome::Failed,
+            FileOutcome::Missing => state::Outcome::Missing,
+        };
+        // The receiver only goes away after the pipeline has finished.
+        let _ = self
+            .records
+            .send(Record::new(&object.name, &object.version, object.size, outcome));
+    }
+}
+
+/// Writes records as they come (every second or 1,000 records) and renews
+/// the lease. When the lease is lost or records cannot be written, it
+/// cancels the run (no new objects are read) and writes nothing more: the
+/// objects not recorded are read again by the next sync. Deferred, it only
+/// collects the records and returns them.
+async fn record_loop(
+    state: &StateStore,
+    source: &str,
+    mut rx: mpsc::UnboundedReceiver<Record>,
+    mut lease: Option<&mut Lease>,
+    settings: &SyncSettings,
+    cancel: &CancellationToken,
+) -> Result<Vec<Record>> {
+    let lease_ttl = settings.lease_ttl;
+    let mut kept = Vec::new();
+    let mut pending = Vec::new();
+    let mut failure: Option<anyhow::Error> = None;
+    let stop = |failure: &mut Option<anyhow::Error>, e: anyhow::Error| {
+        tracing::error!("{e:#}; stopping: no new files are read, objects not recorded are read again next time");
+        cancel.cancel();
+        *failure = Some(e);
+    };
+    let mut flush_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut lease_tick = tokio::time::interval(lease_ttl / 4);
+    lease_tick.tick().await;
+    loop {
+        tokio::select! {
+            // An object read: buffer it (after a failure, only drain).
+            received = rx.recv() => match received {
+                Some(record) if settings.deferred => kept.push(record),
+                Some(record) if failure.is_none() => {
+                    pending.push(record);
+                    if pending.len() >= 1000
+                        && let Err(e) = state.record(source, &std::mem::take(&mut pending)).await
+                    {
+                        stop(&mut failure, e);
+                    }
+                }
+                Some(_) => {}
+                None => break,
+            },
+            // Time to write what was buffered.
+            _ = flush_tick.tick(), if failure.is_none() => {
+                if let Err(e) = state.record(source, &std::mem::take(&mut pending)).await {
+                    stop(&mut failure, e);
+                }
+            }
+            // Keep the lease while the run goes on.
+            _ = lease_tick.tick(), if failure.is_none() => {
+                if let Some(lease) = lease.as_deref_mut()
+                    && let Err(e) = state.renew(lease).await
+                {
+                    stop(&mut failure, anyhow!("{source}: lost the sync lease ({e:#}); another sync may have taken over"));
+                }
+            }
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => state.record(source, &pending).await.map(|()| kept),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Location;
+
+    fn object(name: &str, version: &str) -> SourceObject {
+        SourceObject {
+            name: name.into(),
+            size: 10,
+            version: version.into(),
+            location: Location::File(name.into()),
+        }
+    }
+
+    const EAST: &str = "AWSLogs/111111111111/CloudTrail/us-east-1/";
+    const WEST: &str = "AWSLogs/111111111111/CloudTrail/us-west-2/";
+
+    #[test]
+    fn the_tracker_skips_what_is_done_and_keeps_each_scopes_latest_day() {
+        let (records, mut rx) = mpsc::unbounded_channel();
+        let tracker = SyncTracker {
+            done: HashMap::from([(format!("{EAST}2024/03/01/a.json.gz"), "v1".to_string())]),
+            records,
+            seen: Mutex::default(),
+        };
+        // Done at the same version: skipped; rewritten since, or new: read.
+        assert!(!tracker.wanted(&object(&format!("{EAST}2024/03/01/a.json.gz"), "v1")));
+        assert!(tracker.wanted(&object(&format!("{EAST}2024/03/01/a.json.gz"), "v2")));
+        assert!(tracker.wanted(&object(&format!("{EAST}2024/03/03/b.json.gz"), "v1")));
+        assert!(tracker.wanted(&object(&format!("{EAST}2024/03/02/c.json.gz"), "v1")));
+        assert!(tracker.wanted(&object(&format!("{WEST}2024/02/28/d.json.gz"), "v1")));
+        let day = |t: &str| crate::date::parse_day(t).unwrap();
+        let seen = tracker.seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            HashMap::from([
+                (EAST.to_string(), day("2024-03-03")),
+                (WEST.to_string(), day("2024-02-28"))
+            ])
+        );
+
+        tracker.done(
+            &object(&format!("{EAST}2024/03/03/b.json.gz"), "v1"),
+            FileOutcome::Indexed,
+        );
+        tracker.done(
+            &object(&format!("{WEST}2024/02/28/d.json.gz"), "v1"),
+            FileOutcome::Unreadable,
+        );
+        let first = rx.try_recv().unwrap();
+        let second = rx.try_recv().unwrap();
+        assert_eq!(
+            (first.outcome, first.day),
+            (state::Outcome::Indexed, Some(day("2024-03-03")))
+        );
+        assert_eq!((second.outcome, second.scope.as_str()), (state::Outcome::Failed, WEST));
+    }
+
+    fn settings(deferred: bool) -> SyncSettings {
+        SyncSettings {
+            since: None,
+            lookback_days: 3,
+            state_file: None,
+            state_index: String::new(),
+            lease_ttl: Duration::from_secs(120),
+            deferred,
+        }
+    }
+
+    #[tokio::test]
+    async fn records_are_written_or_handed_back_when_deferred() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateStore::in_file(&dir.path().join("state.json")).await.unwrap();
+        let cancel = CancellationToken::new();
+        let name = |n: u32| format!("{EAST}2024/03/01/{n}.json.gz");
+        for deferred in [true, false] {
+            let source = if deferred { "deferred" } else { "plain" };
+            let (tx, rx) = mpsc::unbounded_channel();
+            for n in 0..3 {
+                tx.send(Record::new(&name(n), "v1", 10, state::Outcome::Indexed))
+                    .unwrap();
+            }
+            drop(tx);
+            let kept = record_loop(&state, source, rx, None, &settings(deferred), &cancel)
+                .await
+                .unwrap();
+            let written = state.done(source, &Windows::default()).await.unwrap();
+            if deferred {
+                assert_eq!(kept.len(), 3);
+                assert!(written.is_empty(), "a deferred run writes nothing itself: {written:?}");
+            } else {
+                assert!(kept.is_empty());
+                assert_eq!(written.len(), 3);
+                assert!((0..3).all(|n| written.get(&name(n)).map(String::as_str) == Some("v1")));
+            }
+        }
+        assert!(!cancel.is_cancelled(), "nothing failed: the run goes on");
+    }
+}
