@@ -6,7 +6,8 @@
 //!   layout and the selection applied to it; listing and reading);
 //! - [`decode`]: gzip and the container shapes, bytes to events;
 //! - [`transform`]: id, field filter ([`filter`]), classification
-//!   ([`classify`]), monthly index; [`normalize`] fits events to the template;
+//!   ([`classify`]), monthly index; [`normalize`] fits events to the template
+//!   ([`fields`]: the one table of CloudTrail's top-level fields);
 //! - [`sink`]: bulk encoding, the cluster connection, retries, the index template;
 //! - [`pipeline`]: the stage tasks and the bounded queues between them;
 //!   [`follow`] feeds it the objects an SQS queue's notifications name;
@@ -31,6 +32,7 @@ pub mod dashboards;
 pub mod decode;
 pub mod dlq;
 pub mod export;
+pub mod fields;
 pub mod filter;
 pub mod follow;
 pub mod http;

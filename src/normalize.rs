@@ -24,6 +24,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::fields::{FieldClass, class_of, is_known};
 use crate::raw::Shape;
 
 /// Sizes the cluster can take; beyond them a value is cut down and flagged.
@@ -55,86 +56,6 @@ pub const MAX_KEY_BYTES: usize = 256;
 /// (the template's field limit would refuse the document otherwise).
 pub const MAX_UNKNOWN_FIELDS: usize = 100;
 
-/// The top-level fields of CloudTrail events, as CloudTrail spells them.
-pub const TOP_LEVEL_FIELDS: &[&str] = &[
-    "eventVersion",
-    "userIdentity",
-    "eventTime",
-    "eventSource",
-    "eventName",
-    "awsRegion",
-    "sourceIPAddress",
-    "userAgent",
-    "requestParameters",
-    "responseElements",
-    "additionalEventData",
-    "requestID",
-    "eventID",
-    "eventType",
-    "apiVersion",
-    "managementEvent",
-    "readOnly",
-    "resources",
-    "recipientAccountId",
-    "serviceEventDetails",
-    "sharedEventID",
-    "vpcEndpointId",
-    "vpcEndpointAccountId",
-    "eventCategory",
-    "addendum",
-    "sessionCredentialFromConsole",
-    "edgeDeviceDetails",
-    "tlsDetails",
-    "insightDetails",
-    "errorCode",
-    "errorMessage",
-];
-
-/// Free-form payloads: their contents vary by API; they are `flattened` /
-/// `flat_object` in the index.
-pub const FREE_FORM: &[&str] = &[
-    "requestParameters",
-    "responseElements",
-    "additionalEventData",
-    "serviceEventDetails",
-    "insightDetails",
-    "resources",
-    "addendum",
-    "edgeDeviceDetails",
-];
-
-#[cfg(test)] // the spec that [`class_of`] is tested against
-/// Top-level fields the template types as keyword, text or date.
-const SCALAR_FIELDS: &[&str] = &[
-    "eventVersion",
-    "eventTime",
-    "eventSource",
-    "eventName",
-    "awsRegion",
-    "sourceIPAddress",
-    "userAgent",
-    "requestID",
-    "eventID",
-    "eventType",
-    "apiVersion",
-    "recipientAccountId",
-    "sharedEventID",
-    "vpcEndpointId",
-    "vpcEndpointAccountId",
-    "eventCategory",
-    "sessionCredentialFromConsole",
-    "errorCode",
-    "errorMessage",
-];
-
-#[cfg(test)] // the spec that [`class_of`] is tested against
-/// Top-level fields the template types as boolean.
-const BOOLEAN_FIELDS: &[&str] = &["readOnly", "managementEvent"];
-
-#[cfg(test)] // the spec that [`class_of`] is tested against
-/// Top-level objects with typed sub-fields.
-const STRUCTURED_FIELDS: &[&str] = &["userIdentity", "tlsDetails"];
-
 /// Field names reserved by Elasticsearch/OpenSearch for document metadata.
 const METADATA_NAMES: &[&str] = &[
     "_id",
@@ -152,62 +73,6 @@ const METADATA_NAMES: &[&str] = &[
     "_data_stream_timestamp",
     "_size",
 ];
-
-/// What the template makes of a top-level field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldClass {
-    /// [`FREE_FORM`]: `flattened` / `flat_object`.
-    FreeForm,
-    /// Keyword, text or date fields.
-    Scalar,
-    /// `readOnly`, `managementEvent`.
-    Boolean,
-    /// Objects with typed sub-fields: `userIdentity`, `tlsDetails`.
-    Structured,
-    /// Another of [`TOP_LEVEL_FIELDS`].
-    Known,
-    /// Not a CloudTrail field.
-    Unknown,
-}
-
-/// The class of a top-level field: one `match`, as it runs for every field
-/// of every event (a test keeps it in step with the lists above).
-pub fn class_of(key: &str) -> FieldClass {
-    use FieldClass::*;
-    match key {
-        "requestParameters"
-        | "responseElements"
-        | "additionalEventData"
-        | "serviceEventDetails"
-        | "insightDetails"
-        | "resources"
-        | "addendum"
-        | "edgeDeviceDetails" => FreeForm,
-        "eventVersion"
-        | "eventTime"
-        | "eventSource"
-        | "eventName"
-        | "awsRegion"
-        | "sourceIPAddress"
-        | "userAgent"
-        | "requestID"
-        | "eventID"
-        | "eventType"
-        | "apiVersion"
-        | "recipientAccountId"
-        | "sharedEventID"
-        | "vpcEndpointId"
-        | "vpcEndpointAccountId"
-        | "eventCategory"
-        | "sessionCredentialFromConsole"
-        | "errorCode"
-        | "errorMessage" => Scalar,
-        "readOnly" | "managementEvent" => Boolean,
-        "userIdentity" | "tlsDetails" => Structured,
-        _ if TOP_LEVEL_FIELDS.contains(&key) => Known,
-        _ => Unknown,
-    }
-}
 
 /// Whether a key is a metadata name the cluster refuses at the top.
 fn metadata_name(key: &str) -> bool {
@@ -305,8 +170,8 @@ fn webid_not_object(text: &[u8]) -> bool {
     static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(KEY));
     FINDER.find_iter(text).any(|at| {
-        let colon = crate::decode::scan::skip_ws(text, at + KEY.len());
-        let value = crate::decode::scan::skip_ws(text, colon + 1);
+        let colon = crate::raw::skip_ws(text, at + KEY.len());
+        let value = crate::raw::skip_ws(text, colon + 1);
         !matches!(text.get(value), Some(b'{') | Some(b'n'))
     })
 }
@@ -330,10 +195,6 @@ pub fn quarantine(doc: &mut Map<String, Value>) -> bool {
         }
     }
     true
-}
-
-fn is_known(key: &str) -> bool {
-    key == "ctindex" || class_of(key) != FieldClass::Unknown
 }
 
 fn is_container(value: &Value) -> bool {
@@ -522,33 +383,6 @@ fn truncate_string(s: &mut String, max: usize) {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn classes_follow_the_lists() {
-        for key in TOP_LEVEL_FIELDS {
-            let want = if FREE_FORM.contains(key) {
-                FieldClass::FreeForm
-            } else if SCALAR_FIELDS.contains(key) {
-                FieldClass::Scalar
-            } else if BOOLEAN_FIELDS.contains(key) {
-                FieldClass::Boolean
-            } else if STRUCTURED_FIELDS.contains(key) {
-                FieldClass::Structured
-            } else {
-                FieldClass::Known
-            };
-            assert_eq!(class_of(key), want, "{key}");
-        }
-        for key in FREE_FORM
-            .iter()
-            .chain(SCALAR_FIELDS)
-            .chain(BOOLEAN_FIELDS)
-            .chain(STRUCTURED_FIELDS)
-        {
-            assert!(TOP_LEVEL_FIELDS.contains(key), "{key}");
-        }
-        assert_eq!(class_of("somethingNew"), FieldClass::Unknown);
-    }
 
     fn normalized(v: Value, limits: Limits) -> (Value, Vec<String>) {
         let Value::Object(mut m) = v else { panic!() };
