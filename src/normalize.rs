@@ -338,13 +338,13 @@ fn enforce_limits(value: &mut Value, path: &mut String, depth: usize, limits: &L
     match value {
         Value::String(s) if s.len() > limits.max_string_bytes => {
             truncate_string(s, limits.max_string_bytes);
-            changed.push(path.clone());
+            note(changed, path);
         }
         Value::Object(_) | Value::Array(_) if depth > limits.max_depth => {
             let mut text = value.to_string();
             truncate_string(&mut text, limits.max_string_bytes);
             *value = Value::String(text);
-            changed.push(path.clone());
+            note(changed, path);
         }
         Value::Object(map) => {
             for (key, inner) in map.iter_mut() {
@@ -360,9 +360,18 @@ fn enforce_limits(value: &mut Value, path: &mut String, depth: usize, limits: &L
             for inner in items.iter_mut() {
                 enforce_limits(inner, path, depth, limits, changed);
             }
-            changed.dedup();
         }
         _ => {}
+    }
+}
+
+/// Records a changed path, once: the elements of an array share their
+/// array's path, and a field made text and then cut is one change. (What
+/// was recorded depends only on the field itself, so the fast path, which
+/// normalises only the fields that may change, records the same.)
+fn note(changed: &mut Vec<String>, path: &str) {
+    if changed.last().map(String::as_str) != Some(path) {
+        changed.push(path.to_string());
     }
 }
 

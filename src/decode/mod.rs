@@ -276,7 +276,7 @@ impl Lookup for Map<String, Value> {
 /// Data-lake exports write all-lowercase keys (`eventname`, `awsregion`):
 /// such an object gets CloudTrail's spelling back for its top-level fields.
 fn restore_key_case(object: &mut Event) {
-    if object.contains_key("eventName") || !object.contains_key("eventname") {
+    if !restores_key_case(|key| object.contains_key(key)) {
         return;
     }
     for canonical in crate::fields::TOP_LEVEL_FIELDS {
@@ -288,6 +288,13 @@ fn restore_key_case(object: &mut Event) {
             object.insert((*canonical).to_string(), value);
         }
     }
+}
+
+/// Whether an object with these top-level keys (`has`) gets CloudTrail's
+/// spelling back ([`restore_key_case`]): the fast path leaves such events to
+/// the value path.
+pub fn restores_key_case(has: impl Fn(&str) -> bool) -> bool {
+    !has("eventName") && has("eventname")
 }
 
 /// Finds the events in one value, unwrapping the known envelopes.
