@@ -88,7 +88,9 @@ pub fn normalize(event: &mut Map<String, Value>, limits: &Limits) -> Vec<String>
     for (key, value) in event.iter_mut() {
         match class_of(key) {
             FieldClass::FreeForm => wrap_scalars(value),
-            FieldClass::Scalar
+            // Keyword, text, date and boolean fields take no objects
+            // (mirrored on the text by [`as_text`]).
+            FieldClass::Scalar | FieldClass::Boolean
                 if matches!(value, Value::Object(_))
                     || matches!(value, Value::Array(items) if items.iter().any(is_container)) =>
             {
@@ -152,8 +154,9 @@ pub fn may_change(class: FieldClass, text: &[u8], shape: &Shape, limits: &Limits
     let null = shape.first == b'n';
     match class {
         FieldClass::FreeForm => !(shape.first == b'{' || null || (shape.first == b'[' && !shape.scalar_elements)),
-        FieldClass::Scalar => shape.first == b'{' || (shape.first == b'[' && shape.depth >= 2),
-        FieldClass::Boolean => shape.first == b'"',
+        FieldClass::Scalar => as_text(shape),
+        // Strings may read "TRUE" ([`fix_boolean`]).
+        FieldClass::Boolean => as_text(shape) || shape.first == b'"',
         // Inside the typed objects dotted and blank keys are renamed, and
         // userIdentity holds a free-form part (webIdFederationData).
         FieldClass::Structured => {
@@ -161,6 +164,12 @@ pub fn may_change(class: FieldClass, text: &[u8], shape: &Shape, limits: &Limits
         }
         FieldClass::Known | FieldClass::Unknown => false,
     }
+}
+
+/// Whether a value of this shape is made text in a keyword, text, date or
+/// boolean field: an object, or an array holding a container.
+fn as_text(shape: &Shape) -> bool {
+    shape.first == b'{' || (shape.first == b'[' && shape.depth >= 2)
 }
 
 /// Whether a `webIdFederationData` in the text holds something other than
@@ -411,6 +420,10 @@ mod tests {
                 json!({"readOnly": true, "managementEvent": false}),
             ),
             (json!({"readOnly": "yes"}), json!({"readOnly": "yes"})),
+            (
+                json!({"managementEvent": {}, "readOnly": [[true]]}),
+                json!({"managementEvent": "{}", "readOnly": "[[true]]"}),
+            ),
             (
                 json!({"userAgent": {"a": 1}, "errorCode": ["x"]}),
                 json!({"userAgent": "{\"a\":1}", "errorCode": ["x"]}),

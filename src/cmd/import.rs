@@ -112,7 +112,9 @@ pub(crate) async fn execute_with(
         transformer: transformer.clone(),
         output: match &sink {
             Some(sink) => Output::Bulk(sink.clone()),
-            None => Output::DryRun,
+            None => Output::DryRun {
+                print: args.print_documents,
+            },
         },
         stats: stats.clone(),
         dlq: dlq.clone(),
