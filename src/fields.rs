@@ -5,7 +5,7 @@
 //!
 //! Pure data, at the bottom of the crate: it imports nothing of it.
 //! Invariant: [`class_of`] and [`TOP_LEVEL_FIELDS`] come from the same
-//! listing ([`fields!`]), so they cannot disagree.
+//! listing (the `fields!` macro), so they cannot disagree.
 
 /// What the template makes of a top-level field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

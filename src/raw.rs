@@ -9,6 +9,10 @@
 //! filter, the redaction or the template's shape rules may change) are parsed
 //! into values; every other field is copied to the output as it came.
 //!
+//! It also holds the JSON text helpers ([`skip_ws`], [`string_end`],
+//! [`value_end`]) that the decoder uses to find where values end: text-level
+//! code sits here, below the decoder and the transform, and imports neither.
+//!
 //! Pure and synchronous. Invariant: [`Shape`] errs on the side of "may
 //! change": a field it passes is one the value path would leave as it is.
 

@@ -6,6 +6,13 @@
 //! `eventTime`; [`normalize`] then fits the event to the template and the
 //! cluster's limits.
 //!
+//! Two paths, one definition: [`Transformer::apply`] works on the whole
+//! value tree; [`Transformer::apply_raw`] on the raw JSON text, where it asks
+//! the owner of each rule (the filter, normalisation) whether a field may
+//! change, and hands only those fields to the same tree code. The stamps are
+//! one serde struct (`Stamps`) both paths write. A property test on raw
+//! bytes keeps the two paths equal (`tests::equivalence`).
+//!
 //! Pure and synchronous: no I/O. Invariant: the same event and options always
 //! give the same index, id and document, so re-imports overwrite instead of
 //! duplicating.
