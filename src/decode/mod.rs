@@ -262,7 +262,7 @@ pub fn is_event(object: &(impl Lookup + ?Sized)) -> bool {
 }
 
 /// Reads an event's top-level fields: a whole event, or the fields the
-/// fast path parsed ([`crate::transform::View`]).
+/// fast path parsed (the transform's `View`).
 pub trait Lookup {
     fn get(&self, key: &str) -> Option<&Value>;
 }
