@@ -726,6 +726,8 @@ pub struct ImportArgs {
     pub workers: Option<u16>,
     pub max_value_bytes: usize,
     pub dry_run: bool,
+    /// `--print-documents` (hidden, with --dry-run): each document as it would be sent.
+    pub print_documents: bool,
     pub list: bool,
     pub no_setup: bool,
     pub retry_budget: u64,
@@ -813,6 +815,7 @@ impl Indexing {
             workers: self.workers,
             max_value_bytes: self.max_value_bytes,
             dry_run,
+            print_documents: false,
             list,
             no_setup: self.no_setup,
             retry_budget: self.retry_budget,
@@ -853,6 +856,12 @@ struct ImportParts {
     /// completions: N), as --shard $JOB_COMPLETION_INDEX/N does.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65_536), help_heading = SELECTION)]
     shards: Option<u32>,
+
+    /// For scripts/mapping-check.py (hidden): with --dry-run, print each document as it would be
+    /// sent, one JSON object a line: {"action": the bulk action, "document": …, "quarantined": the
+    /// second try after a parse refusal, or null}.
+    #[arg(long, hide = true, requires = "dry_run")]
+    print_documents: bool,
 }
 
 /// `--shards N`: the share JOB_COMPLETION_INDEX names.
@@ -874,6 +883,7 @@ impl From<ImportParts> for ImportArgs {
             .into_import(parts.sources.sources, Some(parts.days), parts.dry_run, parts.list);
         args.shard = parts.shard;
         args.shards = parts.shards;
+        args.print_documents = parts.print_documents;
         args
     }
 }

@@ -132,7 +132,7 @@ pub fn check_pattern(text: &str) -> Result<(), PatternError> {
 /// filtering), or it reaches inside a field that holds a single value.
 /// Patterns starting with `*` or `**` may match anything.
 pub fn never_matches(text: &str) -> Option<String> {
-    use crate::normalize::{FieldClass, TOP_LEVEL_FIELDS, class_of};
+    use crate::fields::{FieldClass, TOP_LEVEL_FIELDS, class_of};
     let pattern = Pattern::parse(text).ok()?;
     let fields = || TOP_LEVEL_FIELDS.iter().chain(OTHER_TOP_LEVEL_FIELDS).copied();
     let inside = &pattern.segments[1..];

@@ -6,7 +6,8 @@
 //!   layout and the selection applied to it; listing and reading);
 //! - [`decode`]: gzip and the container shapes, bytes to events;
 //! - [`transform`]: id, field filter ([`filter`]), classification
-//!   ([`classify`]), monthly index; [`normalize`] fits events to the template;
+//!   ([`classify`]), monthly index; [`normalize`] fits events to the template
+//!   ([`fields`]: the one table of CloudTrail's top-level fields);
 //! - [`sink`]: bulk encoding, the cluster connection, retries, the index template;
 //!   [`export`]: the same events as lines in files;
 //! - [`pipeline`]: the stage tasks and the bounded queues between them;
@@ -48,14 +49,14 @@
 //! 12. `transform`: what happens to an event;
 //! 13. `classify`, `filter`: its rules;
 //! 14. `normalize`: fitting to the template;
-//! 15. `raw`: the fast path's raw fields;
-//! 16. `decode`: bytes to events;
+//! 15. `decode`: bytes to events;
+//! 16. `raw`: raw JSON text: the fast path's fields, the scanner;
 //! 17. `source`: local folders and S3;
 //! 18. `dlq`, `progress`: dead letters, counters, summary;
 //! 19. `http`: the HTTP client;
 //! 20. `aws`: the AWS configuration;
-//! 21. `assets`, `buffers`, `date`, `retry`: embedded files, buffer reuse, the
-//!     calendar, the retry policy.
+//! 21. `assets`, `buffers`, `date`, `fields`, `retry`: embedded files, buffer
+//!     reuse, the calendar, CloudTrail's top-level fields, the retry policy.
 
 mod assets;
 mod aws;
@@ -69,6 +70,7 @@ pub mod date;
 pub mod decode;
 mod dlq;
 mod export;
+pub mod fields;
 pub mod filter;
 mod follow;
 mod http;

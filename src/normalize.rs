@@ -24,6 +24,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::fields::{FieldClass, class_of, is_known};
 use crate::raw::Shape;
 
 /// Sizes the cluster can take; beyond them a value is cut down and flagged.
@@ -55,86 +56,6 @@ pub const MAX_KEY_BYTES: usize = 256;
 /// (the template's field limit would refuse the document otherwise).
 pub const MAX_UNKNOWN_FIELDS: usize = 100;
 
-/// The top-level fields of CloudTrail events, as CloudTrail spells them.
-pub const TOP_LEVEL_FIELDS: &[&str] = &[
-    "eventVersion",
-    "userIdentity",
-    "eventTime",
-    "eventSource",
-    "eventName",
-    "awsRegion",
-    "sourceIPAddress",
-    "userAgent",
-    "requestParameters",
-    "responseElements",
-    "additionalEventData",
-    "requestID",
-    "eventID",
-    "eventType",
-    "apiVersion",
-    "managementEvent",
-    "readOnly",
-    "resources",
-    "recipientAccountId",
-    "serviceEventDetails",
-    "sharedEventID",
-    "vpcEndpointId",
-    "vpcEndpointAccountId",
-    "eventCategory",
-    "addendum",
-    "sessionCredentialFromConsole",
-    "edgeDeviceDetails",
-    "tlsDetails",
-    "insightDetails",
-    "errorCode",
-    "errorMessage",
-];
-
-/// Free-form payloads: their contents vary by API; they are `flattened` /
-/// `flat_object` in the index.
-pub const FREE_FORM: &[&str] = &[
-    "requestParameters",
-    "responseElements",
-    "additionalEventData",
-    "serviceEventDetails",
-    "insightDetails",
-    "resources",
-    "addendum",
-    "edgeDeviceDetails",
-];
-
-#[cfg(test)] // the spec that [`class_of`] is tested against
-/// Top-level fields the template types as keyword, text or date.
-const SCALAR_FIELDS: &[&str] = &[
-    "eventVersion",
-    "eventTime",
-    "eventSource",
-    "eventName",
-    "awsRegion",
-    "sourceIPAddress",
-    "userAgent",
-    "requestID",
-    "eventID",
-    "eventType",
-    "apiVersion",
-    "recipientAccountId",
-    "sharedEventID",
-    "vpcEndpointId",
-    "vpcEndpointAccountId",
-    "eventCategory",
-    "sessionCredentialFromConsole",
-    "errorCode",
-    "errorMessage",
-];
-
-#[cfg(test)] // the spec that [`class_of`] is tested against
-/// Top-level fields the template types as boolean.
-const BOOLEAN_FIELDS: &[&str] = &["readOnly", "managementEvent"];
-
-#[cfg(test)] // the spec that [`class_of`] is tested against
-/// Top-level objects with typed sub-fields.
-const STRUCTURED_FIELDS: &[&str] = &["userIdentity", "tlsDetails"];
-
 /// Field names reserved by Elasticsearch/OpenSearch for document metadata.
 const METADATA_NAMES: &[&str] = &[
     "_id",
@@ -153,62 +74,6 @@ const METADATA_NAMES: &[&str] = &[
     "_size",
 ];
 
-/// What the template makes of a top-level field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldClass {
-    /// [`FREE_FORM`]: `flattened` / `flat_object`.
-    FreeForm,
-    /// Keyword, text or date fields.
-    Scalar,
-    /// `readOnly`, `managementEvent`.
-    Boolean,
-    /// Objects with typed sub-fields: `userIdentity`, `tlsDetails`.
-    Structured,
-    /// Another of [`TOP_LEVEL_FIELDS`].
-    Known,
-    /// Not a CloudTrail field.
-    Unknown,
-}
-
-/// The class of a top-level field: one `match`, as it runs for every field
-/// of every event (a test keeps it in step with the lists above).
-pub fn class_of(key: &str) -> FieldClass {
-    use FieldClass::*;
-    match key {
-        "requestParameters"
-        | "responseElements"
-        | "additionalEventData"
-        | "serviceEventDetails"
-        | "insightDetails"
-        | "resources"
-        | "addendum"
-        | "edgeDeviceDetails" => FreeForm,
-        "eventVersion"
-        | "eventTime"
-        | "eventSource"
-        | "eventName"
-        | "awsRegion"
-        | "sourceIPAddress"
-        | "userAgent"
-        | "requestID"
-        | "eventID"
-        | "eventType"
-        | "apiVersion"
-        | "recipientAccountId"
-        | "sharedEventID"
-        | "vpcEndpointId"
-        | "vpcEndpointAccountId"
-        | "eventCategory"
-        | "sessionCredentialFromConsole"
-        | "errorCode"
-        | "errorMessage" => Scalar,
-        "readOnly" | "managementEvent" => Boolean,
-        "userIdentity" | "tlsDetails" => Structured,
-        _ if TOP_LEVEL_FIELDS.contains(&key) => Known,
-        _ => Unknown,
-    }
-}
-
 /// Whether a key is a metadata name the cluster refuses at the top.
 fn metadata_name(key: &str) -> bool {
     key.starts_with('_') && METADATA_NAMES.contains(&key)
@@ -223,7 +88,9 @@ pub fn normalize(event: &mut Map<String, Value>, limits: &Limits) -> Vec<String>
     for (key, value) in event.iter_mut() {
         match class_of(key) {
             FieldClass::FreeForm => wrap_scalars(value),
-            FieldClass::Scalar
+            // Keyword, text, date and boolean fields take no objects
+            // (mirrored on the text by [`as_text`]).
+            FieldClass::Scalar | FieldClass::Boolean
                 if matches!(value, Value::Object(_))
                     || matches!(value, Value::Array(items) if items.iter().any(is_container)) =>
             {
@@ -287,8 +154,9 @@ pub fn may_change(class: FieldClass, text: &[u8], shape: &Shape, limits: &Limits
     let null = shape.first == b'n';
     match class {
         FieldClass::FreeForm => !(shape.first == b'{' || null || (shape.first == b'[' && !shape.scalar_elements)),
-        FieldClass::Scalar => shape.first == b'{' || (shape.first == b'[' && shape.depth >= 2),
-        FieldClass::Boolean => shape.first == b'"',
+        FieldClass::Scalar => as_text(shape),
+        // Strings may read "TRUE" ([`fix_boolean`]).
+        FieldClass::Boolean => as_text(shape) || shape.first == b'"',
         // Inside the typed objects dotted and blank keys are renamed, and
         // userIdentity holds a free-form part (webIdFederationData).
         FieldClass::Structured => {
@@ -298,6 +166,12 @@ pub fn may_change(class: FieldClass, text: &[u8], shape: &Shape, limits: &Limits
     }
 }
 
+/// Whether a value of this shape is made text in a keyword, text, date or
+/// boolean field: an object, or an array holding a container.
+fn as_text(shape: &Shape) -> bool {
+    shape.first == b'{' || (shape.first == b'[' && shape.depth >= 2)
+}
+
 /// Whether a `webIdFederationData` in the text holds something other than
 /// an object (which [`normalize`] wraps); it is nearly always `{}`.
 fn webid_not_object(text: &[u8]) -> bool {
@@ -305,8 +179,8 @@ fn webid_not_object(text: &[u8]) -> bool {
     static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(KEY));
     FINDER.find_iter(text).any(|at| {
-        let colon = crate::decode::scan::skip_ws(text, at + KEY.len());
-        let value = crate::decode::scan::skip_ws(text, colon + 1);
+        let colon = crate::raw::skip_ws(text, at + KEY.len());
+        let value = crate::raw::skip_ws(text, colon + 1);
         !matches!(text.get(value), Some(b'{') | Some(b'n'))
     })
 }
@@ -330,10 +204,6 @@ pub fn quarantine(doc: &mut Map<String, Value>) -> bool {
         }
     }
     true
-}
-
-fn is_known(key: &str) -> bool {
-    key == "ctindex" || class_of(key) != FieldClass::Unknown
 }
 
 fn is_container(value: &Value) -> bool {
@@ -477,13 +347,13 @@ fn enforce_limits(value: &mut Value, path: &mut String, depth: usize, limits: &L
     match value {
         Value::String(s) if s.len() > limits.max_string_bytes => {
             truncate_string(s, limits.max_string_bytes);
-            changed.push(path.clone());
+            note(changed, path);
         }
         Value::Object(_) | Value::Array(_) if depth > limits.max_depth => {
             let mut text = value.to_string();
             truncate_string(&mut text, limits.max_string_bytes);
             *value = Value::String(text);
-            changed.push(path.clone());
+            note(changed, path);
         }
         Value::Object(map) => {
             for (key, inner) in map.iter_mut() {
@@ -499,9 +369,18 @@ fn enforce_limits(value: &mut Value, path: &mut String, depth: usize, limits: &L
             for inner in items.iter_mut() {
                 enforce_limits(inner, path, depth, limits, changed);
             }
-            changed.dedup();
         }
         _ => {}
+    }
+}
+
+/// Records a changed path, once: the elements of an array share their
+/// array's path, and a field made text and then cut is one change. (What
+/// was recorded depends only on the field itself, so the fast path, which
+/// normalises only the fields that may change, records the same.)
+fn note(changed: &mut Vec<String>, path: &str) {
+    if changed.last().map(String::as_str) != Some(path) {
+        changed.push(path.to_string());
     }
 }
 
@@ -523,33 +402,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn classes_follow_the_lists() {
-        for key in TOP_LEVEL_FIELDS {
-            let want = if FREE_FORM.contains(key) {
-                FieldClass::FreeForm
-            } else if SCALAR_FIELDS.contains(key) {
-                FieldClass::Scalar
-            } else if BOOLEAN_FIELDS.contains(key) {
-                FieldClass::Boolean
-            } else if STRUCTURED_FIELDS.contains(key) {
-                FieldClass::Structured
-            } else {
-                FieldClass::Known
-            };
-            assert_eq!(class_of(key), want, "{key}");
-        }
-        for key in FREE_FORM
-            .iter()
-            .chain(SCALAR_FIELDS)
-            .chain(BOOLEAN_FIELDS)
-            .chain(STRUCTURED_FIELDS)
-        {
-            assert!(TOP_LEVEL_FIELDS.contains(key), "{key}");
-        }
-        assert_eq!(class_of("somethingNew"), FieldClass::Unknown);
-    }
-
     fn normalized(v: Value, limits: Limits) -> (Value, Vec<String>) {
         let Value::Object(mut m) = v else { panic!() };
         let changed = normalize(&mut m, &limits);
@@ -568,6 +420,10 @@ mod tests {
                 json!({"readOnly": true, "managementEvent": false}),
             ),
             (json!({"readOnly": "yes"}), json!({"readOnly": "yes"})),
+            (
+                json!({"managementEvent": {}, "readOnly": [[true]]}),
+                json!({"managementEvent": "{}", "readOnly": "[[true]]"}),
+            ),
             (
                 json!({"userAgent": {"a": 1}, "errorCode": ["x"]}),
                 json!({"userAgent": "{\"a\":1}", "errorCode": ["x"]}),

@@ -100,8 +100,9 @@ enum FileKind {
 
 /// Where the pipeline's batches go.
 pub enum Output {
-    /// `--dry-run`: bulk bodies are built and counted, never sent.
-    DryRun,
+    /// `--dry-run`: bulk bodies are built and counted, never sent; with
+    /// `print`, each document is printed ([`print_documents`]).
+    DryRun { print: bool },
     /// Bulk requests to the cluster.
     Bulk(Arc<Sink>),
     /// Export records, sorted and written when the run ends.
@@ -109,6 +110,32 @@ pub enum Output {
         encoder: Arc<Encoder>,
         exporter: Arc<Exporter>,
     },
+}
+
+/// `--print-documents`: each document of a batch on a line of stdout, as
+/// `{"action": …, "document": …, "quarantined": …}` (the bulk action, the
+/// document, and its second try after a parse refusal or null), for
+/// scripts/mapping-check.py, which checks the templates against exactly
+/// what ctindex sends.
+fn print_documents(batch: &Batch) -> Result<()> {
+    use std::io::Write;
+    let mut out = Vec::with_capacity(batch.body.len() * 2);
+    for i in 0..batch.len() {
+        out.extend_from_slice(b"{\"action\":");
+        out.extend_from_slice(batch.head_bytes(i));
+        out.extend_from_slice(b",\"document\":");
+        out.extend_from_slice(batch.doc_bytes(i));
+        out.extend_from_slice(b",\"quarantined\":");
+        match crate::transform::quarantined(batch.doc_bytes(i)) {
+            Some(doc) => out.extend_from_slice(&doc),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b"}\n");
+    }
+    std::io::stdout()
+        .lock()
+        .write_all(&out)
+        .map_err(|e| anyhow::anyhow!("writing the documents to stdout: {e}"))
 }
 
 /// One run's pipeline.
@@ -305,7 +332,10 @@ impl Pipeline {
             }
             match &self.output {
                 Output::Bulk(sink) => sink.send(batch).await?,
-                Output::DryRun => {
+                Output::DryRun { print } => {
+                    if *print {
+                        print_documents(&batch)?;
+                    }
                     Stats::add(&self.stats.batches, 1);
                     Stats::add(&self.stats.bulk_bytes, batch.body.len() as u64);
                     Stats::add(&self.stats.encoded, batch.len() as u64);

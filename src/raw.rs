@@ -9,6 +9,10 @@
 //! filter, the redaction or the template's shape rules may change) are parsed
 //! into values; every other field is copied to the output as it came.
 //!
+//! It also holds the JSON text helpers ([`skip_ws`], [`string_end`],
+//! [`value_end`]) that the decoder uses to find where values end: text-level
+//! code sits here, below the decoder and the transform, and imports neither.
+//!
 //! Pure and synchronous. Invariant: [`Shape`] errs on the side of "may
 //! change": a field it passes is one the value path would leave as it is.
 
@@ -335,6 +339,69 @@ pub(crate) fn dotted_or_blank(key: &[u8]) -> bool {
     std::str::from_utf8(key).map_or(true, |k| k.trim().is_empty())
 }
 
+/// Skips whitespace (as `u8::is_ascii_whitespace` has it).
+pub fn skip_ws(text: &[u8], mut pos: usize) -> usize {
+    while pos < text.len() && text[pos].is_ascii_whitespace() {
+        pos += 1;
+    }
+    pos
+}
+
+/// The end (exclusive) of the string starting at `pos` (a quote), or
+/// None when the text ends inside it.
+pub fn string_end(text: &[u8], pos: usize) -> Option<usize> {
+    let mut i = pos + 1;
+    // Jump from quote or backslash (or control character) to the next,
+    // eight bytes at a time: strings are short, too short for memchr's
+    // set-up to pay.
+    loop {
+        i += scan::plain_run(text.get(i..)?);
+        match *text.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+}
+
+/// The end (exclusive) of the value starting at `pos`, or None when the
+/// text ends inside it. Brackets are only counted, not matched: the
+/// value's own parse finds what is wrong with it.
+pub fn value_end(text: &[u8], pos: usize) -> Option<usize> {
+    match *text.get(pos)? {
+        b'"' => string_end(text, pos),
+        b'[' | b'{' => {
+            let mut depth = 0usize;
+            let mut i = pos;
+            while i < text.len() {
+                match text[i] {
+                    b'"' => {
+                        i = string_end(text, i)?;
+                        continue;
+                    }
+                    b'[' | b'{' => depth += 1,
+                    b']' | b'}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            None
+        }
+        _ => {
+            let len = text[pos..]
+                .iter()
+                .position(|b| matches!(b, b',' | b']' | b'}') || b.is_ascii_whitespace())
+                .unwrap_or(text.len() - pos);
+            Some(pos + len.max(1))
+        }
+    }
+}
+
 /// Writes JSON text without the whitespace between its tokens (strings are
 /// copied as they are, and JSON strings hold no raw line breaks).
 pub fn write_compact(raw: &[u8], out: &mut Vec<u8>) {
@@ -342,7 +409,7 @@ pub fn write_compact(raw: &[u8], out: &mut Vec<u8>) {
     while i < raw.len() {
         match raw[i] {
             b'"' => {
-                let end = crate::decode::scan::string_end(raw, i).unwrap_or(raw.len());
+                let end = string_end(raw, i).unwrap_or(raw.len());
                 out.extend_from_slice(&raw[i..end]);
                 i = end;
             }
@@ -360,7 +427,6 @@ pub fn write_compact(raw: &[u8], out: &mut Vec<u8>) {
 /// whitespace between tokens. The text is valid JSON; keys are compared as
 /// written (the caller makes sure no `\u` escape can hide one).
 pub fn drop_keys(raw: &[u8], quoted: &[Vec<u8>], out: &mut Vec<u8>) {
-    use crate::decode::scan::{skip_ws, string_end, value_end};
     // For each open container: whether it is an object.
     let mut objects: Vec<bool> = Vec::new();
     let mut i = 0;
@@ -432,7 +498,6 @@ impl Keep {
 /// ([`RawEvent::parse`]): this only walks it; None where it is not valid
 /// after all (and then `into` may hold part of it).
 pub fn pruned_into(into: &mut serde_json::Value, text: &str, keep: &'static [Keep]) -> Option<()> {
-    use crate::decode::scan::skip_ws;
     let b = text.as_bytes();
     let i = skip_ws(b, 0);
     if b.get(i) != Some(&b'{') {
@@ -447,7 +512,6 @@ pub fn pruned_into(into: &mut serde_json::Value, text: &str, keep: &'static [Kee
 /// kept object is walked as it is met, not first skipped and then walked
 /// again. Where the object ends.
 fn pruned_object(into: &mut serde_json::Value, text: &str, open: usize, keep: &'static [Keep]) -> Option<usize> {
-    use crate::decode::scan::{skip_ws, string_end, value_end};
     let b = text.as_bytes();
     if !into.is_object() {
         *into = serde_json::Value::Object(serde_json::Map::new());

@@ -6,6 +6,13 @@
 //! `eventTime`; [`normalize`] then fits the event to the template and the
 //! cluster's limits.
 //!
+//! Two paths, one definition: [`Transformer::apply`] works on the whole
+//! value tree; [`Transformer::apply_raw`] on the raw JSON text, where it asks
+//! the owner of each rule (the filter, normalisation) whether a field may
+//! change, and hands only those fields to the same tree code. The stamps are
+//! one serde struct (`Stamps`) both paths write. A property test on raw
+//! bytes keeps the two paths equal (`tests::equivalence`).
+//!
 //! Pure and synchronous: no I/O. Invariant: the same event and options always
 //! give the same index, id and document, so re-imports overwrite instead of
 //! duplicating.
@@ -17,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::classify;
 use crate::decode::{Event, Lookup, Position};
+use crate::fields;
 use crate::filter::FieldFilter;
 use crate::normalize::{self, Limits};
 use crate::raw::{Keep, RawEvent};
@@ -72,18 +80,15 @@ impl Transformer {
     /// Transforms one event found in `origin` (a file path or S3 key).
     pub fn apply(&self, mut event: Event, origin: &str) -> Doc {
         let (id, id_generated) = event_id(&event);
-        let derived = Derived::of(&event);
+        let mut stamps = Stamps::derive(&event, origin);
         self.filter.apply(&mut event);
         let index = self.index_of(|key| event.get(key));
-        let is_insight = insight(|key| event.get(key), origin);
-        let truncated = match &self.limits {
-            Some(limits) => normalize::normalize(&mut event, limits),
-            None => Vec::new(),
-        };
-        add_meta(
-            &mut event,
-            derived.meta(origin, is_insight, id_generated, truncated).to_map(),
-        );
+        stamps.insight = insight(|key| event.get(key), origin);
+        stamps.id_generated = id_generated;
+        if let Some(limits) = &self.limits {
+            stamps.truncated = normalize::normalize(&mut event, limits);
+        }
+        add_meta(&mut event, stamps.to_map());
         Doc {
             index,
             id,
@@ -111,11 +116,14 @@ impl Transformer {
             if *key == "ctindex" || !normalize::plain_top_key(key) {
                 return None;
             }
-            let class = normalize::class_of(key);
-            unknown += usize::from(class == normalize::FieldClass::Unknown);
+            let class = fields::class_of(key);
+            unknown += usize::from(class == fields::FieldClass::Unknown);
             classes.push(class);
         }
-        if unknown > normalize::MAX_UNKNOWN_FIELDS || raw.has_duplicate_keys() {
+        if unknown > normalize::MAX_UNKNOWN_FIELDS
+            || raw.has_duplicate_keys()
+            || crate::decode::restores_key_case(|key| raw.get(key).is_some())
+        {
             return None;
         }
         let console_login = raw.get("eventName") == Some("\"ConsoleLogin\"");
@@ -178,7 +186,7 @@ impl Transformer {
         }
         // Without a usable id: the content hash is over the whole event.
         let id = usable_id(view)?;
-        let derived = Derived::of(view);
+        let mut stamps = Stamps::derive(view, origin);
         self.filter
             .apply_where(&mut tree, |key| scope.contains(&key), |key| redact.contains(&key));
         let mut doc = RawDoc {
@@ -193,17 +201,15 @@ impl Transformer {
         };
         // Routing reads the fields after filtering.
         doc.index = self.index_of(|key| doc.field(key));
-        let is_insight = insight(|key| doc.field(key), origin);
-        let truncated = match &self.limits {
-            Some(limits) => normalize::normalize(&mut doc.tree, limits),
-            None => Vec::new(),
-        };
-        let meta = derived.meta(origin, is_insight, false, truncated);
+        stamps.insight = insight(|key| doc.field(key), origin);
+        if let Some(limits) = &self.limits {
+            stamps.truncated = normalize::normalize(&mut doc.tree, limits);
+        }
         if doc.tree.contains_key("ctindex") {
             // Normalizing started it (`overflow`): the rest joins it there.
-            add_meta(&mut doc.tree, meta.to_map());
+            add_meta(&mut doc.tree, stamps.to_map());
         } else {
-            doc.meta = Some(meta);
+            doc.meta = Some(stamps);
         }
         Some(doc)
     }
@@ -245,121 +251,93 @@ fn push_digits(out: &mut String, mut n: u32, width: usize) {
     out.push_str(std::str::from_utf8(&buf[start..]).unwrap_or_default());
 }
 
-/// What is derived from an event before it is filtered.
-#[derive(Debug)]
-struct Derived {
-    class: classify::Classification,
-    identity: Option<String>,
-    signin: Option<Value>,
-}
-
-impl Derived {
-    fn of(event: &(impl Lookup + ?Sized)) -> Self {
-        Derived {
-            class: classify::classify(event),
-            identity: identity(event),
-            signin: signin(event),
-        }
-    }
-
-    /// The `ctindex` object.
-    fn meta(self, source: &str, insight: bool, id_generated: bool, truncated: Vec<String>) -> Meta<'_> {
-        Meta {
-            derived: self,
-            source,
-            insight,
-            id_generated,
-            truncated,
-        }
-    }
-}
-
-/// The `ctindex` object of one event, kept typed until it is written: the
-/// fast path writes it straight into the bulk body, without building a map.
-#[derive(Debug)]
-struct Meta<'a> {
-    derived: Derived,
-    /// Where the event came from (`ctindex.source`).
-    source: &'a str,
-    insight: bool,
+/// The `ctindex` object of one event: every stamp ctindex adds, written
+/// once here and serialised by serde, whether into the bulk body (the fast
+/// path) or into a map (the tree path). The fields are in alphabetical
+/// order, the order a JSON map keeps, so that both give the same bytes.
+///
+/// To add a stamp: a field here (in its alphabetical place) and its value
+/// in [`Stamps::derive`] (what is read from the event before filtering) or
+/// where [`Transformer::apply`] and [`Transformer::apply_raw`] fill in the
+/// rest; if it reads a top-level field the fast path does not parse yet,
+/// that field gets a slot in [`head_slot`] (the equivalence tests fail
+/// until it has one).
+#[derive(Debug, serde::Serialize)]
+struct Stamps<'a> {
+    /// console, automation, aws-service, unknown ([`classify`]).
+    channel: &'static str,
+    /// The client family ([`classify`]).
+    client: &'static str,
+    /// The id is a content hash: the event had no usable `eventID`.
+    #[serde(skip_serializing_if = "is_false")]
     id_generated: bool,
+    /// Who acted, as one keyword ([`identity`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<String>,
+    /// A CloudTrail Insights event ([`insight`]).
+    #[serde(skip_serializing_if = "is_false")]
+    insight: bool,
+    /// Console sign-ins: result and MFA ([`signin`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signin: Option<Value>,
+    /// Where the event came from: a path or an S3 key.
+    source: &'a str,
+    /// What normalisation changed, by path.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     truncated: Vec<String>,
 }
 
-impl Meta<'_> {
-    fn to_map(&self) -> Map<String, Value> {
-        let mut meta = Map::new();
-        meta.insert("channel".into(), Value::from(self.derived.class.channel.as_str()));
-        meta.insert("client".into(), Value::from(self.derived.class.client));
-        meta.insert("source".into(), Value::from(self.source));
-        if self.insight {
-            meta.insert("insight".into(), Value::Bool(true));
-        }
-        if self.id_generated {
-            meta.insert("id_generated".into(), Value::Bool(true));
-        }
-        if let Some(identity) = &self.derived.identity {
-            meta.insert("identity".into(), Value::String(identity.clone()));
-        }
-        if let Some(signin) = &self.derived.signin {
-            meta.insert("signin".into(), signin.clone());
-        }
-        if !self.truncated.is_empty() {
-            meta.insert("truncated".into(), Value::from(self.truncated.clone()));
-        }
-        meta
-    }
-
-    /// Writes what [`Meta::to_map`] holds as compact JSON, keys in the
-    /// map's order.
-    fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"channel\":\"");
-        out.extend_from_slice(self.derived.class.channel.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"client\":");
-        write_str(out, self.derived.class.client);
-        if self.id_generated {
-            out.extend_from_slice(b",\"id_generated\":true");
-        }
-        if let Some(identity) = &self.derived.identity {
-            out.extend_from_slice(b",\"identity\":");
-            write_str(out, identity);
-        }
-        if self.insight {
-            out.extend_from_slice(b",\"insight\":true");
-        }
-        if let Some(signin) = &self.derived.signin {
-            out.extend_from_slice(b",\"signin\":");
-            let _ = serde_json::to_writer(&mut *out, signin);
-        }
-        out.extend_from_slice(b",\"source\":");
-        write_str(out, self.source);
-        if !self.truncated.is_empty() {
-            out.extend_from_slice(b",\"truncated\":");
-            let _ = serde_json::to_writer(&mut *out, &self.truncated);
-        }
-        out.push(b'}');
-    }
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
-/// A JSON string: as it is when nothing in it needs an escape (the common
-/// case, checked in one pass without early exit, which vectorises), else
-/// through serde_json.
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    let escape = s
-        .bytes()
-        .fold(false, |any, c| any | (c < b' ') | (c == b'"') | (c == b'\\'));
-    if !escape {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        let _ = serde_json::to_writer(&mut *out, s);
+impl<'a> Stamps<'a> {
+    /// What is read from an event before it is filtered (and the source);
+    /// the rest is filled in later.
+    fn derive(event: &(impl Lookup + ?Sized), source: &'a str) -> Self {
+        let class = classify::classify(event);
+        Stamps {
+            channel: class.channel.as_str(),
+            client: class.client,
+            id_generated: false,
+            identity: identity(event),
+            insight: false,
+            signin: signin(event),
+            source,
+            truncated: Vec::new(),
+        }
+    }
+
+    fn to_map(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            // A struct of strings, booleans and values serialises to an object.
+            _ => Map::new(),
+        }
+    }
+
+    /// Writes what [`Stamps::to_map`] holds as compact JSON, keys in the
+    /// map's order.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        // Serialising into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, self);
     }
 }
 
 /// Whether an event is a CloudTrail Insights event.
 fn insight<'v>(get: impl Fn(&str) -> Option<&'v Value>, origin: &str) -> bool {
     get("eventCategory").and_then(Value::as_str) == Some("Insight") || origin.contains("/CloudTrail-Insight/")
+}
+
+/// The second try for a document (as JSON text) that the cluster refused to
+/// parse: its unknown top-level fields moved to `ctindex.overflow`
+/// ([`normalize::quarantine`]). None when it is not an object or has
+/// nothing to move (so retrying cannot help).
+pub fn quarantined(doc: &[u8]) -> Option<Vec<u8>> {
+    let mut doc: Map<String, Value> = serde_json::from_slice(doc).ok()?;
+    normalize::quarantine(&mut doc)
+        .then(|| serde_json::to_vec(&doc).ok())
+        .flatten()
 }
 
 /// Adds `ctindex` to an event (normalize may have started it, with `overflow`).
@@ -489,7 +467,7 @@ pub struct RawDoc<'a> {
     /// The changed fields (and `ctindex` when normalizing started it).
     tree: Event,
     /// `ctindex`, unless it is in `tree`.
-    meta: Option<Meta<'a>>,
+    meta: Option<Stamps<'a>>,
     /// `meta` as a value, made only when it is read.
     meta_value: OnceCell<Value>,
 }
@@ -1019,25 +997,22 @@ pub(crate) mod tests {
 
     #[test]
     fn meta_is_written_as_its_map_would_be() {
-        let class = |channel, client| classify::Classification { channel, client };
         let metas = [
-            Meta {
-                derived: Derived {
-                    class: class(classify::Channel::Console, "console"),
-                    identity: None,
-                    signin: None,
-                },
+            Stamps {
+                channel: classify::Channel::Console.as_str(),
+                client: "console",
+                identity: None,
+                signin: None,
                 source: "s3://b/AWSLogs/1/CloudTrail/x.json.gz",
                 insight: false,
                 id_generated: false,
                 truncated: Vec::new(),
             },
-            Meta {
-                derived: Derived {
-                    class: class(classify::Channel::Automation, "terraform"),
-                    identity: Some("role/\"odd\"\\name\u{1}é".into()),
-                    signin: Some(json!({"result": "Success", "mfa": false})),
-                },
+            Stamps {
+                channel: classify::Channel::Automation.as_str(),
+                client: "terraform",
+                identity: Some("role/\"odd\"\\name\u{1}é".into()),
+                signin: Some(json!({"result": "Success", "mfa": false})),
                 source: "C:\\logs\\\"q\".json\n",
                 insight: true,
                 id_generated: true,
@@ -1221,4 +1196,7 @@ pub(crate) mod tests {
             many.messages()[0]
         );
     }
+
+    /// The property test of the two paths.
+    mod equivalence;
 }

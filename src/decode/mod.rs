@@ -92,7 +92,7 @@ fn json_error(error: &serde_json::Error) -> String {
 }
 
 /// serde_json's recursion limit: deeper values cannot be parsed (the
-/// cluster's own limits are far lower; see [`crate::normalize`]).
+/// cluster's own limits are far lower; see `normalize`).
 pub const MAX_NESTING: usize = 128;
 
 /// What a file yielded.
@@ -262,7 +262,7 @@ pub fn is_event(object: &(impl Lookup + ?Sized)) -> bool {
 }
 
 /// Reads an event's top-level fields: a whole event, or the fields the
-/// fast path parsed ([`crate::transform::View`]).
+/// fast path parsed (the transform's `View`).
 pub trait Lookup {
     fn get(&self, key: &str) -> Option<&Value>;
 }
@@ -276,10 +276,10 @@ impl Lookup for Map<String, Value> {
 /// Data-lake exports write all-lowercase keys (`eventname`, `awsregion`):
 /// such an object gets CloudTrail's spelling back for its top-level fields.
 fn restore_key_case(object: &mut Event) {
-    if object.contains_key("eventName") || !object.contains_key("eventname") {
+    if !restores_key_case(|key| object.contains_key(key)) {
         return;
     }
-    for canonical in crate::normalize::TOP_LEVEL_FIELDS {
+    for canonical in crate::fields::TOP_LEVEL_FIELDS {
         let lower = canonical.to_ascii_lowercase();
         if lower != *canonical
             && !object.contains_key(*canonical)
@@ -288,6 +288,13 @@ fn restore_key_case(object: &mut Event) {
             object.insert((*canonical).to_string(), value);
         }
     }
+}
+
+/// Whether an object with these top-level keys (`has`) gets CloudTrail's
+/// spelling back ([`restore_key_case`]): the fast path leaves such events to
+/// the value path.
+pub fn restores_key_case(has: impl Fn(&str) -> bool) -> bool {
+    !has("eventName") && has("eventname")
 }
 
 /// Finds the events in one value, unwrapping the known envelopes.
@@ -461,67 +468,8 @@ pub(crate) mod scan {
 
     use super::{Decoded, Position, Reject, extract};
 
-    pub fn skip_ws(text: &[u8], mut pos: usize) -> usize {
-        while pos < text.len() && text[pos].is_ascii_whitespace() {
-            pos += 1;
-        }
-        pos
-    }
-
-    /// The end (exclusive) of the string starting at `pos` (a quote), or
-    /// None when the text ends inside it.
-    pub fn string_end(text: &[u8], pos: usize) -> Option<usize> {
-        let mut i = pos + 1;
-        // Jump from quote or backslash (or control character) to the next,
-        // eight bytes at a time: strings are short, too short for memchr's
-        // set-up to pay.
-        loop {
-            i += crate::raw::scan::plain_run(text.get(i..)?);
-            match *text.get(i)? {
-                b'"' => return Some(i + 1),
-                b'\\' => i += 2,
-                _ => i += 1,
-            }
-        }
-    }
-
-    /// The end (exclusive) of the value starting at `pos`, or None when the
-    /// text ends inside it. Brackets are only counted, not matched: the
-    /// value's own parse finds what is wrong with it.
-    pub fn value_end(text: &[u8], pos: usize) -> Option<usize> {
-        match *text.get(pos)? {
-            b'"' => string_end(text, pos),
-            b'[' | b'{' => {
-                let mut depth = 0usize;
-                let mut i = pos;
-                while i < text.len() {
-                    match text[i] {
-                        b'"' => {
-                            i = string_end(text, i)?;
-                            continue;
-                        }
-                        b'[' | b'{' => depth += 1,
-                        b']' | b'}' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                return Some(i + 1);
-                            }
-                        }
-                        _ => {}
-                    }
-                    i += 1;
-                }
-                None
-            }
-            _ => {
-                let len = text[pos..]
-                    .iter()
-                    .position(|b| matches!(b, b',' | b']' | b'}') || b.is_ascii_whitespace())
-                    .unwrap_or(text.len() - pos);
-                Some(pos + len.max(1))
-            }
-        }
-    }
+    // The JSON text helpers live with the other text-level code, below the decoder.
+    pub(crate) use crate::raw::{skip_ws, string_end, value_end};
 
     /// Reads the array at `start` (a `[`) element by element into `out`;
     /// returns where it ends, or why it breaks off.

@@ -92,7 +92,9 @@ pub(crate) async fn index(args: ImportArgs, sync: Option<SyncSettings>, follow: 
         transformer: transformer.clone(),
         output: match &sink {
             Some(sink) => Output::Bulk(sink.clone()),
-            None => Output::DryRun,
+            None => Output::DryRun {
+                print: args.print_documents,
+            },
         },
         stats: stats.clone(),
         dlq: dlq.clone(),

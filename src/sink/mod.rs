@@ -410,10 +410,7 @@ fn quarantined_doc(batch: &Batch, i: usize, reason: &str) -> Option<Vec<u8>> {
     if !parse_error || batch.items[i].quarantined {
         return None;
     }
-    let mut doc: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(batch.doc_bytes(i)).ok()?;
-    crate::normalize::quarantine(&mut doc)
-        .then(|| serde_json::to_vec(&doc).ok())
-        .flatten()
+    crate::transform::quarantined(batch.doc_bytes(i))
 }
 
 /// Items to send again, and why the last attempt failed.
