@@ -41,7 +41,7 @@ pub fn event_at<'a>(b: &'a [u8], watch: &Watch) -> Option<(usize, Fields<'a>)> {
 /// which refuses nothing: favourable to the library).
 #[cfg(any(feature = "scan-serde", feature = "scan-sonic"))]
 mod by_library {
-    use super::{Fields, Shape, Watch, skip_ws};
+    use super::{Fields, Shape, Watch};
 
     /// The end of the object and its (key, value) pairs, borrowed from `b`.
     pub type Split<'a> = Option<(usize, Vec<(&'a str, &'a str)>)>;
@@ -81,9 +81,9 @@ mod by_library {
                 d.deserialize_map(V)
             }
         }
-        let mut de = serde_json::Deserializer::from_slice(b);
-        let fields = Borrowed::deserialize(&mut de).ok()?;
-        Some((de.byte_offset(), fields.0))
+        let mut stream = serde_json::Deserializer::from_slice(b).into_iter::<Borrowed<'_>>();
+        let fields = stream.next()?.ok()?;
+        Some((stream.byte_offset(), fields.0))
     }
 
     /// sonic-rs checks the UTF-8 of its whole input first: the object's end
@@ -92,7 +92,7 @@ mod by_library {
     #[cfg(feature = "scan-sonic")]
     pub fn split_sonic(b: &[u8]) -> Split<'_> {
         use std::borrow::Cow;
-        let start = skip_ws(b, 0);
+        let start = super::skip_ws(b, 0);
         let end = crate::decode::scan::value_end(b, start)?;
         let object = b.get(..end)?;
         let base = object.as_ptr() as usize;
