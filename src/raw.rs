@@ -232,6 +232,13 @@ impl Shape {
     /// against.
     #[cfg(test)]
     pub fn of(raw: &[u8]) -> Shape {
+        Shape::of_watched(raw, &NO_WATCH)
+    }
+
+    /// [`Shape::of`], noting the watched keys too.
+    #[cfg(any(test, feature = "scan-serde", feature = "scan-sonic"))]
+    pub fn of_watched(raw: &[u8], watch: &Watch) -> Shape {
+        let mut found = 0u32;
         let mut shape = Shape {
             first: raw.first().copied().unwrap_or(b' '),
             ..Shape::default()
@@ -277,6 +284,9 @@ impl Shape {
                         // Keys are short: look at them only when they are keys.
                         let key = &raw[start..j];
                         shape.odd_key |= odd_key(key, escaped);
+                        if watch.mask != 0 {
+                            found |= if escaped { u32::MAX } else { watch.found(key) };
+                        }
                     }
                     i = j + 1;
                     continue;
@@ -307,6 +317,7 @@ impl Shape {
             }
             i += 1;
         }
+        shape.unwatched = watch.mask & !found;
         shape
     }
 }

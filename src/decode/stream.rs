@@ -6,9 +6,12 @@
 //! NDJSON, `aws cloudtrail lookup-events` output (`{"Events":[…]}`, maybe
 //! after its `NextToken`) — each element is handed on as its JSON text ([`Found::text`], the
 //! fast path); what that does not take is parsed and unwrapped as before
-//! ([`super::extract`]). Any other shape (a single object, envelopes, a
-//! `Records` key that is not the first) is read whole and decoded by
-//! [`super::decode_object_or_lines`]; such files are small.
+//! ([`super::extract`]). A `Records` array need not be the object's first
+//! key: the keys before it are walked (held in the window, not parsed) and
+//! left behind once the array opens, so memory is bounded by the largest
+//! value before the array or inside it, never by the file. Any other shape
+//! (a single object, envelopes without such an array) is read whole and
+//! decoded by [`super::decode_object_or_lines`]; such files are one value.
 //!
 //! Invariant: as for the whole-file decoder, every value ends up as an
 //! event or a [`Reject`]; values that are not events are held back until the
@@ -219,6 +222,8 @@ struct Window<'a> {
     pos: usize,
     eof: bool,
     error: Option<String>,
+    /// The most bytes the window held at once.
+    most: usize,
 }
 
 impl<'a> Window<'a> {
@@ -230,6 +235,7 @@ impl<'a> Window<'a> {
             pos: 0,
             eof: false,
             error: None,
+            most: 0,
         }
     }
 
@@ -270,6 +276,7 @@ impl<'a> Window<'a> {
                 }
             }
         }
+        self.most = self.most.max(self.filled - self.pos);
         self.filled > old
     }
 
@@ -298,16 +305,36 @@ impl<'a> Window<'a> {
     /// The length of the value at the start of the unread part, reading
     /// more as needed; None when the input ends inside it.
     fn value_len(&mut self) -> Option<usize> {
+        self.value_end_at(0)
+    }
+
+    /// Where the value at `at` of the unread part ends, reading more as
+    /// needed; None when the input ends inside it.
+    fn value_end_at(&mut self, at: usize) -> Option<usize> {
         loop {
             let rest = self.rest();
-            match value_end(rest, 0) {
+            match value_end(rest, at) {
                 // A value that reaches the end of what was read may go on.
                 Some(end) if end < rest.len() || self.eof => return Some(end),
                 _ => {
                     if !self.more() {
-                        return value_end(self.rest(), 0);
+                        return value_end(self.rest(), at);
                     }
                 }
+            }
+        }
+    }
+
+    /// Skips whitespace from `at` of the unread part, reading more as
+    /// needed: where the next byte is, None at the end of the input.
+    fn skip_ws_at(&mut self, at: usize) -> Option<usize> {
+        loop {
+            let next = skip_ws(self.rest(), at);
+            if next < self.rest().len() {
+                return Some(next);
+            }
+            if !self.more() {
+                return None;
             }
         }
     }
@@ -328,73 +355,60 @@ fn decode(window: &mut Window<'_>, tally: &mut Tally<'_>) -> Result<Option<Strin
             window.pos += 1;
             elements(window, tally, "the array")
         }
-        b'{' if records_first(window) => elements(window, tally, "the Records object"),
-        b'{' if events_first(window) => elements(window, tally, "the Events object"),
-        b'{' => return object_or_lines(window, tally),
+        b'{' => match array_inside(window) {
+            Some(what) => elements(window, tally, what),
+            None => return object_or_lines(window, tally),
+        },
         _ => lines(window, tally),
     })
 }
 
-/// Whether the object opens with its `Records` array; if so, moves past
-/// `{"Records":[`.
-fn records_first(window: &mut Window<'_>) -> bool {
-    window.want(64);
-    let at = skip_ws(window.rest(), 1);
-    opens_array(window, at, b"\"Records\"")
-}
-
-/// Whether `"KEY" : [` stands at `at` of what is left; if so, moves past it.
-fn opens_array(window: &mut Window<'_>, at: usize, key: &[u8]) -> bool {
-    let rest = window.rest();
-    if !rest[at..].starts_with(key) {
-        return false;
-    }
-    let colon = skip_ws(rest, at + key.len());
-    if rest.get(colon) != Some(&b':') {
-        return false;
-    }
-    let open = skip_ws(rest, colon + 1);
-    if rest.get(open) != Some(&b'[') {
-        return false;
-    }
-    window.pos += open + 1;
-    true
-}
-
-/// Whether the object is `aws cloudtrail lookup-events` output that opens
-/// with its `Events` array (maybe after a string `NextToken`); if so, moves
-/// past `"Events":[`. Then each element (a LookupEvents entry, or an event)
-/// is read as a record, and what follows the array is skipped.
-fn events_first(window: &mut Window<'_>) -> bool {
-    window.want(64);
-    let mut at = skip_ws(window.rest(), 1);
-    // A NextToken first: skip it (it may be long: make it whole).
-    if window.rest()[at..].starts_with(b"\"NextToken\"") {
+/// Walks the top-level keys of the object that starts the unread part
+/// (without parsing their values; they stay in the window) up to its first
+/// `Records` array, or its `Events` array when no key before it may make
+/// the object an event ([`super::is_event`] reads `eventName`, `eventType`
+/// and `eventCategory`, in any case): if there is one, moves past its `[`
+/// and says which. None (and nothing moved) for an object without one,
+/// and for anything the walk is unsure of (an escaped key, a syntax error,
+/// an end inside the object): the whole-object path decides those as it
+/// always did.
+fn array_inside(window: &mut Window<'_>) -> Option<&'static str> {
+    let mut event_like = false;
+    let mut at = 1;
+    loop {
+        let key = window.skip_ws_at(at)?;
+        if window.rest()[key] != b'"' {
+            return None;
+        }
+        let key_end = window.value_end_at(key)?;
+        let colon = window.skip_ws_at(key_end)?;
+        if window.rest()[colon] != b':' {
+            return None;
+        }
+        let value = window.skip_ws_at(colon + 1)?;
         let rest = window.rest();
-        let colon = skip_ws(rest, at + 11);
-        if rest.get(colon) != Some(&b':') {
-            return false;
+        let name = &rest[key..key_end];
+        if name.contains(&b'\\') {
+            return None;
         }
-        let value = skip_ws(rest, colon + 1);
-        if rest.get(value) != Some(&b'"') {
-            return false;
-        }
-        let end = loop {
-            match super::scan::string_end(window.rest(), value) {
-                Some(end) => break end,
-                None if window.more() => continue,
-                None => return false,
-            }
+        let what = match (name, rest[value]) {
+            (b"\"Records\"", b'[') => Some("the Records object"),
+            (b"\"Events\"", b'[') if !event_like => Some("the Events object"),
+            _ => None,
         };
-        window.want(end + 64);
-        let rest = window.rest();
-        let comma = skip_ws(rest, end);
-        if rest.get(comma) != Some(&b',') {
-            return false;
+        if let Some(what) = what {
+            window.pos += value + 1;
+            return Some(what);
         }
-        at = skip_ws(rest, comma + 1);
+        let lower = name.to_ascii_lowercase();
+        event_like |= [&b"\"eventname\""[..], b"\"eventtype\"", b"\"eventcategory\""].contains(&lower.as_slice());
+        let end = window.value_end_at(value)?;
+        let next = window.skip_ws_at(end)?;
+        match window.rest()[next] {
+            b',' => at = next + 1,
+            _ => return None,
+        }
     }
-    opens_array(window, at, b"\"Events\"")
 }
 
 /// The elements of an array up to `close`, each handed on; then what may
@@ -608,6 +622,121 @@ mod tests {
         assert_eq!(take.got, want);
         let not_events: Vec<Position> = (0..i).filter(|i| i % 97 == 71).map(Position::Record).collect();
         assert_eq!(take.rejects, not_events);
+    }
+
+    /// Runs the decoder over `text` as [`read`] does: what it took, how it
+    /// ended, and the most bytes its window held at once.
+    fn decode_text(text: &[u8]) -> (Take, Result<Finished, DecodeError>, usize) {
+        let mut take = Take::default();
+        let mut tally = Tally {
+            found: &mut take,
+            events: 0,
+            rejects: 0,
+            held: Vec::new(),
+        };
+        let mut window = Window::new(Box::new(text));
+        let ended = decode(&mut window, &mut tally);
+        let finished = match ended {
+            Ok(truncated) => tally.end(truncated, None, false),
+            Err(e) => Err(e),
+        };
+        (take, finished, window.most)
+    }
+
+    /// Records `n`, about `size` bytes each, and the ids they hold.
+    fn records(n: usize, size: usize) -> (Vec<String>, Vec<(String, Position, bool)>) {
+        let records = (0..n)
+            .map(|i| {
+                format!(
+                    r#"{{"eventVersion":"1.08","eventID":"r{i}","eventName":"A","eventTime":"2024-01-01T00:00:00Z","p":"{}"}}"#,
+                    "z".repeat(size.saturating_sub(100) + i % 13)
+                )
+            })
+            .collect();
+        let want = (0..n).map(|i| (format!("r{i}"), Position::Record(i), true)).collect();
+        (records, want)
+    }
+
+    /// A Records array after other keys — small ones, a value larger than
+    /// a chunk, nested values that hold `Records` keys and brackets in
+    /// strings, a `Records` that is not an array — in a file many chunks
+    /// long: streamed element by element (none read whole), in order, and
+    /// the window never holds more than the keys before the array and a
+    /// chunk or two, not the file.
+    #[test]
+    fn records_after_other_keys_are_streamed_in_bounded_memory() {
+        let (records, want) = records(6000, 1500);
+        let body = records.join(",\n");
+        assert!(body.len() > 8 * CHUNK, "{} bytes", body.len());
+        let big = "b".repeat(CHUNK + CHUNK / 2);
+        let nested = r#"{"Records": [{"eventID": "no"}], "x": [{"y": "]}\"[{"}, [[], {}]], "z": null}"#;
+        let befores = [
+            (r#""version": "1.0", "n": -1.5e3, "t": true"#.to_string(), 0),
+            (format!(r#""large": "{big}", "after": 1"#), big.len()),
+            (format!(r#""meta": {nested}, "list": [{nested}, 2]"#), 0),
+            (r#""Records": 5, "Recordsx": [1]"#.to_string(), 0),
+            (format!(r#""Events": "{big}", "eventVersion": "1.08""#), big.len()),
+        ];
+        for (before, held) in befores {
+            for (open, sep) in [("{", ","), ("{\n  ", ",\n  ")] {
+                let text = format!("{open}{before}{sep}\"Records\" : [\n{body}\n], \"after\": {{\"Records\": []}}}}\n");
+                let (take, finished, most) = decode_text(text.as_bytes());
+                let finished = finished.unwrap_or_else(|e| panic!("{before}: {e}"));
+                assert_eq!(finished.truncated, None, "{before}");
+                assert_eq!(finished.events, want.len(), "{before}");
+                assert_eq!(take.got, want, "{before}");
+                assert_eq!(
+                    take.streamed,
+                    want.len(),
+                    "{before}: every record comes from the window"
+                );
+                assert!(take.rejects.is_empty(), "{before}: {:?}", take.rejects);
+                assert!(
+                    most <= held + 3 * CHUNK,
+                    "{before}: the window held {most} bytes of {}",
+                    text.len()
+                );
+            }
+        }
+    }
+
+    /// The same objects, cut off inside a record, or before their array
+    /// opens: the records before the cut are kept and the cut is named as
+    /// the whole-file decoder names it; a file cut before any record is
+    /// not JSON.
+    #[test]
+    fn records_after_other_keys_that_break_off() {
+        let (records, _) = records(40, 300);
+        let text = format!(r#"{{"a": {{"b": [1, "x"]}}, "Records": [{}]}}"#, records.join(","));
+        let cut = &text[..text.len() - 200];
+        let (take, finished, _) = decode_text(cut.as_bytes());
+        let finished = finished.unwrap();
+        assert_eq!(take.got.len(), 39);
+        assert_eq!(finished.truncated.as_deref(), Some("JSON breaks off inside record 39"));
+        let whole = super::super::decode(cut.as_bytes()).unwrap();
+        assert_eq!(whole.events.len(), 39);
+        assert_eq!(whole.truncated, finished.truncated);
+        for cut in [r#"{"a": {"b": [1, "x"]}, "Records"#, r#"{"a": {"b": [1, "#] {
+            let (take, finished, _) = decode_text(cut.as_bytes());
+            assert!(take.got.is_empty());
+            assert!(matches!(finished, Err(DecodeError::NotJson(_))), "{cut}: {finished:?}");
+        }
+    }
+
+    /// An object whose `Events` array follows a key that may make it an
+    /// event is not streamed as lookup-events output: the whole object
+    /// decides, as before.
+    #[test]
+    fn an_event_with_an_events_key_is_one_event() {
+        let text = r#"{"eventName": "X", "eventID": "ev", "eventTime": "2024-01-01T00:00:00Z", "Events": [{"eventID": "in"}]}"#;
+        let (take, finished, _) = decode_text(text.as_bytes());
+        assert_eq!(finished.unwrap().events, 1);
+        assert_eq!(take.got, [("ev".to_string(), Position::Whole, false)]);
+        assert_eq!(take.streamed, 0);
+        let text =
+            r#"{"Other": 1, "Events": [{"eventName": "X", "eventID": "in", "eventTime": "2024-01-01T00:00:00Z"}]}"#;
+        let (take, _, _) = decode_text(text.as_bytes());
+        assert_eq!(take.got, [("in".to_string(), Position::Record(0), true)]);
     }
 
     /// `aws cloudtrail lookup-events` output larger than a few chunks, with a

@@ -27,6 +27,91 @@ pub fn event<'a>(text: &'a [u8], watch: &Watch) -> Option<Fields<'a>> {
 /// and the shape of each; `None` also when `text` ends inside it. This is
 /// how a stream finds where an event ends and splits it in one pass.
 pub fn event_at<'a>(b: &'a [u8], watch: &Watch) -> Option<(usize, Fields<'a>)> {
+    #[cfg(feature = "scan-serde")]
+    return by_library::event_at(b, watch, by_library::split_serde);
+    #[cfg(all(feature = "scan-sonic", not(feature = "scan-serde")))]
+    return by_library::event_at(b, watch, by_library::split_sonic);
+    #[cfg(not(any(feature = "scan-serde", feature = "scan-sonic")))]
+    event_at_by_hand(b, watch)
+}
+
+/// Measurement only (`--features scan-serde` or `scan-sonic`, see
+/// docs/benchmark.md): a library splits and validates the event, then a
+/// plain pass over each field measures its shape ([`Shape::of_watched`],
+/// which refuses nothing: favourable to the library).
+#[cfg(any(feature = "scan-serde", feature = "scan-sonic"))]
+mod by_library {
+    use super::{Fields, Shape, Watch};
+
+    /// The end of the object and its (key, value) pairs, borrowed from `b`.
+    pub type Split<'a> = Option<(usize, Vec<(&'a str, &'a str)>)>;
+
+    pub fn event_at<'a>(b: &'a [u8], watch: &Watch, split: fn(&'a [u8]) -> Split<'a>) -> Option<(usize, Fields<'a>)> {
+        let (end, fields) = split(b)?;
+        let shapes = fields
+            .iter()
+            .map(|(_, v)| Shape::of_watched(v.as_bytes(), watch))
+            .collect();
+        Some((end, (fields, shapes)))
+    }
+
+    #[cfg(feature = "scan-serde")]
+    pub fn split_serde(b: &[u8]) -> Split<'_> {
+        use serde::Deserialize;
+        use serde::de::{Deserializer, MapAccess, Visitor};
+        use serde_json::value::RawValue;
+        struct Borrowed<'a>(Vec<(&'a str, &'a str)>);
+        impl<'de> Deserialize<'de> for Borrowed<'de> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = Borrowed<'de>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("an object")
+                    }
+                    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                        let mut fields = Vec::with_capacity(24);
+                        // An escaped key cannot be borrowed: an error, as the scanner refuses it.
+                        while let Some(key) = map.next_key::<&'de str>()? {
+                            fields.push((key, map.next_value::<&'de RawValue>()?.get()));
+                        }
+                        Ok(Borrowed(fields))
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+        let mut stream = serde_json::Deserializer::from_slice(b).into_iter::<Borrowed<'_>>();
+        let fields = stream.next()?.ok()?;
+        Some((stream.byte_offset(), fields.0))
+    }
+
+    /// sonic-rs checks the UTF-8 of its whole input first: the object's end
+    /// is found before (by the decoder's bracket counter), or a stream
+    /// window would be checked again for every event in it.
+    #[cfg(feature = "scan-sonic")]
+    pub fn split_sonic(b: &[u8]) -> Split<'_> {
+        use std::borrow::Cow;
+        let start = super::skip_ws(b, 0);
+        let end = crate::raw::value_end(b, start)?;
+        let object = b.get(..end)?;
+        let base = object.as_ptr() as usize;
+        let within = |s: &str| {
+            let at = (s.as_ptr() as usize).checked_sub(base)?;
+            std::str::from_utf8(object.get(at..at + s.len())?).ok()
+        };
+        let mut fields = Vec::with_capacity(24);
+        for item in sonic_rs::to_object_iter(object) {
+            let (key, value) = item.ok()?;
+            let Cow::Borrowed(key) = key else { return None };
+            fields.push((within(key)?, within(value.as_raw_str())?));
+        }
+        Some((end, fields))
+    }
+}
+
+#[cfg_attr(any(feature = "scan-serde", feature = "scan-sonic"), allow(dead_code))]
+fn event_at_by_hand<'a>(b: &'a [u8], watch: &Watch) -> Option<(usize, Fields<'a>)> {
     // Offsets first: the text is known to be UTF-8 only once its end is.
     let mut spans: Vec<[usize; 4]> = Vec::with_capacity(24);
     let mut shapes = Vec::with_capacity(24);
@@ -323,6 +408,51 @@ fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    /// The events of every `{"Records": [...]}` file of the fixtures and the
+    /// corpus (gzipped or not), compact and pretty-printed in turn: read
+    /// here with serde_json, not with ctindex's decoder, which sits above
+    /// this module.
+    fn sample_events() -> Vec<Vec<u8>> {
+        use std::io::Read;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut out = Vec::new();
+        for dir in [root.join("tests/fixtures"), root.join("../shared/cloudtrail-corpus")] {
+            for entry in walkdir::WalkDir::new(&dir).sort_by_file_name().into_iter().flatten() {
+                let name = entry.path().to_string_lossy();
+                if !entry.file_type().is_file() || !(name.ends_with(".json") || name.ends_with(".json.gz")) {
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(entry.path()) else {
+                    continue;
+                };
+                let mut text = Vec::new();
+                let read = match bytes.starts_with(&[0x1f, 0x8b]) {
+                    true => flate2::read::MultiGzDecoder::new(&bytes[..])
+                        .read_to_end(&mut text)
+                        .is_ok(),
+                    false => {
+                        text = bytes;
+                        true
+                    }
+                };
+                let Some(serde_json::Value::Array(records)) = read
+                    .then(|| serde_json::from_slice::<serde_json::Value>(&text).ok())
+                    .flatten()
+                    .and_then(|mut v| v.get_mut("Records").map(serde_json::Value::take))
+                else {
+                    continue;
+                };
+                for (i, event) in records.iter().filter(|e| e.is_object()).enumerate() {
+                    out.push(match i % 2 {
+                        0 => serde_json::to_vec(event).unwrap(),
+                        _ => serde_json::to_vec_pretty(event).unwrap(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// Where the scanner answers, serde_json and Shape::of answer the same.
     fn agrees(text: &[u8]) -> bool {
         let Some((fields, shapes)) = event(text, &crate::raw::NO_WATCH) else {
@@ -490,10 +620,7 @@ mod tests {
     /// where the scanner answers, it answers as serde_json would.
     #[test]
     fn agrees_on_the_fixtures_and_their_mutations() {
-        let texts: Vec<Vec<u8>> = crate::transform::tests::sample_events()
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect();
+        let texts: Vec<Vec<u8>> = sample_events();
         assert!(texts.len() > 100, "{} fixture events", texts.len());
         let mut taken = 0;
         for text in &texts {
@@ -525,6 +652,281 @@ mod tests {
         }
     }
 
+    /// Raw bytes built from proptest's choices along JSON's grammar, with
+    /// what a scanner can get wrong in reach: `\/` and `\uXXXX` escapes,
+    /// surrogate pairs and lone surrogates, exponents, negative zero, big
+    /// numbers, duplicate and escaped keys, nesting past the limit, invalid
+    /// UTF-8, raw control characters, whitespace JSON allows and does not,
+    /// syntax errors, truncation and trailing bytes.
+    struct Build<'c> {
+        choices: &'c [u8],
+        at: usize,
+        out: Vec<u8>,
+        /// Holds something the scanner may refuse although it is valid
+        /// JSON (an escaped top-level key, a surrogate pair, an exponent, a
+        /// long integer, deep nesting).
+        unsure: bool,
+    }
+
+    impl Build<'_> {
+        fn pick(&mut self, n: usize) -> usize {
+            let c = self.choices.get(self.at).copied().unwrap_or(0);
+            self.at += 1;
+            c as usize % n
+        }
+
+        fn put(&mut self, bytes: &[u8]) {
+            self.out.extend_from_slice(bytes);
+        }
+
+        fn ws(&mut self) {
+            const WS: [&[u8]; 9] = [b"", b"", b"", b"", b" ", b"\n  ", b"\t", b"\r\n", b"\x0c"];
+            let w = WS[self.pick(WS.len())];
+            self.put(w);
+        }
+
+        fn string(&mut self, top_key: bool) {
+            const PIECES: [(&[u8], bool); 24] = [
+                (b"a", false),
+                (b"event", false),
+                (b".", false),
+                (b" ", false),
+                ("\u{e9}".as_bytes(), false),
+                ("\u{65e5}\u{672c}".as_bytes(), false),
+                ("\u{a0}".as_bytes(), false),
+                ("\u{1F600}".as_bytes(), false),
+                (br"\/", false),
+                (br"\n", false),
+                (br#"\""#, false),
+                (br"\\", false),
+                (br"\u0041", false),
+                (br"\u00e9", false),
+                (br"\u0000", false),
+                (br"\ud83d\ude00", true),
+                (br"\ud800", true),
+                (br"\udc00x", true),
+                (br"\u12", false),
+                (br"\x", false),
+                (b"\x01", false),
+                (b"\xff", false),
+                (b"\xc3", false),
+                (b"\x7f", false),
+            ];
+            self.put(b"\"");
+            for _ in 0..self.pick(4) {
+                let (piece, unsure) = PIECES[self.pick(PIECES.len())];
+                self.unsure |= unsure || (top_key && piece.starts_with(b"\\"));
+                self.put(piece);
+            }
+            self.put(b"\"");
+        }
+
+        fn number(&mut self) {
+            const NUMBERS: [(&str, bool); 18] = [
+                ("0", false),
+                ("-0", false),
+                ("-0.0", false),
+                ("1.5", false),
+                ("-30", false),
+                ("12345678901234567890", false),
+                ("123456789012345678901234567890", false),
+                ("0.000000000000000000001", false),
+                ("1e5", true),
+                ("1E-2", true),
+                ("-3e+0", true),
+                ("1e400", true),
+                ("01", false),
+                (".5", false),
+                ("-", false),
+                ("1.", false),
+                ("+1", false),
+                ("1e", false),
+            ];
+            if self.pick(20) == 0 {
+                // Longer than the scanner's limit, within f64's range.
+                let n = 295 + self.pick(10);
+                self.unsure |= n > MAX_INTEGER_DIGITS;
+                self.put("9".repeat(n).as_bytes());
+                return;
+            }
+            let (n, unsure) = NUMBERS[self.pick(NUMBERS.len())];
+            self.unsure |= unsure;
+            self.put(n.as_bytes());
+        }
+
+        /// A value nested `depth` deep (the event object is depth 1).
+        fn value(&mut self, depth: usize) {
+            match self.pick(12) {
+                0..=2 => self.string(false),
+                3 | 4 => self.number(),
+                5 => {
+                    const WORDS: [&str; 7] = ["true", "false", "null", "tru", "nul", "NaN", "truex"];
+                    let w = WORDS[self.pick(WORDS.len())];
+                    self.put(w.as_bytes());
+                }
+                6 | 7 if depth < 6 => self.array(depth + 1),
+                8 | 9 if depth < 6 => self.object(depth + 1, false),
+                10 => {
+                    // Deep nesting, around both limits (100 here, 128 in serde_json).
+                    let n = 90 + self.pick(45);
+                    self.unsure |= n + depth > MAX_DEPTH;
+                    let (open, close) = if self.pick(2) == 0 {
+                        ("[", "]")
+                    } else {
+                        ("{\"k\":", "}")
+                    };
+                    self.put(open.repeat(n).as_bytes());
+                    self.put(b"1");
+                    self.put(close.repeat(n).as_bytes());
+                }
+                _ => self.string(false),
+            }
+        }
+
+        fn array(&mut self, depth: usize) {
+            self.put(b"[");
+            self.ws();
+            let n = self.pick(4);
+            for i in 0..n {
+                if i > 0 {
+                    self.put(b",");
+                    self.ws();
+                }
+                self.value(depth);
+                self.ws();
+            }
+            if n > 0 && self.pick(30) == 0 {
+                self.put(b",");
+            }
+            self.put(b"]");
+        }
+
+        fn object(&mut self, depth: usize, top: bool) {
+            const KEYS: [&str; 8] = ["a", "b", "a", "eventName", "a.b", " ", "", "Records"];
+            self.put(b"{");
+            self.ws();
+            let n = self.pick(6);
+            for i in 0..n {
+                if i > 0 {
+                    self.put(b",");
+                    self.ws();
+                }
+                if self.pick(4) == 0 {
+                    self.string(top);
+                } else {
+                    let key = KEYS[self.pick(KEYS.len())];
+                    self.put(format!("\"{key}\"").as_bytes());
+                }
+                self.ws();
+                if self.pick(40) != 0 {
+                    self.put(b":");
+                }
+                self.ws();
+                self.value(depth);
+                self.ws();
+            }
+            if n > 0 && self.pick(30) == 0 {
+                self.put(b",");
+            }
+            self.put(b"}");
+        }
+
+        fn event(choices: &[u8]) -> (Vec<u8>, bool) {
+            let mut b = Build {
+                choices,
+                at: 0,
+                out: Vec::new(),
+                unsure: false,
+            };
+            b.ws();
+            match b.pick(40) {
+                0 => b.value(1),
+                _ => b.object(1, true),
+            }
+            b.ws();
+            match b.pick(20) {
+                0 => {
+                    let cut = b.pick(b.out.len().max(1));
+                    b.out.truncate(cut);
+                }
+                1 => b.put(b"x"),
+                2 => b.put(b"{}"),
+                _ => {}
+            }
+            (b.out, b.unsure)
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
+        /// On raw bytes: where the scanner answers, serde_json takes the
+        /// text too, with the same top-level fields, each the same text (so
+        /// the same parsed value) and shape; where it refuses, serde_json
+        /// refuses too, unless the text holds what the scanner may leave to
+        /// the value path. The object found at the start of a text that
+        /// goes on is the same object.
+        #[test]
+        fn decides_as_serde_json_on_raw_bytes(choices in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let (text, unsure) = Build::event(&choices);
+            let took = agrees(&text);
+            let by_serde = serde_json::from_slice::<serde_json::Value>(&text);
+            if took {
+                let fields = event(&text, &crate::raw::NO_WATCH).map(|(f, _)| f).unwrap_or_default();
+                let serde_json::Value::Object(map) = by_serde.unwrap_or_default() else {
+                    panic!("not an object: {}", String::from_utf8_lossy(&text));
+                };
+                for (key, raw) in &fields {
+                    let value: serde_json::Value = serde_json::from_str(raw).unwrap_or_default();
+                    // Duplicate keys: serde_json's map keeps the last.
+                    if fields.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v) == Some(raw) {
+                        proptest::prop_assert_eq!(map.get(*key), Some(&value));
+                    }
+                }
+                let trimmed = text.trim_ascii_end();
+                let mut followed = trimmed.to_vec();
+                followed.extend_from_slice(b"]\n,{\"a\": ");
+                let (end, _) = event_at(&followed, &crate::raw::NO_WATCH).unwrap_or_default();
+                proptest::prop_assert_eq!(end, trimmed.len());
+            } else if !unsure {
+                proptest::prop_assert!(
+                    !matches!(by_serde, Ok(serde_json::Value::Object(_))),
+                    "refused what serde_json takes: {}",
+                    String::from_utf8_lossy(&text)
+                );
+            }
+        }
+    }
+
+    /// The built texts reach both answers: many the scanner takes, many
+    /// serde_json refuses, some only the scanner refuses.
+    #[test]
+    fn built_texts_reach_every_answer() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let (mut taken, mut refused, mut left) = (0, 0, 0);
+        for _ in 0..3000 {
+            let choices: Vec<u8> = (0..300)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            let (text, _) = Build::event(&choices);
+            let by_serde = serde_json::from_slice::<serde_json::Value>(&text);
+            match (event(&text, &crate::raw::NO_WATCH).is_some(), by_serde) {
+                (true, _) => taken += 1,
+                (false, Ok(serde_json::Value::Object(_))) => left += 1,
+                (false, _) => refused += 1,
+            }
+        }
+        assert!(
+            taken > 300 && refused > 300 && left > 30,
+            "{taken} taken, {refused} refused, {left} left"
+        );
+    }
+
     /// Whether `key` is a member key anywhere in `value`.
     fn holds_key(value: &serde_json::Value, key: &str) -> bool {
         match value {
@@ -543,10 +945,7 @@ mod tests {
         keys.insert(2, None);
         let watch = Watch::new(keys);
         let slot = |n: usize| if n < 2 { n } else { n + 1 };
-        let mut texts: Vec<Vec<u8>> = crate::transform::tests::sample_events()
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect();
+        let mut texts: Vec<Vec<u8>> = sample_events();
         texts.push(br#"{"f": {"x": [{"ARN": 1}], "acc\u0065ssKeyId": 2}, "g": {"a": {"userName": null}}}"#.to_vec());
         let (mut absent, mut present) = (0, 0);
         for text in &texts {
