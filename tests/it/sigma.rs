@@ -92,7 +92,7 @@ fn sigma_rules_run_and_find_the_corpus_events() {
             .filter(|r| r["expected"].as_u64().is_some_and(|n| n > 0))
             .collect();
         assert!(
-            with_events.len() >= 150,
+            with_events.len() >= 180,
             "{server}: only {} rules with events",
             with_events.len()
         );
@@ -111,7 +111,7 @@ fn sigma_rules_run_and_find_the_corpus_events() {
                 gaps.push(r["file"].as_str().unwrap());
             }
         }
-        assert!(gaps.len() <= 3, "{server}: more known gaps than documented: {gaps:?}");
+        assert!(gaps.len() <= 5, "{server}: more known gaps than documented: {gaps:?}");
         // The run left nothing behind.
         let cluster = if server.starts_with("opensearch") { &os } else { &es };
         let left = cluster.get(&format!("/_cat/indices/{prefix}-*?format=json&h=index"));
