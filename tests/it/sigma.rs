@@ -25,7 +25,7 @@ fn es_and_os(test: &str) -> Option<(Cluster, Cluster)> {
     match (es, os) {
         (Some(es), Some(os)) => Some((es, os)),
         _ => {
-            support::loud(&format!("SKIPPED {test}: needs both ES_URL and OPENSEARCH_URL"));
+            support::skipped(test, "ES_URL and OPENSEARCH_URL", "elasticsearch opensearch");
             None
         }
     }
