@@ -13,6 +13,7 @@ mod retention;
 mod s3;
 mod secrets;
 mod secure;
+mod sigma;
 mod sigv4;
 mod summary;
 mod support;
