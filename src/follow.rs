@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::{FileOutcome, Pipeline, Tracker};
 use crate::progress::Stats;
+use crate::retry::{Policy, Retrier};
 use crate::source::notification::{self, Notice};
 use crate::source::s3::S3;
 use crate::source::sqs::{self, Queue, Received};
@@ -365,7 +366,9 @@ async fn receive(
         None => settings.wait_seconds,
     };
     let mut idle_since: Option<Instant> = None;
-    let mut failures = 0u32;
+    // The SDK already retried each receive (Policy::AWS); past that, a
+    // follower waits and tries again for as long as it runs.
+    let mut retrier = Retrier::new(Policy::QUEUE);
     loop {
         if settings
             .stop_after
@@ -402,13 +405,12 @@ async fn receive(
         };
         let messages = match got {
             Ok(messages) => {
-                failures = 0;
+                retrier = Retrier::new(Policy::QUEUE);
                 messages
             }
             Err(e) => {
-                failures += 1;
-                tracing::warn!("{e:#} (trying again)");
-                let pause = Duration::from_secs(u64::from(failures.min(6)) * 5);
+                let pause = retrier.again().unwrap_or(Policy::QUEUE.max_pause);
+                tracing::warn!("{e:#} (trying again in {} s)", pause.as_secs());
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep(pause) => continue,

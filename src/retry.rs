@@ -155,6 +155,15 @@ impl Policy {
         max_pause: Duration::from_secs(20),
     };
 
+    /// Receiving from the SQS queue `follow` reads, once the SDK's own
+    /// retry ([`Policy::AWS`]) has given up: again and again while the
+    /// follower runs, at most half a minute apart.
+    pub const QUEUE: Policy = Policy {
+        attempts: u32::MAX,
+        first_pause: Duration::from_secs(1),
+        max_pause: Duration::from_secs(30),
+    };
+
     /// Kibana imports: one attempt, so that a failing server is reported at
     /// once (the user runs the command again; the import overwrites).
     pub const KIBANA: Policy = Policy {

@@ -666,6 +666,9 @@ mod tests {
         /// JSON (an escaped top-level key, a surrogate pair, an exponent, a
         /// long integer, deep nesting).
         unsure: bool,
+        /// The next object is the event itself (a top-level value that
+        /// turned out to be an object): its keys are top-level keys.
+        top_next: bool,
     }
 
     impl Build<'_> {
@@ -803,6 +806,7 @@ mod tests {
 
         fn object(&mut self, depth: usize, top: bool) {
             const KEYS: [&str; 8] = ["a", "b", "a", "eventName", "a.b", " ", "", "Records"];
+            let top = top || std::mem::take(&mut self.top_next);
             self.put(b"{");
             self.ws();
             let n = self.pick(6);
@@ -837,10 +841,14 @@ mod tests {
                 at: 0,
                 out: Vec::new(),
                 unsure: false,
+                top_next: false,
             };
             b.ws();
             match b.pick(40) {
-                0 => b.value(1),
+                0 => {
+                    b.top_next = true;
+                    b.value(1)
+                }
                 _ => b.object(1, true),
             }
             b.ws();
