@@ -1,9 +1,10 @@
 //! `ctindex follow` against the local S3 + SQS server (moto serves both on
 //! one port) and real clusters: every message shape, a corrupt and a missing
-//! object (left to the redrive policy), two followers and a SIGTERM, a
-//! follower SIGKILLed, visibility extended past a short timeout, a sync
-//! beside follow catching a notification never sent; and `import --shard`
-//! over the corpus.
+//! object (left to the redrive policy), two followers and a SIGTERM, three
+//! followers sharing a queue, a follower SIGKILLed, visibility extended past
+//! a short timeout while a proxy answers bulk requests late (the fault proxy
+//! of `faults.rs`), a sync beside follow catching a notification never sent;
+//! and `import --shard` over the corpus.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -106,6 +107,19 @@ impl Setup {
 
     fn put(&self, objects: Vec<(String, Vec<u8>)>) {
         put_many(&self.endpoint, &self.bucket, objects);
+    }
+
+    /// Puts `files` CloudTrail objects of `per_file` events (ids `<tag><n>-<k>`)
+    /// in the bucket; their keys.
+    fn trail(&self, tag: &str, files: usize, per_file: usize) -> Vec<String> {
+        let keys: Vec<String> = (0..files).map(|n| key("", &format!("{tag}{n:03}"))).collect();
+        self.put(
+            keys.iter()
+                .enumerate()
+                .map(|(n, k)| (k.clone(), object(&format!("{tag}{n}"), per_file)))
+                .collect(),
+        );
+        keys
     }
 
     fn send(&self, bodies: &[String]) {
@@ -351,13 +365,7 @@ fn two_followers_and_a_sigterm_lose_nothing_and_duplicate_nothing() {
     let prefix = support::prefix("follow2");
     let files = 60;
     let per_file = 300;
-    let keys: Vec<String> = (0..files).map(|n| key("", &format!("f{n:03}"))).collect();
-    setup.put(
-        keys.iter()
-            .enumerate()
-            .map(|(n, k)| (k.clone(), object(&format!("two{n}"), per_file)))
-            .collect(),
-    );
+    let keys = setup.trail("two", files, per_file);
     // One message per object, and a second notification of a third of them.
     let mut bodies: Vec<String> = keys.iter().map(|k| setup.s3_event(k)).collect();
     bodies.extend(keys.iter().step_by(3).map(|k| setup.cloudtrail(&[k])));
@@ -434,13 +442,7 @@ fn a_sync_beside_follow_catches_an_object_whose_notification_was_lost() {
     };
     let setup = Setup::new(&server, "missed", 3);
     let prefix = support::prefix("follow-sync");
-    let keys: Vec<String> = ["x", "y", "z"].iter().map(|n| key("", n)).collect();
-    setup.put(
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| (k.clone(), object(&format!("missed{i}"), 20)))
-            .collect(),
-    );
+    let keys = setup.trail("missed", 3, 20);
     // The notification of the third is lost.
     setup.send(&[setup.s3_event(&keys[0]), setup.s3_event(&keys[1])]);
     let dir = tempfile::tempdir().unwrap();
@@ -526,20 +528,19 @@ fn visibility_is_extended_while_objects_are_in_flight() {
     };
     let setup = Setup::new(&server, "slow", 5);
     let prefix = support::prefix("follow-slow");
-    let keys: Vec<String> = (0..8).map(|n| key("", &format!("slow{n}"))).collect();
-    setup.put(
-        keys.iter()
-            .enumerate()
-            .map(|(n, k)| (k.clone(), object(&format!("slow{n}"), 4000)))
-            .collect(),
-    );
+    let keys = setup.trail("slow", 8, 4000);
     setup.send(&keys.iter().map(|k| setup.s3_event(k)).collect::<Vec<_>>());
     let dir = tempfile::tempdir().unwrap();
-    // A 2 s visibility timeout, and small bulk requests one at a time: the
-    // messages are held far longer than 2 s.
+    // A 2 s visibility timeout, and 2 MB bulk requests one at a time, each
+    // answered 2 s late by a proxy (the 11 MB of the 32,000 events make 5 or
+    // more): the messages are held far longer than 2 s, on a fast machine too.
+    let proxy = crate::faults::Proxy::start(
+        &cluster.url,
+        Box::new(|_| crate::faults::Fault::Slow(Duration::from_secs(2))),
+    );
     let started = Instant::now();
-    let child = setup.follow(
-        &cluster,
+    let child = setup.follow_to(
+        &proxy.url,
         &prefix,
         dir.path(),
         0,
@@ -547,7 +548,7 @@ fn visibility_is_extended_while_objects_are_in_flight() {
             "--visibility-timeout",
             "2",
             "--batch-bytes",
-            "16KB",
+            "2MB",
             "--concurrency",
             "1",
             "--until-empty",
@@ -579,13 +580,7 @@ fn a_follower_killed_mid_run_loses_nothing() {
     let setup = Setup::new(&server, "kill", 5);
     let prefix = support::prefix("follow-kill");
     let (files, per_file) = (30, 300);
-    let keys: Vec<String> = (0..files).map(|n| key("", &format!("k{n:03}"))).collect();
-    setup.put(
-        keys.iter()
-            .enumerate()
-            .map(|(n, k)| (k.clone(), object(&format!("kill{n}"), per_file)))
-            .collect(),
-    );
+    let keys = setup.trail("kill", files, per_file);
     setup.send(&keys.iter().map(|k| setup.s3_event(k)).collect::<Vec<_>>());
     let dir = tempfile::tempdir().unwrap();
     let slow = ["--batch-bytes", "64KB", "--concurrency", "1", "--max-messages", "4"];
@@ -644,13 +639,7 @@ fn three_followers_share_a_queue_exactly_and_exit_0_on_sigterm() {
     let setup = Setup::new(&server, "three", 5);
     let prefix = support::prefix("follow3");
     let (files, per_file) = (45, 200);
-    let keys: Vec<String> = (0..files).map(|n| key("", &format!("t{n:03}"))).collect();
-    setup.put(
-        keys.iter()
-            .enumerate()
-            .map(|(n, k)| (k.clone(), object(&format!("three{n}"), per_file)))
-            .collect(),
-    );
+    let keys = setup.trail("three", files, per_file);
     let dir = tempfile::tempdir().unwrap();
     // Three followers, each holding at most 4 messages and sending small bulk
     // requests one at a time, so that the queue outlasts any one of them.
@@ -739,13 +728,7 @@ fn a_slow_cluster_holds_messages_past_their_visibility_timeout_without_a_second_
     let setup = Setup::new(&server, "slowc", 5);
     let prefix = support::prefix("follow-slowc");
     let (files, per_file) = (6, 1500);
-    let keys: Vec<String> = (0..files).map(|n| key("", &format!("c{n}"))).collect();
-    setup.put(
-        keys.iter()
-            .enumerate()
-            .map(|(n, k)| (k.clone(), object(&format!("slowc{n}"), per_file)))
-            .collect(),
-    );
+    let keys = setup.trail("slowc", files, per_file);
     let dir = tempfile::tempdir().unwrap();
     // Two followers, so that a message whose visibility ran out would be
     // received again, by the other, while the first still holds it.
