@@ -60,6 +60,7 @@ Start here:
   ctindex import --url http://127.0.0.1:9200 s3://my-trail-bucket
   ctindex dashboards install --kibana-url http://127.0.0.1:5601
   ctindex sync --url http://127.0.0.1:9200 s3://my-trail-bucket   # from cron: only what is new
+  ctindex follow --url http://127.0.0.1:9200 --queue-url SQS_URL  # near real time, through SQS
   Each command's --help lists its options, examples and exit codes.
 
 Exit codes:

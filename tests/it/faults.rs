@@ -23,7 +23,7 @@ use crate::support::{self, Cluster, Oracle, Request, Run};
 
 /// What the proxy does with one bulk request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
+pub(crate) enum Fault {
     /// Forward it and pass the answer back.
     Pass,
     /// Forward it after a pause (longer than `--timeout`: the client gives up first).
@@ -61,7 +61,7 @@ impl Fault {
 const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The fault for the n-th bulk request (1-based); other requests pass.
-type Schedule = dyn Fn(u32) -> Fault + Send + Sync;
+pub(crate) type Schedule = dyn Fn(u32) -> Fault + Send + Sync;
 
 /// The fault for the n-th request (1-based) of a kind (see [`request_kind`]).
 type KindSchedule = dyn Fn(&str, u32) -> Fault + Send + Sync;
@@ -82,13 +82,13 @@ struct Shared {
 
 /// An HTTP/1.1 proxy on 127.0.0.1, one request per connection, that
 /// injects the faults of its schedule into bulk requests.
-struct Proxy {
-    url: String,
+pub(crate) struct Proxy {
+    pub(crate) url: String,
     shared: Arc<Shared>,
 }
 
 impl Proxy {
-    fn start(upstream: &str, schedule: Box<Schedule>) -> Proxy {
+    pub(crate) fn start(upstream: &str, schedule: Box<Schedule>) -> Proxy {
         Proxy::start_with(upstream, schedule, None)
     }
 
@@ -130,7 +130,7 @@ impl Proxy {
     }
 
     /// How many faults of each kind were injected.
-    fn injected(&self) -> BTreeMap<&'static str, u32> {
+    pub(crate) fn injected(&self) -> BTreeMap<&'static str, u32> {
         self.shared.injected.lock().unwrap().clone()
     }
 }

@@ -1,9 +1,10 @@
 //! `ctindex follow` against the local S3 + SQS server (moto serves both on
 //! one port) and real clusters: every message shape, a corrupt and a missing
-//! object (left to the redrive policy), two followers and a SIGTERM, a
-//! follower SIGKILLed, visibility extended past a short timeout, a sync
-//! beside follow catching a notification never sent; and `import --shard`
-//! over the corpus.
+//! object (left to the redrive policy), two followers and a SIGTERM, three
+//! followers sharing a queue, a follower SIGKILLed, visibility extended past
+//! a short timeout while a proxy answers bulk requests late (the fault proxy
+//! of `faults.rs`), a sync beside follow catching a notification never sent;
+//! and `import --shard` over the corpus.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -108,6 +109,19 @@ impl Setup {
         put_many(&self.endpoint, &self.bucket, objects);
     }
 
+    /// Puts `files` CloudTrail objects of `per_file` events (ids `<tag><n>-<k>`)
+    /// in the bucket; their keys.
+    fn trail(&self, tag: &str, files: usize, per_file: usize) -> Vec<String> {
+        let keys: Vec<String> = (0..files).map(|n| key("", &format!("{tag}{n:03}"))).collect();
+        self.put(
+            keys.iter()
+                .enumerate()
+                .map(|(n, k)| (k.clone(), object(&format!("{tag}{n}"), per_file)))
+                .collect(),
+        );
+        keys
+    }
+
     fn send(&self, bodies: &[String]) {
         let sqs = sqs_client(&self.endpoint);
         runtime().block_on(async {
@@ -170,16 +184,22 @@ impl Setup {
         .to_string()
     }
 
-    /// Starts `follow` on the queue.
-    fn follow(&self, cluster: &Cluster, prefix: &str, dir: &std::path::Path, n: u32, extra: &[&str]) -> Child {
+    /// Starts `follow` on the queue, its log going to `dir/log<n>.txt`.
+    fn follow(&self, cluster: &Cluster, prefix: &str, dir: &std::path::Path, n: u32, extra: &[&str]) -> Follower {
+        self.follow_to(&cluster.url, prefix, dir, n, extra)
+    }
+
+    /// Starts `follow` on the queue sending to `url` (a cluster, or a proxy before one).
+    fn follow_to(&self, url: &str, prefix: &str, dir: &std::path::Path, n: u32, extra: &[&str]) -> Follower {
         let summary = dir.join(format!("s{n}.json"));
+        let log = dir.join(format!("log{n}.txt"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ctindex"));
         cmd.args([
             "follow",
             "--queue-url",
             &self.queue,
             "--url",
-            &cluster.url,
+            url,
             "--index-prefix",
             prefix,
             "--endpoint-url",
@@ -204,8 +224,33 @@ impl Setup {
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .current_dir(dir)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        cmd.spawn().unwrap()
+        .stderr(std::fs::File::create(&log).unwrap());
+        Follower {
+            child: cmd.spawn().unwrap(),
+            log,
+        }
+    }
+}
+
+/// A `follow` process and the file its log goes to.
+struct Follower {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Follower {
+    /// Its log so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, as Kubernetes stops a pod.
+    fn terminate(&self) {
+        let term = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
     }
 }
 
@@ -219,9 +264,10 @@ fn count(cluster: &Cluster, prefix: &str) -> u64 {
     cluster.count(prefix, json!({"match_all": {}}))
 }
 
-/// Waits for a child with a bound; its exit code and output.
-fn finish(child: Child, bound: Duration) -> (i32, String) {
+/// Waits for a follower with a bound; its exit code and output (stdout, then its log).
+fn finish(follower: Follower, bound: Duration) -> (i32, String) {
     let started = Instant::now();
+    let Follower { child, log } = follower;
     let pid = child.id();
     let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
     while !waiter.is_finished() {
@@ -232,7 +278,7 @@ fn finish(child: Child, bound: Duration) -> (i32, String) {
     let text = format!(
         "{}\n{}",
         String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
     (output.status.code().unwrap_or(-1), text)
 }
@@ -319,13 +365,7 @@ fn two_followers_and_a_sigterm_lose_nothing_and_duplicate_nothing() {
     let prefix = support::prefix("follow2");
     let files = 60;
     let per_file = 300;
-    let keys: Vec<String> = (0..files).map(|n| key("", &format!("f{n:03}"))).collect();
-    setup.put(
-        keys.iter()
-            .enumerate()
-            .map(|(n, k)| (k.clone(), object(&format!("two{n}"), per_file)))
-            .collect(),
-    );
+    let keys = setup.trail("two", files, per_file);
     // One message per object, and a second notification of a third of them.
     let mut bodies: Vec<String> = keys.iter().map(|k| setup.s3_event(k)).collect();
     bodies.extend(keys.iter().step_by(3).map(|k| setup.cloudtrail(&[k])));
@@ -348,15 +388,14 @@ fn two_followers_and_a_sigterm_lose_nothing_and_duplicate_nothing() {
         if indexed > 0 {
             break;
         }
-        assert!(first.try_wait().unwrap().is_none(), "the first follower ended early");
+        assert!(
+            first.child.try_wait().unwrap().is_none(),
+            "the first follower ended early"
+        );
         assert!(started.elapsed() < Duration::from_secs(60), "nothing indexed in 60 s");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let term = Command::new("kill")
-        .args(["-TERM", &first.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    first.terminate();
     // Within the stop bound (--stop-timeout 20 s, and the release): exit 0.
     let (code, log1) = finish(first, Duration::from_secs(30));
     assert_eq!(code, 0, "after SIGTERM: {log1}");
@@ -403,13 +442,7 @@ fn a_sync_beside_follow_catches_an_object_whose_notification_was_lost() {
     };
     let setup = Setup::new(&server, "missed", 3);
     let prefix = support::prefix("follow-sync");
-    let keys: Vec<String> = ["x", "y", "z"].iter().map(|n| key("", n)).collect();
-    setup.put(
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| (k.clone(), object(&format!("missed{i}"), 20)))
-            .collect(),
-    );
+    let keys = setup.trail("missed", 3, 20);
     // The notification of the third is lost.
     setup.send(&[setup.s3_event(&keys[0]), setup.s3_event(&keys[1])]);
     let dir = tempfile::tempdir().unwrap();
@@ -495,20 +528,19 @@ fn visibility_is_extended_while_objects_are_in_flight() {
     };
     let setup = Setup::new(&server, "slow", 5);
     let prefix = support::prefix("follow-slow");
-    let keys: Vec<String> = (0..8).map(|n| key("", &format!("slow{n}"))).collect();
-    setup.put(
-        keys.iter()
-            .enumerate()
-            .map(|(n, k)| (k.clone(), object(&format!("slow{n}"), 4000)))
-            .collect(),
-    );
+    let keys = setup.trail("slow", 8, 4000);
     setup.send(&keys.iter().map(|k| setup.s3_event(k)).collect::<Vec<_>>());
     let dir = tempfile::tempdir().unwrap();
-    // A 2 s visibility timeout, and small bulk requests one at a time: the
-    // messages are held far longer than 2 s.
+    // A 2 s visibility timeout, and 2 MB bulk requests one at a time, each
+    // answered 2 s late by a proxy (the 11 MB of the 32,000 events make 5 or
+    // more): the messages are held far longer than 2 s, on a fast machine too.
+    let proxy = crate::faults::Proxy::start(
+        &cluster.url,
+        Box::new(|_| crate::faults::Fault::Slow(Duration::from_secs(2))),
+    );
     let started = Instant::now();
-    let child = setup.follow(
-        &cluster,
+    let child = setup.follow_to(
+        &proxy.url,
         &prefix,
         dir.path(),
         0,
@@ -516,7 +548,7 @@ fn visibility_is_extended_while_objects_are_in_flight() {
             "--visibility-timeout",
             "2",
             "--batch-bytes",
-            "16KB",
+            "2MB",
             "--concurrency",
             "1",
             "--until-empty",
@@ -548,26 +580,20 @@ fn a_follower_killed_mid_run_loses_nothing() {
     let setup = Setup::new(&server, "kill", 5);
     let prefix = support::prefix("follow-kill");
     let (files, per_file) = (30, 300);
-    let keys: Vec<String> = (0..files).map(|n| key("", &format!("k{n:03}"))).collect();
-    setup.put(
-        keys.iter()
-            .enumerate()
-            .map(|(n, k)| (k.clone(), object(&format!("kill{n}"), per_file)))
-            .collect(),
-    );
+    let keys = setup.trail("kill", files, per_file);
     setup.send(&keys.iter().map(|k| setup.s3_event(k)).collect::<Vec<_>>());
     let dir = tempfile::tempdir().unwrap();
     let slow = ["--batch-bytes", "64KB", "--concurrency", "1", "--max-messages", "4"];
     let mut first = setup.follow(&cluster, &prefix, dir.path(), 1, &slow);
     let started = Instant::now();
     while summary_less_count(&cluster, &prefix) == 0 {
-        assert!(first.try_wait().unwrap().is_none(), "the follower ended early");
+        assert!(first.child.try_wait().unwrap().is_none(), "the follower ended early");
         assert!(started.elapsed() < Duration::from_secs(60), "nothing indexed in 60 s");
         std::thread::sleep(Duration::from_millis(200));
     }
     // SIGKILL: what it held is neither deleted nor released; it comes back after the visibility timeout.
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
     let (code, log) = finish(
         setup.follow(&cluster, &prefix, dir.path(), 2, &["--until-empty", "8"]),
         Duration::from_secs(180),
@@ -575,5 +601,174 @@ fn a_follower_killed_mid_run_loses_nothing() {
     assert_eq!(code, 0, "{log}");
     assert_eq!(count(&cluster, &prefix), (files * per_file) as u64, "{log}");
     assert_eq!(setup.depth(&setup.queue), 0, "{log}");
+    cluster.cleanup(&prefix);
+}
+
+/// Waits until every follower has logged that it follows the queue (its
+/// template is set up and it is polling), within a bound.
+fn wait_until_following(followers: &mut [Follower], bound: Duration) {
+    let started = Instant::now();
+    for f in followers.iter_mut() {
+        while !f.log().contains("following ") {
+            assert!(
+                f.child.try_wait().unwrap().is_none(),
+                "a follower ended early: {}",
+                f.log()
+            );
+            assert!(started.elapsed() < bound, "not following within {bound:?}: {}", f.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A summary's `follow` counter.
+fn counter(s: &Value, name: &str) -> u64 {
+    s["follow"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no follow.{name} in {s}"))
+}
+
+#[test]
+fn three_followers_share_a_queue_exactly_and_exit_0_on_sigterm() {
+    let Some(server) = server("three_followers_share_a_queue") else {
+        return;
+    };
+    let Some(cluster) = support::clusters("three_followers_share_a_queue").into_iter().next() else {
+        return;
+    };
+    let setup = Setup::new(&server, "three", 5);
+    let prefix = support::prefix("follow3");
+    let (files, per_file) = (45, 200);
+    let keys = setup.trail("three", files, per_file);
+    let dir = tempfile::tempdir().unwrap();
+    // Three followers, each holding at most 4 messages and sending small bulk
+    // requests one at a time, so that the queue outlasts any one of them.
+    let slow = ["--batch-bytes", "64KB", "--concurrency", "1", "--max-messages", "4"];
+    let mut followers: Vec<Follower> = (0..3)
+        .map(|n| setup.follow(&cluster, &prefix, dir.path(), n, &slow))
+        .collect();
+    // All three poll the (empty) queue before the first message is sent.
+    wait_until_following(&mut followers, Duration::from_secs(60));
+    // One message per object, in three shapes, and a second notification of a fifth of them.
+    let mut bodies: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(n, k)| match n % 3 {
+            0 => setup.s3_event(k),
+            1 => setup.cloudtrail(&[k]),
+            _ => setup.eventbridge(k),
+        })
+        .collect();
+    bodies.extend(keys.iter().step_by(5).map(|k| setup.s3_event(k)));
+    setup.send(&bodies);
+
+    // Wait for the queue to drain and every event to be searchable.
+    let expected = (files * per_file) as u64;
+    let started = Instant::now();
+    while !(setup.depth(&setup.queue) == 0 && summary_less_count(&cluster, &prefix) == expected) {
+        for f in &mut followers {
+            assert!(
+                f.child.try_wait().unwrap().is_none(),
+                "a follower ended early: {}",
+                f.log()
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "not drained in 240 s: {} of {expected} indexed, {} message(s) left",
+            summary_less_count(&cluster, &prefix),
+            setup.depth(&setup.queue)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // SIGTERM all three (idle on an empty queue): each exits 0 within the stop bound.
+    for f in &followers {
+        f.terminate();
+    }
+    let logs: Vec<String> = followers
+        .into_iter()
+        .map(|f| {
+            let (code, log) = finish(f, Duration::from_secs(30));
+            assert_eq!(code, 0, "after SIGTERM: {log}");
+            log
+        })
+        .collect();
+    let all = logs.join("\n----\n");
+    assert_eq!(count(&cluster, &prefix), expected, "{all}");
+    assert_eq!(setup.depth(&setup.queue), 0, "{all}");
+    assert_eq!(setup.depth(&setup.dlq), 0, "{all}");
+    let summaries: Vec<Value> = (0..3).map(|n| summary(dir.path(), n)).collect();
+    let sum = |name: &str| summaries.iter().map(|s| counter(s, name)).sum::<u64>();
+    // Every message was handed out once, to one follower, and deleted once.
+    assert_eq!(sum("messages_received"), bodies.len() as u64, "{summaries:?}");
+    assert_eq!(sum("messages_deleted"), bodies.len() as u64, "{summaries:?}");
+    assert_eq!(sum("messages_failed") + sum("messages_released"), 0, "{summaries:?}");
+    // The work was shared: each of the three took some of it.
+    for (n, s) in summaries.iter().enumerate() {
+        assert!(
+            counter(s, "messages_received") > 0,
+            "follower {n} received nothing: {s}"
+        );
+        assert_eq!(s["failed"], json!(0), "{s}");
+    }
+    cluster.cleanup(&prefix);
+}
+
+#[test]
+fn a_slow_cluster_holds_messages_past_their_visibility_timeout_without_a_second_delivery() {
+    let Some(server) = server("a_slow_cluster_holds_messages") else {
+        return;
+    };
+    let Some(cluster) = support::clusters("a_slow_cluster_holds_messages").into_iter().next() else {
+        return;
+    };
+    // Every bulk answer comes 5 s late: two and a half visibility timeouts (2 s).
+    let delay = Duration::from_secs(5);
+    let proxy = crate::faults::Proxy::start(&cluster.url, Box::new(move |_| crate::faults::Fault::Slow(delay)));
+    let setup = Setup::new(&server, "slowc", 5);
+    let prefix = support::prefix("follow-slowc");
+    let (files, per_file) = (6, 1500);
+    let keys = setup.trail("slowc", files, per_file);
+    let dir = tempfile::tempdir().unwrap();
+    // Two followers, so that a message whose visibility ran out would be
+    // received again, by the other, while the first still holds it.
+    let args = [
+        "--visibility-timeout",
+        "2",
+        "--max-messages",
+        "2",
+        "--until-empty",
+        "6",
+        "-v",
+    ];
+    let mut followers: Vec<Follower> = (0..2)
+        .map(|n| setup.follow_to(&proxy.url, &prefix, dir.path(), n, &args))
+        .collect();
+    wait_until_following(&mut followers, Duration::from_secs(60));
+    setup.send(&keys.iter().map(|k| setup.s3_event(k)).collect::<Vec<_>>());
+    let logs: Vec<String> = followers
+        .into_iter()
+        .map(|f| {
+            let (code, log) = finish(f, Duration::from_secs(180));
+            assert_eq!(code, 0, "{log}");
+            log
+        })
+        .collect();
+    let all = logs.join("\n----\n");
+    let delayed: u32 = proxy.injected().values().sum();
+    assert!(delayed >= 2, "bulk requests delayed: {delayed}");
+    assert_eq!(count(&cluster, &prefix), (files * per_file) as u64, "{all}");
+    assert_eq!(setup.depth(&setup.queue), 0, "{all}");
+    // No message came back to be received a second time while it was held:
+    // each was received once, by one of the two, and deleted once ...
+    let summaries: Vec<Value> = (0..2).map(|n| summary(dir.path(), n)).collect();
+    let sum = |name: &str| summaries.iter().map(|s| counter(s, name)).sum::<u64>();
+    assert_eq!(sum("messages_received"), files as u64, "{summaries:?}\n{all}");
+    // ... because its visibility was extended while the bulk answers were awaited.
+    assert!(
+        all.contains("visibility of") && all.contains("message(s) extended"),
+        "{all}"
+    );
+    assert_eq!(sum("messages_deleted"), files as u64, "{summaries:?}");
     cluster.cleanup(&prefix);
 }

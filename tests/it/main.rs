@@ -2,6 +2,7 @@
 //! `scripts/stack` (see `support` for how they are found).
 
 mod dashboards;
+mod deploy;
 mod export;
 mod faults;
 mod follow;
