@@ -739,6 +739,28 @@ pub struct ImportArgs {
     pub shards: Option<u32>,
     /// `follow`: send a batch that is not full after this long without more input.
     pub flush_idle: Option<std::time::Duration>,
+    /// `--verify`: check the trail's digests and stamp `ctindex.integrity`.
+    pub verify: VerifyingArgs,
+}
+
+/// `import --verify` and `sync --verify`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct VerifyingArgs {
+    /// Check the trail's digest files (as `ctindex verify` does) and stamp each event
+    /// ctindex.integrity: verified (its file matches a validly signed digest), unverified (no
+    /// valid digest covers its file yet) or failed (its file does not match its digest). Give
+    /// the trail's root as the source, so that CloudTrail-Digest/ is read too.
+    #[arg(long = "verify", help_heading = SELECTION)]
+    pub enabled: bool,
+
+    /// With --verify: CloudTrail's public keys as `aws cloudtrail list-public-keys` prints them
+    /// (JSON), instead of asking CloudTrail's ListPublicKeys API.
+    #[arg(long, value_name = "FILE", requires = "enabled", help_heading = SELECTION)]
+    pub public_keys: Option<PathBuf>,
+
+    /// With --verify: where to ask CloudTrail's ListPublicKeys API.
+    #[arg(long, value_name = "URL", requires = "enabled", conflicts_with = "public_keys", help_heading = SELECTION)]
+    pub cloudtrail_endpoint_url: Option<String>,
 }
 
 /// The SOURCE arguments of `import` and `sync`.
@@ -824,6 +846,7 @@ impl Indexing {
             shard: None,
             shards: None,
             flush_idle: None,
+            verify: VerifyingArgs::default(),
         }
     }
 }
@@ -863,6 +886,9 @@ struct ImportParts {
     /// second try after a parse refusal, or null}.
     #[arg(long, hide = true, requires = "dry_run")]
     print_documents: bool,
+
+    #[command(flatten)]
+    verify: VerifyingArgs,
 }
 
 /// `--shards N`: the share JOB_COMPLETION_INDEX names.
@@ -885,6 +911,7 @@ impl From<ImportParts> for ImportArgs {
         args.shard = parts.shard;
         args.shards = parts.shards;
         args.print_documents = parts.print_documents;
+        args.verify = parts.verify;
         args
     }
 }
@@ -1057,6 +1084,9 @@ struct SyncParts {
     #[command(flatten)]
     indexing: Indexing,
 
+    #[command(flatten)]
+    verify: VerifyingArgs,
+
     /// Start at this delivery day (UTC) in account/region folders synced for the first time;
     /// the others continue where the last sync ended.
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::date::parse_day, help_heading = SYNC)]
@@ -1089,7 +1119,10 @@ struct SyncParts {
 impl From<SyncParts> for SyncArgs {
     fn from(parts: SyncParts) -> SyncArgs {
         SyncArgs {
-            import: parts.indexing.into_import(parts.sources.sources, None, false, false),
+            import: ImportArgs {
+                verify: parts.verify,
+                ..parts.indexing.into_import(parts.sources.sources, None, false, false)
+            },
             since: parts.since,
             lookback_days: parts.lookback_days,
             state_file: parts.state_file,

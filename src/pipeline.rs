@@ -61,6 +61,9 @@ pub struct Options {
     pub flush_idle: Option<std::time::Duration>,
     /// `import --shard`: only this share of the listed objects is read.
     pub shard: Option<crate::source::shard::Shard>,
+    /// `import --verify`: the digests' hashes; each event is stamped
+    /// `ctindex.integrity`.
+    pub integrity: Option<Arc<crate::verify::Integrity>>,
 }
 
 /// What became of a file, for a [`Tracker`].
@@ -493,6 +496,7 @@ impl Pipeline {
                 _ => None,
             },
             unindexed: self.options.unindexed.clone(),
+            integrity: self.options.integrity.clone(),
             stats: self.stats.clone(),
             dlq: self.dlq.clone(),
         };
@@ -515,6 +519,8 @@ enum Input {
     File(std::path::PathBuf),
     /// Downloaded already.
     Bytes(Vec<u8>),
+    /// Uncompressed already (`import --verify`), its compressed size counted.
+    Plain(Vec<u8>),
 }
 
 /// Everything one file's decoding needs, for its blocking thread.
@@ -524,6 +530,7 @@ struct FileWork {
     transformer: Arc<Transformer>,
     encoder: Option<Arc<Encoder>>,
     unindexed: Option<Arc<crate::sink::freeform::Unindexed>>,
+    integrity: Option<Arc<crate::verify::Integrity>>,
     stats: Arc<Stats>,
     dlq: Arc<DeadLetters>,
 }
@@ -533,7 +540,15 @@ impl FileWork {
     /// documents as they fill; returns how it ended.
     fn run(&self, input: Input, tx: &mpsc::Sender<FileOutput>) -> FileKind {
         let name = &*self.name;
+        let (input, integrity) = match &self.integrity {
+            Some(integrity) => match self.hashed(input, integrity) {
+                Ok(hashed) => hashed,
+                Err(kind) => return kind,
+            },
+            None => (input, None),
+        };
         let mut out = FileEncoder {
+            integrity,
             work: self,
             tx,
             batch: Batch::default(),
@@ -561,6 +576,7 @@ impl FileWork {
                 Stats::add(&self.stats.bytes_read, bytes.len() as u64);
                 decode::stream::read(&bytes[..], &mut out)
             }
+            Input::Plain(content) => decode::stream::read(&content[..], &mut out),
         };
         let finished = match read {
             Ok(finished) => finished,
@@ -578,6 +594,16 @@ impl FileWork {
         };
         out.send();
         Stats::add(&self.stats.files_read, 1);
+        if let (Some(counts), Some(stamp)) = (&self.integrity, out.integrity) {
+            counts.count(stamp, finished.events as u64);
+            if stamp == crate::verify::FAILED {
+                tracing::warn!(
+                    "{name}: does not match the hash its digest lists: its {} events are indexed with \
+                     ctindex.integrity \"failed\"",
+                    finished.events
+                );
+            }
+        }
         let place = crate::source::layout::Place::of_file(name);
         self.stats.add_file(
             place.account.unwrap_or("other"),
@@ -611,10 +637,51 @@ impl FileWork {
     }
 }
 
+impl FileWork {
+    /// `import --verify`: the stamp of the file's events, and the input to
+    /// decode. A file a valid digest lists is uncompressed once, whole (log
+    /// files are small), its SHA-256 taken over those bytes, and the
+    /// uncompressed bytes decoded: the decoder does not uncompress it again,
+    /// and the stamp is known before the first event is transformed.
+    fn hashed(
+        &self,
+        input: Input,
+        integrity: &crate::verify::Integrity,
+    ) -> Result<(Input, Option<&'static str>), FileKind> {
+        let name = &*self.name;
+        if !integrity.wants_hash(name) {
+            return Ok((input, Some(integrity.stamp(name, None))));
+        }
+        let bytes = match input {
+            Input::Bytes(bytes) => bytes,
+            Input::Plain(_) => return Ok((input, Some(integrity.stamp(name, None)))),
+            Input::File(path) => match std::fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    tracing::warn!("{name}: skipped: cannot read: {e}");
+                    Stats::add(&self.stats.files_skipped, 1);
+                    return Err(FileKind::Unread);
+                }
+            },
+        };
+        match crate::verify::gunzip(&bytes) {
+            Ok(content) => {
+                let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&content));
+                Stats::add(&self.stats.bytes_read, bytes.len() as u64);
+                Ok((Input::Plain(content), Some(integrity.stamp(name, Some(&hash)))))
+            }
+            // Not whole: it cannot match its digest; the decoder keeps what it can.
+            Err(_) => Ok((Input::Bytes(bytes), Some(integrity.stamp(name, Some(""))))),
+        }
+    }
+}
+
 /// Receives one file's values: events become documents in `batch`, which
 /// is sent on as it fills; other values go to the dead-letter file.
 struct FileEncoder<'a> {
     work: &'a FileWork,
+    /// `import --verify`: the stamp of this file's events.
+    integrity: Option<&'static str>,
     tx: &'a mpsc::Sender<FileOutput>,
     batch: Batch,
     /// Events in `batch`, counted as read once it is sent.
@@ -697,7 +764,11 @@ impl decode::stream::Found for FileEncoder<'_> {
         };
         // Taken out while the document borrows it (a box: no copy).
         let mut view = self.view.take().unwrap_or_default();
-        let took = match self.work.transformer.apply_raw(&raw, &self.work.name, &mut view) {
+        let took = match self
+            .work
+            .transformer
+            .apply_raw_stamped(&raw, &self.work.name, &mut view, self.integrity)
+        {
             Some(doc) => {
                 self.fast += 1;
                 self.add(&doc, position);
@@ -710,7 +781,7 @@ impl decode::stream::Found for FileEncoder<'_> {
     }
 
     fn event(&mut self, event: decode::Event, position: decode::Position) {
-        let doc = self.work.transformer.apply(event, &self.work.name);
+        let doc = self.work.transformer.apply_stamped(event, &self.work.name, self.integrity);
         self.add(&doc, position);
     }
 
@@ -801,6 +872,7 @@ mod tests {
                 unindexed: None,
                 flush_idle: None,
                 shard: None,
+                integrity: None,
             },
             cancel: stop,
             decoders: Arc::new(tokio::sync::Semaphore::new(1)),

@@ -406,6 +406,9 @@ pub struct Summary {
     /// `follow`: what became of the queue's messages.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub follow: Option<serde_json::Value>,
+    /// `--verify`: events by `ctindex.integrity`, and the files that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<serde_json::Value>,
 }
 
 impl Summary {
@@ -465,6 +468,7 @@ impl Summary {
             alias: None,
             indices: stats.indices.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             follow: None,
+            integrity: None,
         }
     }
 

@@ -78,9 +78,16 @@ impl Transformer {
     }
 
     /// Transforms one event found in `origin` (a file path or S3 key).
-    pub fn apply(&self, mut event: Event, origin: &str) -> Doc {
+    pub fn apply(&self, event: Event, origin: &str) -> Doc {
+        self.apply_stamped(event, origin, None)
+    }
+
+    /// [`Transformer::apply`], stamping `ctindex.integrity` (`import --verify`:
+    /// what the trail's digests say of the event's file).
+    pub fn apply_stamped(&self, mut event: Event, origin: &str, integrity: Option<&'static str>) -> Doc {
         let (id, id_generated) = event_id(&event);
         let mut stamps = Stamps::derive(&event, origin);
+        stamps.integrity = integrity;
         self.filter.apply(&mut event);
         let index = self.index_of(|key| event.get(key));
         stamps.insight = insight(|key| event.get(key), origin);
@@ -106,6 +113,18 @@ impl Transformer {
     /// `view` is where the read fields are parsed to: kept from one event
     /// to the next, its keys and strings are reused.
     pub fn apply_raw<'a>(&self, raw: &'a RawEvent<'a>, origin: &'a str, view: &'a mut View) -> Option<RawDoc<'a>> {
+        self.apply_raw_stamped(raw, origin, view, None)
+    }
+
+    /// [`Transformer::apply_raw`], stamping `ctindex.integrity` as
+    /// [`Transformer::apply_stamped`] does.
+    pub fn apply_raw_stamped<'a>(
+        &self,
+        raw: &'a RawEvent<'a>,
+        origin: &'a str,
+        view: &'a mut View,
+        integrity: Option<&'static str>,
+    ) -> Option<RawDoc<'a>> {
         if !raw.scanned_for(self.filter.watch()) {
             return None;
         }
@@ -187,6 +206,7 @@ impl Transformer {
         // Without a usable id: the content hash is over the whole event.
         let id = usable_id(view)?;
         let mut stamps = Stamps::derive(view, origin);
+        stamps.integrity = integrity;
         self.filter
             .apply_where(&mut tree, |key| scope.contains(&key), |key| redact.contains(&key));
         let mut doc = RawDoc {
@@ -277,6 +297,10 @@ struct Stamps<'a> {
     /// A CloudTrail Insights event ([`insight`]).
     #[serde(skip_serializing_if = "is_false")]
     insight: bool,
+    /// `import --verify`: `verified`, `unverified` or `failed` (what the
+    /// trail's digests say of the event's file, [`crate::verify`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    integrity: Option<&'static str>,
     /// Console sign-ins: result and MFA ([`signin`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     signin: Option<Value>,
@@ -302,6 +326,7 @@ impl<'a> Stamps<'a> {
             id_generated: false,
             identity: identity(event),
             insight: false,
+            integrity: None,
             signin: signin(event),
             source,
             truncated: Vec::new(),
@@ -1005,6 +1030,7 @@ pub(crate) mod tests {
                 signin: None,
                 source: "s3://b/AWSLogs/1/CloudTrail/x.json.gz",
                 insight: false,
+                integrity: None,
                 id_generated: false,
                 truncated: Vec::new(),
             },
@@ -1015,6 +1041,7 @@ pub(crate) mod tests {
                 signin: Some(json!({"result": "Success", "mfa": false})),
                 source: "C:\\logs\\\"q\".json\n",
                 insight: true,
+                integrity: Some("failed"),
                 id_generated: true,
                 truncated: vec!["requestParameters.x (40000 bytes)".into()],
             },

@@ -12,7 +12,7 @@ mod import;
 mod prune;
 mod setup;
 mod sync;
-mod verify;
+pub(crate) mod verify;
 
 use anyhow::Result;
 

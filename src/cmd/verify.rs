@@ -146,6 +146,70 @@ pub async fn run(args: VerifyArgs) -> Result<Outcome> {
     })
 }
 
+/// `import --verify` and `sync --verify`: the digests of the sources'
+/// selection read and checked (signatures and chain, not the log files:
+/// the import hashes those as it decodes them), and what they list.
+pub async fn integrity(args: &crate::cli::ImportArgs) -> Result<crate::verify::Integrity> {
+    let asked = config::selection(&args.s3)?;
+    let mut listed = asked.clone();
+    listed.digests = true;
+    listed.days.to = asked.days.to.map(|to| to + 1);
+    let listed = Arc::new(listed);
+    let s3 = match args.sources.iter().any(|s| s.starts_with("s3://")) {
+        true => Some(Arc::new(S3::connect(config::s3(&args.s3)?).await?)),
+        false => None,
+    };
+    let mut digests = Vec::new();
+    for name in &args.sources {
+        let source = Source::parse(name, s3.as_ref(), listed.clone())
+            .map_err(|e| anyhow::Error::from(config::UsageError(format!("{e:#}"))))?;
+        for item in list(&source).await? {
+            if let Listed::Digest(digest) = item
+                && let Some(object) = source.object_named(&digest, 0, "")
+            {
+                digests.push(object);
+            }
+        }
+    }
+    if let Some(note) = report_no_digests(&args.sources, digests.len()) {
+        tracing::warn!("--verify: {note}: every event is stamped unverified");
+    }
+    let inputs: Vec<DigestInput> = futures::stream::iter(digests)
+        .map(|object| read_digest(object, &asked))
+        .buffered(DIGEST_READS)
+        .collect()
+        .await;
+    let keys = match &args.verify.public_keys {
+        Some(path) => PublicKeys::from_file(path)?,
+        None if inputs.is_empty() => PublicKeys::default(),
+        None => {
+            let (regions, start, end) = key_scope(&inputs);
+            let aws = crate::aws::AwsOptions {
+                profile: args.s3.aws.profile.clone(),
+                region: args.s3.aws.region.clone(),
+            };
+            let endpoint = args.verify.cloudtrail_endpoint_url.as_deref();
+            PublicKeys::from_api(&aws, &regions, start - 3600, end + 3600, endpoint)
+                .await
+                .context("cannot get CloudTrail's public keys to check the digests' signatures")?
+        }
+    };
+    let wanted = asked.clone();
+    let check = Check::new(inputs, &keys, move |key| wanted.wants_file(key));
+    let integrity = check.integrity();
+    // The digests' own problems (the log files' are found as they are read).
+    let report = check.finish(Vec::new());
+    for problem in report.problems.iter().filter(|p| p.kind.starts_with("digest-")) {
+        tracing::warn!(
+            "--verify: {}\t{}\t{}: the log files it lists are stamped unverified",
+            problem.kind,
+            problem.file,
+            problem.detail
+        );
+    }
+    Ok(integrity)
+}
+
 /// A note when no digest was found at all: validation off, or a source
 /// below the trail's root that leaves `CloudTrail-Digest/` out.
 fn report_no_digests(sources: &[String], digests: usize) -> Option<String> {

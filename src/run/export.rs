@@ -96,6 +96,7 @@ pub(crate) async fn export(args: ExportArgs) -> Result<Outcome> {
             unindexed: None,
             flush_idle: None,
             shard: None,
+            integrity: None,
         },
         cancel: cancel.clone(),
         decoders: decoders.clone(),

@@ -86,6 +86,10 @@ pub(crate) async fn index(args: ImportArgs, sync: Option<SyncSettings>, follow: 
         ))
     });
 
+    let integrity = match args.verify.enabled {
+        true => Some(Arc::new(crate::cmd::verify::integrity(&args).await?)),
+        false => None,
+    };
     let workers = args.workers.map(usize::from).unwrap_or_else(default_workers);
     let decoders = Arc::new(tokio::sync::Semaphore::new(workers));
     let pipeline = |tracker: Option<Arc<dyn Tracker>>| Pipeline {
@@ -107,6 +111,7 @@ pub(crate) async fn index(args: ImportArgs, sync: Option<SyncSettings>, follow: 
             unindexed: template.unindexed(),
             flush_idle: args.flush_idle,
             shard,
+            integrity: integrity.clone(),
         },
         cancel: cancel.clone(),
         decoders: decoders.clone(),
@@ -186,6 +191,25 @@ pub(crate) async fn index(args: ImportArgs, sync: Option<SyncSettings>, follow: 
     summary.interrupted = cancel.is_cancelled() && follow_counts.is_none();
     summary.follow = follow_counts.map(|counts| counts.to_json());
     summary.alias = Some(prefix.clone());
+    if let Some(integrity) = &integrity {
+        let (verified, unverified, failed) = integrity.counts();
+        let failed_files = integrity.failed_files();
+        tracing::info!("--verify: events {verified} verified, {unverified} unverified, {failed} failed");
+        if !failed_files.is_empty() {
+            tracing::warn!(
+                "--verify: {} files do not match their digest (their events are stamped ctindex.integrity \
+                 \"failed\"): {}",
+                failed_files.len(),
+                failed_files.join(", ")
+            );
+        }
+        summary.integrity = Some(serde_json::json!({
+            "verified": verified,
+            "unverified": unverified,
+            "failed": failed,
+            "failed_files": failed_files,
+        }));
+    }
     summary.s3_list_requests = s3
         .as_ref()
         .map(|s3| s3.list_requests.load(Ordering::Relaxed))

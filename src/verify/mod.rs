@@ -230,6 +230,8 @@ pub struct Check {
     expected: HashMap<String, (String, String)>,
     /// Keys of log files the selection wants (`wants` of a key).
     wants_log: Box<dyn Fn(&str) -> bool + Send>,
+    /// Names of the digests whose signature was checked and found valid.
+    valid: HashSet<String>,
 }
 
 impl Check {
@@ -244,6 +246,7 @@ impl Check {
         let mut problems = Vec::new();
         let mut notes = Vec::new();
         let mut parsed: Vec<Parsed> = Vec::new();
+        let mut valid = HashSet::new();
         for input in digests {
             if input.in_range {
                 report.digests += 1;
@@ -454,7 +457,10 @@ impl Check {
             };
             let message = signing_string(&digest.file, &digest.hash);
             match hex::decode(signature.trim()) {
-                Ok(signature) if key.verify(message.as_bytes(), &signature) => report.digests_valid += 1,
+                Ok(signature) if key.verify(message.as_bytes(), &signature) => {
+                    report.digests_valid += 1;
+                    valid.insert(name.clone());
+                }
                 Ok(_) => problems.push(problem(
                     "digest-signature-invalid",
                     format!(
@@ -493,6 +499,27 @@ impl Check {
             report,
             expected,
             wants_log: Box::new(wants_key),
+            valid,
+        }
+    }
+
+    /// What `import --verify` stamps events with: the hashes the digests
+    /// list, each with whether its digest proved valid (signature checked,
+    /// and no problem found with it).
+    pub fn integrity(&self) -> Integrity {
+        let broken: HashSet<&str> = self.report.problems.iter().map(|p| p.file.as_str()).collect();
+        let expected = self
+            .expected
+            .iter()
+            .map(|(key, (hash, digest))| {
+                let proven = self.valid.contains(digest) && !broken.contains(digest.as_str());
+                (key.clone(), (hash.clone(), proven))
+            })
+            .collect();
+        Integrity {
+            expected,
+            counts: Default::default(),
+            failed: Default::default(),
         }
     }
 
@@ -552,6 +579,72 @@ impl Check {
         self.report.problems.sort();
         self.report.problems.dedup();
         self.report
+    }
+}
+
+/// `ctindex.integrity` of an event whose file a valid digest lists, with
+/// the hash its file has.
+pub const VERIFIED: &str = "verified";
+/// … of an event whose file no valid digest covers (yet).
+pub const UNVERIFIED: &str = "unverified";
+/// … of an event whose file does not match the hash its digest lists.
+pub const FAILED: &str = "failed";
+
+/// The digests' word on each log file, for `import --verify`; and the
+/// events stamped, counted by stamp.
+#[derive(Debug, Default)]
+pub struct Integrity {
+    /// Log file key (from `AWSLogs/` on) → (expected hex SHA-256, listed by
+    /// a digest proved valid).
+    expected: HashMap<String, (String, bool)>,
+    /// Events stamped verified, unverified, failed.
+    counts: [std::sync::atomic::AtomicU64; 3],
+    /// The files that failed.
+    failed: std::sync::Mutex<Vec<String>>,
+}
+
+impl Integrity {
+    /// The hash a valid digest lists for a file (by name as listed): only
+    /// those files need hashing.
+    pub fn wants_hash(&self, name: &str) -> bool {
+        layout_key(name).is_some_and(|key| self.expected.get(key).is_some_and(|(_, proven)| *proven))
+    }
+
+    /// The stamp of a file's events, given the hex SHA-256 of its
+    /// uncompressed content when [`Integrity::wants_hash`] asked for it.
+    pub fn stamp(&self, name: &str, hash: Option<&str>) -> &'static str {
+        let want = layout_key(name).and_then(|key| self.expected.get(key));
+        match (want, hash) {
+            (Some((want, true)), Some(hash)) if want.eq_ignore_ascii_case(hash) => VERIFIED,
+            (Some((_, true)), Some(_)) => {
+                self.failed.lock().unwrap_or_else(|p| p.into_inner()).push(name.to_string());
+                FAILED
+            }
+            _ => UNVERIFIED,
+        }
+    }
+
+    /// Counts `events` events stamped `stamp`.
+    pub fn count(&self, stamp: &str, events: u64) {
+        let slot = match stamp {
+            VERIFIED => 0,
+            UNVERIFIED => 1,
+            _ => 2,
+        };
+        self.counts[slot].fetch_add(events, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Events stamped verified, unverified and failed.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        let get = |i: usize| self.counts[i].load(std::sync::atomic::Ordering::Relaxed);
+        (get(0), get(1), get(2))
+    }
+
+    /// The files whose content did not match their digest, sorted.
+    pub fn failed_files(&self) -> Vec<String> {
+        let mut files = self.failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        files.sort();
+        files
     }
 }
 
