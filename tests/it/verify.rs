@@ -640,3 +640,124 @@ fn verify_without_the_permission_to_list_public_keys_says_what_to_do() {
         run.stderr
     );
 }
+
+/// What `import --verify` of a local copy must stamp each log file's events
+/// with, from the manifest alone: `verified` where a digest whose signature
+/// a local copy can check (and that has no planted problem) lists it,
+/// `failed` for the changed log file (its digest is such a one), else
+/// `unverified`.
+fn planted_integrity(generated: &Generated) -> std::collections::BTreeMap<String, &'static str> {
+    let m = &generated.manifest;
+    let unchecked = unchecked_offline(generated);
+    let mut bad: BTreeSet<String> = BTreeSet::new();
+    let mut changed = BTreeSet::new();
+    for planted in m["planted"].as_array().unwrap() {
+        let file = planted["file"].as_str().unwrap().to_string();
+        match planted["kind"].as_str().unwrap() {
+            "digest-changed" | "digest-wrong-key" | "digest-deleted" => {
+                bad.insert(file);
+            }
+            "log-changed" => {
+                changed.insert(file);
+            }
+            _ => {}
+        }
+    }
+    let mut listed_by = std::collections::BTreeMap::new();
+    for (digest, logs) in m["logs_per_digest"].as_object().unwrap() {
+        for log in logs.as_array().unwrap() {
+            listed_by.insert(log.as_str().unwrap().to_string(), digest.clone());
+        }
+    }
+    generated
+        .list("log_files")
+        .into_iter()
+        .map(|log| {
+            let proven = listed_by
+                .get(&log)
+                .is_some_and(|d| !unchecked.contains(d) && !bad.contains(d));
+            let stamp = match (proven, changed.contains(&log)) {
+                (true, true) => "failed",
+                (true, false) => "verified",
+                (false, _) => "unverified",
+            };
+            (log, stamp)
+        })
+        .collect()
+}
+
+/// Events in a log file of the generated trail.
+fn events_in(path: &std::path::Path) -> u64 {
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()),
+        &mut text,
+    )
+    .unwrap();
+    let value: Value = serde_json::from_slice(&text).unwrap();
+    value["Records"].as_array().unwrap().len() as u64
+}
+
+#[test]
+fn import_verify_stamps_each_event_as_the_planted_truth_says() {
+    let clusters = support::clusters("import_verify");
+    if clusters.is_empty() {
+        return;
+    }
+    let Some(generated) = generate("import_verify", false) else {
+        return;
+    };
+    let truth = planted_integrity(&generated);
+    let mut want: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for (log, stamp) in &truth {
+        let path = generated.root.join("trail").join(log);
+        if path.exists() {
+            *want.entry(stamp).or_default() += events_in(&path);
+        }
+    }
+    // The planted truth holds each kind.
+    assert!(want.get("verified").is_some_and(|n| *n > 0), "{want:?}");
+    assert!(want.get("unverified").is_some_and(|n| *n > 0), "{want:?}");
+    assert_eq!(want.get("failed"), Some(&3), "{want:?}");
+    let changed: Vec<&String> = truth.iter().filter(|(_, s)| **s == "failed").map(|(l, _)| l).collect();
+
+    for cluster in clusters.iter().filter(|c| c.name == "elasticsearch" || c.name == "opensearch") {
+        let prefix = support::prefix("import_verify");
+        let dir = tempfile::tempdir().unwrap();
+        let summary = dir.path().join("summary.json");
+        let run = support::ctindex(&[
+            "import",
+            &generated.trail(),
+            "--verify",
+            "--public-keys",
+            &generated.keys(),
+            "--url",
+            &cluster.url,
+            "--index-prefix",
+            &prefix,
+            "--replicas",
+            "0",
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ]);
+        assert_eq!(run.code, 0, "{}: {run:?}", cluster.name);
+        // The changed file is named in a warning, and counted in the summary.
+        for log in &changed {
+            assert!(run.stderr.contains(log.as_str()), "{}: {log} not named: {}", cluster.name, run.stderr);
+        }
+        let summary = support::summary(&summary);
+        for stamp in ["verified", "unverified", "failed"] {
+            let want = want.get(stamp).copied().unwrap_or(0);
+            assert_eq!(summary["integrity"][stamp].as_u64(), Some(want), "{}: {stamp}", cluster.name);
+            let indexed = cluster.count(
+                &format!("{prefix}-*"),
+                serde_json::json!({"term": {"ctindex.integrity": stamp}}),
+            );
+            assert_eq!(indexed, want, "{}: events indexed as {stamp}", cluster.name);
+        }
+        // Every event is stamped.
+        let total: u64 = want.values().sum();
+        assert_eq!(cluster.count(&format!("{prefix}-*"), serde_json::json!({"match_all": {}})), total);
+        cluster.cleanup(&prefix);
+    }
+}
