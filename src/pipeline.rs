@@ -781,7 +781,10 @@ impl decode::stream::Found for FileEncoder<'_> {
     }
 
     fn event(&mut self, event: decode::Event, position: decode::Position) {
-        let doc = self.work.transformer.apply_stamped(event, &self.work.name, self.integrity);
+        let doc = self
+            .work
+            .transformer
+            .apply_stamped(event, &self.work.name, self.integrity);
         self.add(&doc, position);
     }
 

@@ -617,7 +617,10 @@ impl Integrity {
         match (want, hash) {
             (Some((want, true)), Some(hash)) if want.eq_ignore_ascii_case(hash) => VERIFIED,
             (Some((_, true)), Some(_)) => {
-                self.failed.lock().unwrap_or_else(|p| p.into_inner()).push(name.to_string());
+                self.failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(name.to_string());
                 FAILED
             }
             _ => UNVERIFIED,

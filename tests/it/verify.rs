@@ -721,7 +721,10 @@ fn import_verify_stamps_each_event_as_the_planted_truth_says() {
     assert_eq!(want.get("failed"), Some(&3), "{want:?}");
     let changed: Vec<&String> = truth.iter().filter(|(_, s)| **s == "failed").map(|(l, _)| l).collect();
 
-    for cluster in clusters.iter().filter(|c| c.name == "elasticsearch" || c.name == "opensearch") {
+    for cluster in clusters
+        .iter()
+        .filter(|c| c.name == "elasticsearch" || c.name == "opensearch")
+    {
         let prefix = support::prefix("import_verify");
         let dir = tempfile::tempdir().unwrap();
         let summary = dir.path().join("summary.json");
@@ -743,12 +746,22 @@ fn import_verify_stamps_each_event_as_the_planted_truth_says() {
         assert_eq!(run.code, 0, "{}: {run:?}", cluster.name);
         // The changed file is named in a warning, and counted in the summary.
         for log in &changed {
-            assert!(run.stderr.contains(log.as_str()), "{}: {log} not named: {}", cluster.name, run.stderr);
+            assert!(
+                run.stderr.contains(log.as_str()),
+                "{}: {log} not named: {}",
+                cluster.name,
+                run.stderr
+            );
         }
         let summary = support::summary(&summary);
         for stamp in ["verified", "unverified", "failed"] {
             let want = want.get(stamp).copied().unwrap_or(0);
-            assert_eq!(summary["integrity"][stamp].as_u64(), Some(want), "{}: {stamp}", cluster.name);
+            assert_eq!(
+                summary["integrity"][stamp].as_u64(),
+                Some(want),
+                "{}: {stamp}",
+                cluster.name
+            );
             let indexed = cluster.count(
                 &format!("{prefix}-*"),
                 serde_json::json!({"term": {"ctindex.integrity": stamp}}),
@@ -757,7 +770,10 @@ fn import_verify_stamps_each_event_as_the_planted_truth_says() {
         }
         // Every event is stamped.
         let total: u64 = want.values().sum();
-        assert_eq!(cluster.count(&format!("{prefix}-*"), serde_json::json!({"match_all": {}})), total);
+        assert_eq!(
+            cluster.count(&format!("{prefix}-*"), serde_json::json!({"match_all": {}})),
+            total
+        );
         cluster.cleanup(&prefix);
     }
 }
