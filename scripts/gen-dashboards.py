@@ -552,6 +552,29 @@ v_failed = vis(
     f"{SIGNIN} AND {FAILED}",
 )
 
+v_integrity_time = vis(
+    "integrity-over-time",
+    "[CloudTrail] Trail integrity over time",
+    "Events by ctindex.integrity (import/sync --verify): verified by a signed digest, unverified (no valid digest covers the file yet), failed (the file does not match its digest).",
+    "histogram",
+    bar_params(),
+    [count(), date_hist("2"), terms("3", "ctindex.integrity", 3, "group", "Integrity")],
+    "ctindex.integrity:*",
+)
+v_integrity_failed = vis(
+    "integrity-failed-files",
+    "[CloudTrail] Log files that failed integrity validation",
+    "Log files whose content does not match the hash their signed digest lists (ctindex.integrity: failed), with their events and last event time.",
+    "table",
+    table_params(20),
+    [
+        count(),
+        metric("3", "max", "eventTime", "Last event"),
+        terms("2", "ctindex.source", 50, "bucket", "Log file"),
+    ],
+    "ctindex.integrity:failed",
+)
+
 dashboard(
     "dashboard-console-vs-automation",
     "[CloudTrail] Console vs automation",
@@ -570,7 +593,7 @@ dashboard(
 dashboard(
     "dashboard-security",
     "[CloudTrail] Security",
-    "Access denied, security-group and network-ACL changes, ingress from anywhere, create/delete activity, console sign-ins without MFA and failed sign-ins.",
+    "Access denied, security-group and network-ACL changes, ingress from anywhere, create/delete activity, console sign-ins without MFA, failed sign-ins and trail integrity.",
     [
         (v_denied_time, "visualization", 0, 0, 24, 15),
         (v_denied_who, "visualization", 24, 0, 24, 15),
@@ -583,6 +606,8 @@ dashboard(
         (v_no_mfa, "visualization", 16, 59, 16, 15),
         (v_failed, "visualization", 32, 59, 16, 15),
         (s_signins, "search", 0, 74, 48, 15),
+        (v_integrity_time, "visualization", 0, 89, 24, 15),
+        (v_integrity_failed, "visualization", 24, 89, 24, 15),
     ],
 )
 

@@ -419,8 +419,12 @@ fn the_panels_cover_the_issue_and_split_by_the_derived_fields() {
             "signins-without-mfa",
             "failed-signins",
             "search-risky-signins",
+            "integrity-over-time",
+            "integrity-failed-files",
         ]
     );
+    assert_eq!(splits("integrity-over-time"), [time(), terms("ctindex.integrity")]);
+    assert_eq!(splits("integrity-failed-files"), [terms("ctindex.source")]);
     for id in ["denied-over-time", "denied-by-identity"] {
         let q = &find(id).query;
         assert!(
@@ -828,6 +832,28 @@ fn search(cluster: &Cluster, prefix: &str, body: &Value) -> Value {
 /// The corpus (or, on a plain clone, the fixtures) imported into the
 /// cluster: the import the tests of import.rs share, so the small test
 /// nodes hold it once.
+/// The signed synthetic trail imported with `--verify` into a prefix of
+/// its own; None where it cannot be generated (said loudly by the generator).
+fn verified_trail(cluster: &Cluster) -> Option<String> {
+    let generated = crate::verify::generate("dashboards_integrity", false)?;
+    let prefix = support::prefix("dashboards-integrity");
+    let run = support::ctindex(&[
+        "import",
+        &generated.trail(),
+        "--verify",
+        "--public-keys",
+        &generated.keys(),
+        "--url",
+        &cluster.url,
+        "--index-prefix",
+        &prefix,
+        "--replicas",
+        "0",
+    ]);
+    assert_eq!(run.code, 0, "{}: {run:?}", cluster.name);
+    Some(prefix)
+}
+
 fn loaded(cluster: &Cluster) -> String {
     crate::import::corpus_import(cluster).prefix.clone()
 }
@@ -1049,12 +1075,29 @@ fn every_visualization_returns_buckets_on_real_clusters() {
     let panels = panels();
     let corpus = support::corpus().is_some();
     for cluster in dashboard_clusters("every_visualization_returns_buckets_on_real_clusters") {
-        let prefix = loaded(&cluster);
+        let corpus_prefix = loaded(&cluster);
+        // The integrity panels read ctindex.integrity, which only `import
+        // --verify` stamps: they run on the signed synthetic trail (with its
+        // planted changed file).
+        let verified = verified_trail(&cluster);
         let mut report = Vec::new();
-        let fallback = unindexed_free_form(&cluster, &prefix);
+        let fallback = unindexed_free_form(&cluster, &corpus_prefix);
         let mappings = template(&cluster);
         for panel in &panels {
             let ctx = format!("{} {}", cluster.name, panel.id);
+            let prefix = match panel_queries(panel).iter().any(|q| q.contains("ctindex.integrity")) {
+                false => corpus_prefix.clone(),
+                true => match &verified {
+                    Some(prefix) => prefix.clone(),
+                    None => {
+                        report.push(format!(
+                            "{}: not run (no signed trail: Python's cryptography is missing)",
+                            panel.id
+                        ));
+                        continue;
+                    }
+                },
+            };
             if fallback && reads_free_form(&mappings, panel) {
                 // Documented: on a cluster without free-form objects these panels stay empty.
                 report.push(format!(
@@ -1105,6 +1148,17 @@ fn every_visualization_returns_buckets_on_real_clusters() {
                     "{ctx}: {channels:?}"
                 );
             }
+            // The signed trail holds each stamp, and one changed log file.
+            match panel.id.as_str() {
+                "integrity-over-time" => {
+                    let stamps = keys_at(&leaves, 1);
+                    for stamp in ["verified", "unverified", "failed"] {
+                        assert!(stamps.contains(stamp), "{ctx}: no {stamp}: {stamps:?}");
+                    }
+                }
+                "integrity-failed-files" => assert_eq!(top.len(), 1, "{ctx}: {top:?}"),
+                _ => {}
+            }
             if panel.id == "signin-outcomes" {
                 let rows: BTreeSet<Vec<String>> = leaves.iter().map(|(path, _)| path.clone()).collect();
                 let row = |a: &str, b: &str| vec![a.to_string(), b.to_string()];
@@ -1117,7 +1171,10 @@ fn every_visualization_returns_buckets_on_real_clusters() {
                 }
             }
         }
-        eprintln!("{} ({}):\n  {}", cluster.name, prefix, report.join("\n  "));
+        eprintln!("{} ({}):\n  {}", cluster.name, corpus_prefix, report.join("\n  "));
+        if let Some(prefix) = &verified {
+            cluster.cleanup(prefix);
+        }
     }
 }
 
@@ -1419,7 +1476,7 @@ fn install_reports_per_object_errors_and_http_failures() {
             vec![
                 "dashboard ctindex-cloudtrail-dashboard-security \"[CloudTrail] Security\": conflict",
                 "ambiguous conflict: 2 existing objects",
-                "20 of 22 saved objects imported into OpenSearch Dashboards",
+                "20 of 24 saved objects imported into OpenSearch Dashboards",
             ],
         ),
         (
@@ -1429,7 +1486,7 @@ fn install_reports_per_object_errors_and_http_failures() {
             1,
             vec![
                 "missing references: index-pattern:ctindex-cloudtrail-index-pattern",
-                "0 of 22 saved objects imported into Kibana",
+                "0 of 24 saved objects imported into Kibana",
             ],
         ),
         (

@@ -15,18 +15,18 @@ use crate::s3;
 use crate::support::{self, Run};
 
 /// A generated trail: its folder (trail/, public-keys.json, manifest.json, signatures.json).
-struct Generated {
+pub(crate) struct Generated {
     _dir: tempfile::TempDir,
     root: PathBuf,
     manifest: Value,
 }
 
 impl Generated {
-    fn trail(&self) -> String {
+    pub(crate) fn trail(&self) -> String {
         self.root.join("trail").display().to_string()
     }
 
-    fn keys(&self) -> String {
+    pub(crate) fn keys(&self) -> String {
         self.root.join("public-keys.json").display().to_string()
     }
 
@@ -41,7 +41,7 @@ impl Generated {
 }
 
 /// Runs the generator; None (said loudly) where Python's `cryptography` is missing.
-fn generate(test: &str, intact: bool) -> Option<Generated> {
+pub(crate) fn generate(test: &str, intact: bool) -> Option<Generated> {
     generate_for(test, intact, None)
 }
 
