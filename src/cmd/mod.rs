@@ -12,7 +12,7 @@ mod import;
 mod prune;
 mod setup;
 mod sync;
-pub(crate) mod verify;
+mod verify;
 
 use anyhow::Result;
 

@@ -87,7 +87,7 @@ pub(crate) async fn index(args: ImportArgs, sync: Option<SyncSettings>, follow: 
     });
 
     let integrity = match args.verify.enabled {
-        true => Some(Arc::new(crate::cmd::verify::integrity(&args).await?)),
+        true => Some(Arc::new(super::verify::integrity(&args).await?)),
         false => None,
     };
     let workers = args.workers.map(usize::from).unwrap_or_else(default_workers);

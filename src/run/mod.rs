@@ -8,6 +8,7 @@
 mod export;
 mod follow;
 mod index;
+mod verify;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::source::s3::S3;
 pub(crate) use export::export;
 pub(crate) use follow::follow;
 pub(crate) use index::index;
+pub(crate) use verify::verify;
 
 /// How a command ended when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@
 //! signature from S3 metadata when there is one) and the public keys, and
 //! checks signatures and the chain; it says which log files must be hashed
 //! ([`Check::expected`]); [`Check::finish`] takes the log files found with
-//! their hashes and gives the [`Report`]. `cmd::verify` does the reading.
+//! their hashes and gives the [`Report`]. `run::verify` does the reading.
 //!
 //! Invariant: every digest and log file in the selection ends in exactly one
 //! count (valid, unchecked or a problem), and every problem names its file.
