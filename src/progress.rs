@@ -583,6 +583,9 @@ impl Summary {
             };
             lines.push(format!("  by account and region: {}{tail}", places.join("; ")));
         }
+        if let Some(integrity) = &self.integrity {
+            lines.push(integrity_line(integrity));
+        }
         if !self.dry_run && self.indexed > 0 {
             lines.push(format!(
                 "  next: search the alias {alias} (time field eventTime) in Kibana or OpenSearch Dashboards, \
@@ -591,6 +594,28 @@ impl Summary {
         }
         lines
     }
+}
+
+/// `--verify`'s detail line: events by `ctindex.integrity`, and the files
+/// of earlier syncs restamped (from [`Summary::integrity`]).
+fn integrity_line(integrity: &serde_json::Value) -> String {
+    let n = |path: &str| integrity.pointer(path).and_then(|v| v.as_u64()).unwrap_or(0);
+    let mut line = format!(
+        "  --verify: events {} verified, {} unverified, {} failed (ctindex.integrity)",
+        n("/verified"),
+        n("/unverified"),
+        n("/failed")
+    );
+    let (up, down) = (n("/upgraded/verified/files"), n("/upgraded/failed/files"));
+    if up + down > 0 {
+        line.push_str(&format!(
+            "; files stamped unverified by earlier syncs, judged by their digest now: {up} verified ({} events), \
+             {down} failed ({} events)",
+            n("/upgraded/verified/events"),
+            n("/upgraded/failed/events")
+        ));
+    }
+    line
 }
 
 /// The process's peak resident set size (VmHWM), where /proc tells it.

@@ -80,6 +80,12 @@ pub struct Record {
     #[serde(default)]
     pub scope: String,
     pub outcome: Outcome,
+    /// `sync --verify`: the hex SHA-256 of the uncompressed content of a
+    /// file whose events were stamped `unverified` (no valid digest listed
+    /// it yet), kept so that a later sync can judge them by the digest once
+    /// it arrives without reading the file again; None once judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
 }
 
 impl Record {
@@ -93,6 +99,7 @@ impl Record {
             day,
             scope: scope.into_owned(),
             outcome,
+            hash: None,
         }
     }
 }
@@ -106,6 +113,30 @@ pub struct Windows {
 }
 
 impl Windows {
+    /// The cluster state's query clause for [`Windows::consults`]: one
+    /// clause per distinct window start, one for scopes without a window,
+    /// one for records without a day.
+    fn clause(&self) -> Value {
+        let mut by_start: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+        for (scope, from) in &self.by_scope {
+            by_start.entry(*from).or_default().push(scope);
+        }
+        let mut should: Vec<Value> = by_start
+            .iter()
+            .map(|(from, scopes)| {
+                json!({"bool": {"filter": [{"terms": {"scope": scopes}}, {"range": {"day": {"gte": from}}}]}})
+            })
+            .collect();
+        let windowed: Vec<&String> = self.by_scope.keys().collect();
+        let mut others = json!({"bool": {"must_not": [{"terms": {"scope": windowed}}]}});
+        if let Some(from) = self.default_from {
+            others["bool"]["filter"] = json!([{"range": {"day": {"gte": from}}}]);
+        }
+        should.push(others);
+        should.push(json!({"bool": {"must_not": {"exists": {"field": "day"}}}}));
+        json!({"bool": {"should": should, "minimum_should_match": 1}})
+    }
+
     fn consults(&self, record: &Record) -> bool {
         let from = self.by_scope.get(&record.scope).copied().or(self.default_from);
         match (record.day, from) {
@@ -363,28 +394,8 @@ impl StateStore {
     pub async fn done(&self, source: &str, windows: &Windows) -> Result<HashMap<String, String>> {
         match self {
             StateStore::Cluster { cluster, index } => {
-                // One clause per distinct window start, one for scopes without
-                // a window, one for records without a day.
-                let mut by_start: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
-                for (scope, from) in &windows.by_scope {
-                    by_start.entry(*from).or_default().push(scope);
-                }
-                let mut should: Vec<Value> = by_start
-                    .iter()
-                    .map(|(from, scopes)| {
-                        json!({"bool": {"filter": [{"terms": {"scope": scopes}}, {"range": {"day": {"gte": from}}}]}})
-                    })
-                    .collect();
-                let windowed: Vec<&String> = windows.by_scope.keys().collect();
-                let mut others = json!({"bool": {"must_not": [{"terms": {"scope": windowed}}]}});
-                if let Some(from) = windows.default_from {
-                    others["bool"]["filter"] = json!([{"range": {"day": {"gte": from}}}]);
-                }
-                should.push(others);
-                should.push(json!({"bool": {"must_not": {"exists": {"field": "day"}}}}));
                 let filter = json!([{"term": {"kind": "object"}}, {"term": {"source": source}},
-                                    {"terms": {"outcome": ["indexed", "unusable"]}},
-                                    {"bool": {"should": should, "minimum_should_match": 1}}]);
+                                    {"terms": {"outcome": ["indexed", "unusable"]}}, windows.clause()]);
                 let hits = search_all(cluster, index, filter, &["name", "version"], "name").await?;
                 Ok(hits
                     .iter()
@@ -432,6 +443,36 @@ impl StateStore {
         }
     }
 
+    /// `sync --verify`: the objects whose events were stamped `unverified`,
+    /// with the hash of their content kept ([`Record::hash`]), that the
+    /// windows consult (older ones are given up with the window).
+    pub async fn unverified(&self, source: &str, windows: &Windows) -> Result<Vec<Record>> {
+        match self {
+            StateStore::Cluster { cluster, index } => {
+                let filter = json!([{"term": {"kind": "object"}}, {"term": {"source": source}},
+                                    {"term": {"outcome": "indexed"}}, {"exists": {"field": "hash"}},
+                                    windows.clause()]);
+                let fields = ["name", "version", "size", "day", "scope", "outcome", "hash"];
+                let hits = search_all(cluster, index, filter, &fields, "name").await?;
+                Ok(hits
+                    .into_iter()
+                    .filter_map(|h| serde_json::from_value(h).ok())
+                    .collect())
+            }
+            StateStore::File { data, .. } => {
+                let data = data.lock().await;
+                Ok(data
+                    .sources
+                    .get(source)
+                    .into_iter()
+                    .flat_map(|objects| objects.values())
+                    .filter(|r| r.outcome == Outcome::Indexed && r.hash.is_some() && windows.consults(r))
+                    .cloned()
+                    .collect())
+            }
+        }
+    }
+
     /// Records objects read. Written at once (to the cluster, or appended to
     /// the state file's journal and synced), visible to other runs within a
     /// second.
@@ -447,7 +488,7 @@ impl StateStore {
                     let action = json!({"index": {"_index": index, "_id": doc_id(&[source, &r.name])}});
                     let doc = json!({"kind": "object", "source": source, "name": r.name, "version": r.version,
                                      "size": r.size, "day": r.day, "scope": r.scope, "outcome": r.outcome,
-                                     "done_at": done_at});
+                                     "hash": r.hash, "done_at": done_at});
                     body.extend_from_slice(action.to_string().as_bytes());
                     body.push(b'\n');
                     body.extend_from_slice(doc.to_string().as_bytes());
@@ -1028,6 +1069,52 @@ mod tests {
             "failures are kept until read"
         );
         assert_eq!(store.done("other", &Windows::default()).await.unwrap().len(), 1);
+    }
+
+    /// `sync --verify`: the records of files stamped unverified carry their
+    /// hash until judged, and only those of the windows are consulted.
+    #[tokio::test]
+    async fn unverified_records_keep_their_hash_until_judged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::in_file(&dir.path().join("s.json")).await.unwrap();
+        let with_hash = |name: &str, hash: Option<&str>| Record {
+            hash: hash.map(str::to_string),
+            ..record(name, Outcome::Indexed)
+        };
+        let (old, new) = (format!("{A}2024/03/01/a.json.gz"), format!("{A}2024/03/05/b.json.gz"));
+        let plain = format!("{A}2024/03/05/c.json.gz");
+        store
+            .record(
+                "s",
+                &[
+                    with_hash(&old, Some("aa")),
+                    with_hash(&new, Some("bb")),
+                    with_hash(&plain, None),
+                ],
+            )
+            .await
+            .unwrap();
+        let names = |records: Vec<Record>| {
+            let mut names: Vec<String> = records.into_iter().map(|r| r.name).collect();
+            names.sort();
+            names
+        };
+        assert_eq!(
+            names(store.unverified("s", &Windows::default()).await.unwrap()),
+            [old.clone(), new.clone()]
+        );
+        let mut windows = Windows::default();
+        windows.by_scope.insert(A.into(), day("2024-03-04"));
+        let kept = store.unverified("s", &windows).await.unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].hash.as_deref(), Some("bb"));
+        // Judged: recorded again without the hash, kept across a reopening.
+        store.record("s", &[with_hash(&new, None)]).await.unwrap();
+        assert!(store.unverified("s", &windows).await.unwrap().is_empty());
+        drop(store);
+        let store = StateStore::in_file(&dir.path().join("s.json")).await.unwrap();
+        assert_eq!(names(store.unverified("s", &Windows::default()).await.unwrap()), [old]);
+        assert_eq!(store.done("s", &windows).await.unwrap().len(), 2);
     }
 
     #[test]

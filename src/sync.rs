@@ -34,9 +34,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::date::day_text;
 use crate::pipeline::{FileOutcome, Pipeline, Tracker};
+use crate::sink::client::Cluster;
+use crate::sink::restamp::restamp;
 use crate::source::layout::{Days, scope_and_day};
 use crate::source::{Selection, Source, SourceObject};
 use crate::state::{self, Finish, Lease, Record, StateStore, Windows};
+use crate::verify::Integrity;
+
+/// Files restamped per `_update_by_query` (a `terms` query of their names).
+const RESTAMP_FILES: usize = 500;
 
 /// What sync adds to the import options.
 #[derive(Debug, Clone)]
@@ -53,14 +59,89 @@ pub(crate) struct SyncSettings {
     pub(crate) deferred: bool,
 }
 
+/// `sync --verify`: the digests' word on each log file (read before the
+/// run, over the days the windows need: [`digest_windows`]) and where the
+/// events are, to restamp the events of files stamped `unverified` by
+/// earlier syncs once their digest has arrived.
+pub(crate) struct Verifying {
+    pub(crate) integrity: Arc<Integrity>,
+    pub(crate) cluster: Cluster,
+    /// The alias over the prefix's indices.
+    pub(crate) alias: String,
+}
+
+/// A source as sync knows it (a local path made absolute: names must not
+/// depend on how the path was typed) and the id of its state.
+pub(crate) fn keyed(source: Source, index_prefix: &str) -> (Source, String) {
+    let source = match source {
+        Source::Local { path, selection } => Source::Local {
+            path: std::fs::canonicalize(&path).unwrap_or(path),
+            selection,
+        },
+        other => other,
+    };
+    let id = format!("{index_prefix}|{}", source.id());
+    (source, id)
+}
+
+/// The windows of a source's run: each scope's checkpoint minus the look-back.
+fn windows(checkpoints: &HashMap<String, i64>, settings: &SyncSettings) -> Windows {
+    Windows {
+        by_scope: checkpoints
+            .iter()
+            .map(|(scope, day)| (scope.clone(), day - i64::from(settings.lookback_days)))
+            .collect(),
+        default_from: settings.since,
+    }
+}
+
+/// `sync --verify`: the digest folders' windows (digest scope → first day)
+/// that cover what the sources' runs will read and the files kept
+/// `unverified` in their windows: each log folder's window start, in the
+/// `CloudTrail-Digest/` folder beside it, open-ended (a file's digest is
+/// delivered the same day or, for the last hour, the next). Folders without
+/// a window start at `--since`, like their log files.
+pub(crate) async fn digest_windows(
+    state: &StateStore,
+    sources: &[Source],
+    index_prefix: &str,
+    settings: &SyncSettings,
+) -> Result<HashMap<String, i64>> {
+    let mut out = HashMap::new();
+    for source in sources {
+        let (_, id) = keyed(source.clone(), index_prefix);
+        let checkpoints = state.checkpoints(&id).await?;
+        for (scope, from) in windows(&checkpoints, settings).by_scope {
+            if let Some(digests) = digest_scope(&scope) {
+                out.insert(digests, from);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The digest folder of a log folder's scope (`…/CloudTrail/<region>/` →
+/// `…/CloudTrail-Digest/<region>/`); None for other folders (Insights have no digests).
+fn digest_scope(scope: &str) -> Option<String> {
+    let at = scope.rfind("/CloudTrail/")?;
+    Some(format!(
+        "{}/CloudTrail-Digest/{}",
+        &scope[..at],
+        &scope[at + "/CloudTrail/".len()..]
+    ))
+}
+
 /// Syncs each source in turn through a pipeline made by `pipeline`. With
-/// `settings.deferred`, returns what is left to save of each source.
+/// `settings.deferred`, returns what is left to save of each source. With
+/// `verifying` (`sync --verify`), first restamps the events of files
+/// stamped `unverified` by earlier runs whose digest has arrived.
 pub(crate) async fn run_sources(
     state: &StateStore,
     sources: Vec<Source>,
     index_prefix: &str,
     settings: &SyncSettings,
     cancel: &CancellationToken,
+    verifying: Option<&Verifying>,
     pipeline: impl Fn(Option<Arc<dyn Tracker>>) -> Pipeline,
 ) -> Result<Vec<Finish>> {
     let mut finishes = Vec::new();
@@ -68,15 +149,7 @@ pub(crate) async fn run_sources(
         if cancel.is_cancelled() {
             break;
         }
-        let source = match source {
-            // Local names must not depend on how the path was typed.
-            Source::Local { path, selection } => Source::Local {
-                path: std::fs::canonicalize(&path).unwrap_or(path),
-                selection,
-            },
-            other => other,
-        };
-        let id = format!("{index_prefix}|{}", source.id());
+        let (source, id) = keyed(source, index_prefix);
         let mut lease = match state.acquire(&id, settings.lease_ttl).await {
             Ok(lease) => lease,
             Err(e) if e.downcast_ref::<state::Busy>().is_some() => {
@@ -85,7 +158,17 @@ pub(crate) async fn run_sources(
             }
             Err(e) => return Err(e),
         };
-        let result = sync_source(state, source, &id, lease.as_mut(), settings, cancel, &pipeline).await;
+        let result = sync_source(
+            state,
+            source,
+            &id,
+            lease.as_mut(),
+            settings,
+            cancel,
+            verifying,
+            &pipeline,
+        )
+        .await;
         if let Some(lease) = lease
             && let Err(e) = state.release(lease).await
         {
@@ -97,6 +180,7 @@ pub(crate) async fn run_sources(
 }
 
 /// Syncs one source under its lease.
+#[allow(clippy::too_many_arguments)]
 async fn sync_source(
     state: &StateStore,
     source: Source,
@@ -104,6 +188,7 @@ async fn sync_source(
     lease: Option<&mut Lease>,
     settings: &SyncSettings,
     cancel: &CancellationToken,
+    verifying: Option<&Verifying>,
     pipeline: &impl Fn(Option<Arc<dyn Tracker>>) -> Pipeline,
 ) -> Result<Option<Finish>> {
     let name = source.id();
@@ -118,14 +203,11 @@ async fn sync_source(
             checkpoints.len()
         );
     }
-    let windows = Windows {
-        by_scope: checkpoints
-            .iter()
-            .map(|(scope, day)| (scope.clone(), day - i64::from(settings.lookback_days)))
-            .collect(),
-        default_from: settings.since,
-    };
+    let windows = windows(&checkpoints, settings);
     let done = state.done(id, &windows).await?;
+    if let Some(verifying) = verifying {
+        upgrade(state, id, &windows, verifying, cancel).await?;
+    }
 
     let chosen = source.selection();
     let selection = Arc::new(Selection {
@@ -179,6 +261,7 @@ async fn sync_source(
         done,
         records: tx,
         seen: Mutex::default(),
+        integrity: verifying.map(|v| v.integrity.clone()),
     });
     let recorder = record_loop(state, id, rx, lease, settings, cancel);
     let run = async {
@@ -223,6 +306,92 @@ async fn sync_source(
     }
 }
 
+/// `sync --verify`: restamps the events of the files that earlier runs
+/// stamped `unverified` (the records of the windows with a kept hash), for
+/// those a validly signed digest now lists: `verified` when the kept hash
+/// is the one listed, `failed` (and named in a warning) when not; then
+/// records them without their hash, so they are not judged again. Files
+/// whose digest has not arrived wait for a later run (within their window).
+/// A failure to restamp is a warning: the records keep their hash and the
+/// next sync tries again; the run goes on.
+async fn upgrade(
+    state: &StateStore,
+    id: &str,
+    windows: &Windows,
+    verifying: &Verifying,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let kept = state.unverified(id, windows).await?;
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let integrity = &verifying.integrity;
+    let mut judged: [(&str, Vec<Record>); 2] = [
+        (crate::verify::VERIFIED, Vec::new()),
+        (crate::verify::FAILED, Vec::new()),
+    ];
+    let mut waiting = 0;
+    for record in kept {
+        match record
+            .hash
+            .as_deref()
+            .and_then(|hash| integrity.judge_kept(&record.name, hash))
+        {
+            Some(stamp) if stamp == crate::verify::VERIFIED => judged[0].1.push(record),
+            Some(_) => judged[1].1.push(record),
+            None => waiting += 1,
+        }
+    }
+    tracing::info!(
+        "--verify: {} file(s) stamped unverified by earlier syncs: {} now match their digest, {} do not, {waiting}          still wait for theirs",
+        judged[0].1.len() + judged[1].1.len() + waiting,
+        judged[0].1.len(),
+        judged[1].1.len()
+    );
+    if judged.iter().all(|(_, records)| records.is_empty()) {
+        return Ok(());
+    }
+    // Events of a run that ended without its refresh become visible to the query.
+    if let Err(e) = verifying.cluster.refresh(&verifying.alias).await {
+        tracing::debug!("before restamping: {e:#}");
+    }
+    for (stamp, records) in &judged {
+        for chunk in records.chunks(RESTAMP_FILES) {
+            if cancel.is_cancelled() {
+                return Ok(());
+            }
+            let names: Vec<&str> = chunk.iter().map(|r| r.name.as_str()).collect();
+            let events = match restamp(&verifying.cluster, &verifying.alias, &names, stamp).await {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(
+                        "--verify: {e:#}; {} file(s) keep ctindex.integrity \"unverified\" until the next sync                          (restamping needs the read and update-by-query privileges on the indices)",
+                        names.len()
+                    );
+                    continue;
+                }
+            };
+            integrity.upgraded(stamp, &names, events);
+            if *stamp == crate::verify::FAILED {
+                for name in &names {
+                    tracing::warn!(
+                        "{name}: does not match the hash its digest lists (its content when it was read, an                          earlier sync): its events are now ctindex.integrity \"failed\""
+                    );
+                }
+            }
+            let judged: Vec<Record> = chunk
+                .iter()
+                .map(|r| Record {
+                    hash: None,
+                    ..r.clone()
+                })
+                .collect();
+            state.record(id, &judged).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Decides what to read from the state, and reports objects read.
 struct SyncTracker {
     /// name → version of the objects already done in the windows.
@@ -230,6 +399,8 @@ struct SyncTracker {
     records: mpsc::UnboundedSender<Record>,
     /// scope → the latest delivery day listed in it.
     seen: Mutex<HashMap<String, i64>>,
+    /// `sync --verify`: where the hashes of files stamped `unverified` are kept until recorded.
+    integrity: Option<Arc<Integrity>>,
 }
 
 impl Tracker for SyncTracker {
@@ -253,10 +424,13 @@ impl Tracker for SyncTracker {
             FileOutcome::Unreadable => state::Outcome::Failed,
             FileOutcome::Missing => state::Outcome::Missing,
         };
+        let mut record = Record::new(&object.name, &object.version, object.size, outcome);
+        let kept = self.integrity.as_ref().and_then(|i| i.take_kept(&object.name));
+        if outcome == state::Outcome::Indexed {
+            record.hash = kept;
+        }
         // The receiver only goes away after the pipeline has finished.
-        let _ = self
-            .records
-            .send(Record::new(&object.name, &object.version, object.size, outcome));
+        let _ = self.records.send(record);
     }
 }
 
@@ -347,6 +521,7 @@ mod tests {
             done: HashMap::from([(format!("{EAST}2024/03/01/a.json.gz"), "v1".to_string())]),
             records,
             seen: Mutex::default(),
+            integrity: None,
         };
         // Done at the same version: skipped; rewritten since, or new: read.
         assert!(!tracker.wanted(&object(&format!("{EAST}2024/03/01/a.json.gz"), "v1")));
@@ -379,6 +554,19 @@ mod tests {
             (state::Outcome::Indexed, Some(day("2024-03-03")))
         );
         assert_eq!((second.outcome, second.scope.as_str()), (state::Outcome::Failed, WEST));
+    }
+
+    #[test]
+    fn digest_folders_take_the_windows_of_their_log_folders() {
+        assert_eq!(
+            digest_scope(EAST).as_deref(),
+            Some("AWSLogs/111111111111/CloudTrail-Digest/us-east-1/")
+        );
+        assert_eq!(
+            digest_scope("/m/CloudTrail/AWSLogs/1/CloudTrail/eu-west-1/").as_deref(),
+            Some("/m/CloudTrail/AWSLogs/1/CloudTrail-Digest/eu-west-1/")
+        );
+        assert_eq!(digest_scope("AWSLogs/111111111111/CloudTrail-Insight/us-east-1/"), None);
     }
 
     fn settings(deferred: bool) -> SyncSettings {

@@ -122,7 +122,7 @@ pub(crate) async fn export(args: ExportArgs) -> Result<Outcome> {
                 lease_ttl: crate::state::LEASE_TTL,
                 deferred: true,
             };
-            sync::run_sources(state, sources, "export", &settings, &cancel, pipeline).await
+            sync::run_sources(state, sources, "export", &settings, &cancel, None, pipeline).await
         }
     };
     reporter.finish().await;

@@ -86,9 +86,36 @@ pub(crate) async fn index(args: ImportArgs, sync: Option<SyncSettings>, follow: 
         ))
     });
 
-    let integrity = match args.verify.enabled {
-        true => Some(Arc::new(super::verify::integrity(&args).await?)),
-        false => None,
+    // A sync's state, opened before the digests are read: its windows say which digests are needed.
+    let state = match &sync {
+        Some(settings) if follow.is_none() => Some(match &settings.state_file {
+            Some(path) => StateStore::in_file(path).await,
+            None => match &cluster {
+                Some(cluster) => StateStore::in_cluster(cluster.clone(), &settings.state_index).await,
+                None => Err(anyhow::anyhow!("internal: sync without a cluster")),
+            },
+        }),
+        _ => None,
+    };
+    let integrity = match (args.verify.enabled, &state, &sync) {
+        (false, _, _) | (true, Some(Err(_)), _) => None,
+        (true, Some(Ok(state)), Some(settings)) => {
+            let windows = sync::digest_windows(state, &sources, &prefix, settings).await?;
+            let days = super::verify::SyncDays {
+                since: settings.since,
+                windows,
+            };
+            Some(Arc::new(super::verify::integrity(&args, Some(days)).await?.keeping()))
+        }
+        (true, _, _) => Some(Arc::new(super::verify::integrity(&args, None).await?)),
+    };
+    let verifying = match (&integrity, &cluster, &sync) {
+        (Some(integrity), Some(cluster), Some(_)) => Some(sync::Verifying {
+            integrity: integrity.clone(),
+            cluster: cluster.clone(),
+            alias: prefix.clone(),
+        }),
+        _ => None,
     };
     let workers = args.workers.map(usize::from).unwrap_or_else(default_workers);
     let decoders = Arc::new(tokio::sync::Semaphore::new(workers));
@@ -128,25 +155,25 @@ pub(crate) async fn index(args: ImportArgs, sync: Option<SyncSettings>, follow: 
     let result = match (&sync, follow) {
         (_, Some(follow)) => follow.run(&args, pipeline, cancel.clone(), stats.clone()).await,
         (None, None) => pipeline(None).run(sources).await,
-        (Some(settings), None) => {
-            let state = match &settings.state_file {
-                Some(path) => StateStore::in_file(path).await,
-                None => match &cluster {
-                    Some(cluster) => StateStore::in_cluster(cluster.clone(), &settings.state_index).await,
-                    None => Err(anyhow::anyhow!("internal: sync without a cluster")),
-                },
-            };
-            match state {
-                Ok(state) => sync::run_sources(&state, sources, &prefix, settings, &cancel, pipeline)
-                    .await
-                    .map(drop),
-                Err(e) if e.downcast_ref::<Busy>().is_some() => {
-                    tracing::info!("nothing to do: {e}");
-                    Ok(())
-                }
-                Err(e) => Err(e),
+        (Some(settings), None) => match state {
+            Some(Ok(state)) => sync::run_sources(
+                &state,
+                sources,
+                &prefix,
+                settings,
+                &cancel,
+                verifying.as_ref(),
+                pipeline,
+            )
+            .await
+            .map(drop),
+            Some(Err(e)) if e.downcast_ref::<Busy>().is_some() => {
+                tracing::info!("nothing to do: {e}");
+                Ok(())
             }
-        }
+            Some(Err(e)) => Err(e),
+            None => Err(anyhow::anyhow!("internal: sync without its state")),
+        },
     };
     reporter.finish().await;
     signals.abort();
@@ -192,23 +219,7 @@ pub(crate) async fn index(args: ImportArgs, sync: Option<SyncSettings>, follow: 
     summary.follow = follow_counts.map(|counts| counts.to_json());
     summary.alias = Some(prefix.clone());
     if let Some(integrity) = &integrity {
-        let (verified, unverified, failed) = integrity.counts();
-        let failed_files = integrity.failed_files();
-        tracing::info!("--verify: events {verified} verified, {unverified} unverified, {failed} failed");
-        if !failed_files.is_empty() {
-            tracing::warn!(
-                "--verify: {} files do not match their digest (their events are stamped ctindex.integrity \
-                 \"failed\"): {}",
-                failed_files.len(),
-                failed_files.join(", ")
-            );
-        }
-        summary.integrity = Some(serde_json::json!({
-            "verified": verified,
-            "unverified": unverified,
-            "failed": failed,
-            "failed_files": failed_files,
-        }));
+        summary.integrity = Some(integrity_summary(integrity));
     }
     summary.s3_list_requests = s3
         .as_ref()
@@ -261,5 +272,31 @@ async fn connect(args: &ImportArgs, prefix: &str) -> Result<Connected> {
         sources,
         cluster: Some(cluster),
         template,
+    })
+}
+
+/// `--verify`: what the summary says of it (and the log), with the files
+/// that failed named in a warning.
+fn integrity_summary(integrity: &crate::verify::Integrity) -> serde_json::Value {
+    let (verified, unverified, failed) = integrity.counts();
+    let ((up_files, up_events), (down_files, down_events)) = integrity.upgrades();
+    let failed_files = integrity.failed_files();
+    tracing::info!("--verify: events {verified} verified, {unverified} unverified, {failed} failed");
+    if !failed_files.is_empty() {
+        tracing::warn!(
+            "--verify: {} files do not match their digest (their events are stamped ctindex.integrity \"failed\"): {}",
+            failed_files.len(),
+            failed_files.join(", ")
+        );
+    }
+    serde_json::json!({
+        "verified": verified,
+        "unverified": unverified,
+        "failed": failed,
+        "failed_files": failed_files,
+        "upgraded": {
+            "verified": {"files": up_files, "events": up_events},
+            "failed": {"files": down_files, "events": down_events},
+        },
     })
 }

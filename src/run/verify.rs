@@ -149,9 +149,25 @@ pub(crate) async fn verify(args: VerifyArgs) -> Result<Outcome> {
 /// `import --verify` and `sync --verify`: the digests of the sources'
 /// selection read and checked (signatures and chain, not the log files:
 /// the import hashes those as it decodes them), and what they list.
-pub(crate) async fn integrity(args: &crate::cli::ImportArgs) -> Result<crate::verify::Integrity> {
-    let asked = config::selection(&args.s3)?;
+///
+/// `sync` gives the days it needs instead of `--from`/`--to` (which it does
+/// not take): from `--since`, and per digest folder from its window
+/// ([`crate::sync::digest_windows`]), open-ended; its local sources are
+/// named as sync names them (absolute), so that the windows apply.
+pub(crate) async fn integrity(
+    args: &crate::cli::ImportArgs,
+    sync: Option<SyncDays>,
+) -> Result<crate::verify::Integrity> {
+    let mut asked = config::selection(&args.s3)?;
     let mut listed = asked.clone();
+    if let Some(days) = &sync {
+        asked.days = crate::source::layout::Days {
+            from: days.since,
+            to: None,
+        };
+        asked.windows = days.windows.clone();
+        listed = asked.clone();
+    }
     listed.digests = true;
     listed.days.to = asked.days.to.map(|to| to + 1);
     let listed = Arc::new(listed);
@@ -163,6 +179,10 @@ pub(crate) async fn integrity(args: &crate::cli::ImportArgs) -> Result<crate::ve
     for name in &args.sources {
         let source = Source::parse(name, s3.as_ref(), listed.clone())
             .map_err(|e| anyhow::Error::from(config::UsageError(format!("{e:#}"))))?;
+        let source = match sync {
+            Some(_) => crate::sync::keyed(source, "").0,
+            None => source,
+        };
         for item in list(&source).await? {
             if let Listed::Digest(digest) = item
                 && let Some(object) = source.object_named(&digest, 0, "")
@@ -208,6 +228,13 @@ pub(crate) async fn integrity(args: &crate::cli::ImportArgs) -> Result<crate::ve
         );
     }
     Ok(integrity)
+}
+
+/// The days `sync --verify` reads digests of (see [`integrity`]).
+pub(crate) struct SyncDays {
+    pub(crate) since: Option<i64>,
+    /// Digest folder (scope) → its first day.
+    pub(crate) windows: std::collections::HashMap<String, i64>,
 }
 
 /// A note when no digest was found at all: validation off, or a source

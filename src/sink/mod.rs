@@ -19,6 +19,7 @@ pub mod bulk;
 pub mod client;
 pub mod freeform;
 pub mod limit;
+pub mod restamp;
 pub mod retention;
 pub mod template;
 

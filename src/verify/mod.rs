@@ -518,8 +518,7 @@ impl Check {
             .collect();
         Integrity {
             expected,
-            counts: Default::default(),
-            failed: Default::default(),
+            ..Integrity::default()
         }
     }
 
@@ -597,21 +596,37 @@ pub struct Integrity {
     /// Log file key (from `AWSLogs/` on) → (expected hex SHA-256, listed by
     /// a digest proved valid).
     expected: HashMap<String, (String, bool)>,
+    /// `sync --verify`: every log file of the layout is hashed, and the hash
+    /// of each one stamped `unverified` is kept (by name, until
+    /// [`Integrity::take_kept`]), for a later sync to compare with its digest.
+    keep: bool,
+    /// Name → hex SHA-256 of the files stamped `unverified` (with `keep`).
+    kept: std::sync::Mutex<HashMap<String, String>>,
     /// Events stamped verified, unverified, failed.
     counts: [std::sync::atomic::AtomicU64; 3],
     /// The files that failed.
     failed: std::sync::Mutex<Vec<String>>,
+    /// Files of earlier syncs upgraded from `unverified`, and their events:
+    /// to verified (files, events), to failed (files, events).
+    upgraded: [std::sync::atomic::AtomicU64; 4],
 }
 
 impl Integrity {
-    /// The hash a valid digest lists for a file (by name as listed): only
-    /// those files need hashing.
+    /// For `sync --verify`: hash every log file of the layout, and keep the
+    /// hash of those stamped `unverified` (see [`Integrity::take_kept`]).
+    pub fn keeping(self) -> Integrity {
+        Integrity { keep: true, ..self }
+    }
+
+    /// Whether a file (by name as listed) is to be hashed: those a valid
+    /// digest lists; with `keep`, every file of the layout.
     pub fn wants_hash(&self, name: &str) -> bool {
-        layout_key(name).is_some_and(|key| self.expected.get(key).is_some_and(|(_, proven)| *proven))
+        layout_key(name).is_some_and(|key| self.keep || self.expected.get(key).is_some_and(|(_, proven)| *proven))
     }
 
     /// The stamp of a file's events, given the hex SHA-256 of its
-    /// uncompressed content when [`Integrity::wants_hash`] asked for it.
+    /// uncompressed content when [`Integrity::wants_hash`] asked for it
+    /// (empty: it could not be uncompressed whole).
     pub fn stamp(&self, name: &str, hash: Option<&str>) -> &'static str {
         let want = layout_key(name).and_then(|key| self.expected.get(key));
         match (want, hash) {
@@ -623,8 +638,40 @@ impl Integrity {
                     .push(name.to_string());
                 FAILED
             }
-            _ => UNVERIFIED,
+            (_, hash) => {
+                if let Some(hash) = hash.filter(|h| self.keep && !h.is_empty()) {
+                    self.kept
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(name.to_string(), hash.to_ascii_lowercase());
+                }
+                UNVERIFIED
+            }
         }
+    }
+
+    /// The hash kept for a file stamped `unverified` (with `keep`), taken
+    /// out: the sync records it with the file.
+    pub fn take_kept(&self, name: &str) -> Option<String> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner()).remove(name)
+    }
+
+    /// The hash a digest proved valid lists for a file (by name as listed).
+    pub fn proven_hash(&self, name: &str) -> Option<&str> {
+        let (hash, proven) = self.expected.get(layout_key(name)?)?;
+        proven.then_some(hash.as_str())
+    }
+
+    /// What the digests now say of a file stamped `unverified` before, whose
+    /// content had the hex SHA-256 `kept`: `verified`, `failed`, or None
+    /// while no valid digest lists it.
+    pub fn judge_kept(&self, name: &str, kept: &str) -> Option<&'static str> {
+        let want = self.proven_hash(name)?;
+        Some(if want.eq_ignore_ascii_case(kept) {
+            VERIFIED
+        } else {
+            FAILED
+        })
     }
 
     /// Counts `events` events stamped `stamp`.
@@ -637,10 +684,30 @@ impl Integrity {
         self.counts[slot].fetch_add(events, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Counts files of earlier syncs restamped from `unverified` to `stamp`
+    /// (verified or failed), and their events; a failed one is named among
+    /// [`Integrity::failed_files`].
+    pub fn upgraded(&self, stamp: &str, files: &[&str], events: u64) {
+        let slot = if stamp == VERIFIED { 0 } else { 2 };
+        self.upgraded[slot].fetch_add(files.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.upgraded[slot + 1].fetch_add(events, std::sync::atomic::Ordering::Relaxed);
+        if stamp != VERIFIED {
+            let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+            failed.extend(files.iter().map(|f| f.to_string()));
+        }
+    }
+
     /// Events stamped verified, unverified and failed.
     pub fn counts(&self) -> (u64, u64, u64) {
         let get = |i: usize| self.counts[i].load(std::sync::atomic::Ordering::Relaxed);
         (get(0), get(1), get(2))
+    }
+
+    /// Files of earlier syncs upgraded from `unverified`, and their events:
+    /// ((files, events) now verified, (files, events) now failed).
+    pub fn upgrades(&self) -> ((u64, u64), (u64, u64)) {
+        let get = |i: usize| self.upgraded[i].load(std::sync::atomic::Ordering::Relaxed);
+        ((get(0), get(1)), (get(2), get(3)))
     }
 
     /// The files whose content did not match their digest, sorted.
@@ -699,6 +766,50 @@ mod tests {
         assert_eq!(content_hash(&gz).unwrap(), want);
         assert_eq!(content_hash(text).unwrap(), want);
         assert!(content_hash(&gz[..gz.len() - 4]).is_err());
+    }
+
+    /// `sync --verify` hashes every file of the layout and keeps the hash of
+    /// those stamped unverified, to judge them once their digest is valid.
+    #[test]
+    fn kept_hashes_are_judged_by_the_digest_that_arrives_later() {
+        let log = |n: u32| format!("/m/AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/01/{n}.json.gz");
+        let key = |n: u32| layout_key(&log(n)).unwrap().to_string();
+        let first = Integrity {
+            expected: HashMap::from([(key(1), ("aa".to_string(), true)), (key(2), ("bb".to_string(), false))]),
+            ..Integrity::default()
+        };
+        // An import hashes only what a valid digest lists, and keeps nothing.
+        assert!(first.wants_hash(&log(1)) && !first.wants_hash(&log(2)) && !first.wants_hash("/m/loose.json"));
+        assert_eq!(first.stamp(&log(3), None), UNVERIFIED);
+        assert_eq!(first.take_kept(&log(3)), None);
+        let sync = first.keeping();
+        assert!(sync.wants_hash(&log(2)) && sync.wants_hash(&log(3)) && !sync.wants_hash("/m/loose.json"));
+        assert_eq!(sync.stamp(&log(1), Some("AA")), VERIFIED);
+        assert_eq!(sync.stamp(&log(2), Some("BB")), UNVERIFIED, "its digest is not proven");
+        assert_eq!(sync.stamp(&log(3), Some("CC")), UNVERIFIED);
+        assert_eq!(
+            sync.stamp(&log(4), Some("")),
+            UNVERIFIED,
+            "not uncompressed whole: nothing to keep"
+        );
+        assert_eq!(sync.take_kept(&log(1)), None);
+        assert_eq!(sync.take_kept(&log(2)).as_deref(), Some("bb"));
+        assert_eq!(sync.take_kept(&log(3)).as_deref(), Some("cc"));
+        assert_eq!(sync.take_kept(&log(3)), None, "taken once");
+        assert_eq!(sync.take_kept(&log(4)), None);
+
+        // Later: the digests of 2 and 3 proved valid, 3 lists another hash.
+        let later = Integrity {
+            expected: HashMap::from([(key(2), ("bb".to_string(), true)), (key(3), ("dd".to_string(), true))]),
+            ..Integrity::default()
+        };
+        assert_eq!(later.judge_kept(&log(2), "bb"), Some(VERIFIED));
+        assert_eq!(later.judge_kept(&log(3), "cc"), Some(FAILED));
+        assert_eq!(later.judge_kept(&log(5), "ee"), None);
+        later.upgraded(VERIFIED, &[&log(2)], 3);
+        later.upgraded(FAILED, &[&log(3)], 4);
+        assert_eq!(later.upgrades(), ((1, 3), (1, 4)));
+        assert_eq!(later.failed_files(), [log(3)]);
     }
 
     /// The real digest files of the shared corpus (and the bundled one)
