@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::assets;
-use crate::retry::{Answer, Next, Policy, Retrier, Why};
+use crate::retry::{Next, Policy, Retrier, Why};
 use crate::sink::client::{Cluster, SendError};
 use crate::source::layout::scope_and_day;
 
@@ -853,60 +853,18 @@ async fn search_all(cluster: &Cluster, index: &str, filter: Value, fields: &[&st
 }
 
 /// Sends a bulk body of state documents (index actions with fixed ids, so
-/// sending them again is harmless): retried like the events' bulk requests
-/// on no answer, 429 and 5xx, for the whole request or some of its items;
-/// any other refusal is an error.
+/// sending them again is harmless), retried under [`Policy::STATE`] (see
+/// [`Cluster::bulk_idempotent`]).
 async fn bulk(cluster: &Cluster, index: &str, body: Vec<u8>) -> Result<()> {
-    let body = bytes::Bytes::from(body);
-    let mut retrier = Retrier::new(Policy::STATE);
-    loop {
-        let (failure, pause) = match cluster
-            .send(
-                Method::POST,
-                "/_bulk?filter_path=errors,items.*.status,items.*.error",
-                Some(body.clone()),
-            )
-            .await
-        {
-            Ok(answer) => {
-                let answer: Value = serde_json::from_slice(&answer)
-                    .with_context(|| format!("recording sync state in {index}: the answer is not JSON"))?;
-                let Some(errors) = answer["errors"].as_bool() else {
-                    bail!("recording sync state in {index}: the answer is not a bulk answer: {answer}");
-                };
-                if !errors {
-                    return Ok(());
-                }
-                let statuses: Vec<u64> = answer["items"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|item| item.as_object()?.values().next()?["status"].as_u64())
-                    .filter(|s| *s >= 300)
-                    .collect();
-                let transient = |s: &u64| u16::try_from(*s).is_ok_and(|s| Answer::status(s).is_transient());
-                if statuses.is_empty() || !statuses.iter().all(transient) {
-                    bail!("the cluster refused sync state records in {index}: {}", answer["items"]);
-                }
-                // Only busy or failing shards: the whole body again (ids make it idempotent).
-                let failure = format!("{} records refused for now (status {:?})", statuses.len(), statuses[0]);
-                (failure, retrier.again())
-            }
-            Err(e) => match retrier.next(&e.answer()) {
-                Next::Retry(pause) => (e.to_string(), Some(pause)),
-                Next::GiveUp(Why::Exhausted) => (e.to_string(), None),
-                _ => return Err(anyhow::Error::new(e).context(format!("cannot record sync state in {index}"))),
-            },
-        };
-        let Some(pause) = pause else {
-            bail!(
-                "cannot record sync state in {index} after {} attempts: {failure}",
-                retrier.attempts()
-            );
-        };
-        tracing::debug!("recording sync state failed ({failure}); trying again");
-        tokio::time::sleep(pause).await;
-    }
+    cluster
+        .bulk_idempotent(
+            body.into(),
+            Policy::STATE,
+            &format!("sync state records in {index}"),
+            false,
+        )
+        .await
+        .map(drop)
 }
 
 /// Runs file I/O (writes, `fsync`) on a blocking thread, off the async runtime's.

@@ -205,9 +205,6 @@ async fn sync_source(
     }
     let windows = windows(&checkpoints, settings);
     let done = state.done(id, &windows).await?;
-    if let Some(verifying) = verifying {
-        upgrade(state, id, &windows, verifying, cancel).await?;
-    }
 
     let chosen = source.selection();
     let selection = Arc::new(Selection {
@@ -255,6 +252,10 @@ async fn sync_source(
             format!(", {} that could not be read before are tried again", retries.len())
         }
     );
+
+    if let Some(verifying) = verifying {
+        upgrade(state, id, &windows, verifying, cancel).await?;
+    }
 
     let (tx, rx) = mpsc::unbounded_channel();
     let tracker = Arc::new(SyncTracker {
@@ -343,7 +344,7 @@ async fn upgrade(
         }
     }
     tracing::info!(
-        "--verify: {} file(s) stamped unverified by earlier syncs: {} now match their digest, {} do not, {waiting}          still wait for theirs",
+        "--verify: {} file(s) stamped unverified by earlier syncs: {} now match their digest, {} do not, {waiting} still wait for theirs",
         judged[0].1.len() + judged[1].1.len() + waiting,
         judged[0].1.len(),
         judged[1].1.len()
@@ -365,7 +366,7 @@ async fn upgrade(
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(
-                        "--verify: {e:#}; {} file(s) keep ctindex.integrity \"unverified\" until the next sync                          (restamping needs the read and update-by-query privileges on the indices)",
+                        "--verify: {e:#}; {} file(s) keep ctindex.integrity \"unverified\" until the next sync (restamping searches and updates them: it needs the read and write privileges on the indices)",
                         names.len()
                     );
                     continue;
@@ -375,7 +376,7 @@ async fn upgrade(
             if *stamp == crate::verify::FAILED {
                 for name in &names {
                     tracing::warn!(
-                        "{name}: does not match the hash its digest lists (its content when it was read, an                          earlier sync): its events are now ctindex.integrity \"failed\""
+                        "{name}: does not match the hash its digest lists (its content when it was read, an earlier sync): its events are now ctindex.integrity \"failed\""
                     );
                 }
             }

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::http::sigv4::Service;
 use crate::http::{Auth, Client, explain};
 pub use crate::http::{Method, SendError, ServerConfig};
-use crate::retry::{Next, Policy, Retrier};
+use crate::retry::{Answer, Next, Policy, Retrier, Why};
 
 /// Which product answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +250,66 @@ impl Cluster {
             }
         };
         serde_json::from_slice(&bytes).with_context(|| format!("{path} did not answer JSON"))
+    }
+
+    /// Sends a bulk body whose actions are idempotent (index actions with
+    /// fixed ids, partial updates that set a value), so that sending it
+    /// again is harmless: retried under `policy` on no answer, 429 and 5xx,
+    /// whether the whole request or only some of its items failed so (the
+    /// whole body goes again); any other refusal is an error. `what` names
+    /// the documents in messages; with `refresh`, the writes are searchable
+    /// when it returns. Returns each item's `result` (`created`, `updated`,
+    /// `noop`…), in order.
+    pub async fn bulk_idempotent(&self, body: Bytes, policy: Policy, what: &str, refresh: bool) -> Result<Vec<String>> {
+        let path = format!(
+            "/_bulk?filter_path=errors,items.*.status,items.*.result,items.*.error{}",
+            if refresh { "&refresh=true" } else { "" }
+        );
+        let mut retrier = Retrier::new(policy);
+        loop {
+            let (failure, pause) = match self.send(Method::POST, &path, Some(body.clone())).await {
+                Ok(answer) => {
+                    let answer: Value = serde_json::from_slice(&answer)
+                        .with_context(|| format!("writing {what}: the answer is not JSON"))?;
+                    let (Some(errors), Some(items)) = (answer["errors"].as_bool(), answer["items"].as_array()) else {
+                        bail!("writing {what}: the answer is not a bulk answer: {answer}");
+                    };
+                    let item = |item: &Value| item.as_object().and_then(|o| o.values().next()).cloned();
+                    if !errors {
+                        return Ok(items
+                            .iter()
+                            .map(|i| {
+                                item(i)
+                                    .and_then(|i| i["result"].as_str().map(str::to_string))
+                                    .unwrap_or_default()
+                            })
+                            .collect());
+                    }
+                    let statuses: Vec<u64> = items
+                        .iter()
+                        .filter_map(|i| item(i)?["status"].as_u64())
+                        .filter(|s| *s >= 300)
+                        .collect();
+                    let transient = |s: &u64| u16::try_from(*s).is_ok_and(|s| Answer::status(s).is_transient());
+                    if statuses.is_empty() || !statuses.iter().all(transient) {
+                        bail!("the cluster refused {what}: {}", answer["items"]);
+                    }
+                    // Only busy or failing shards: the whole body again (the actions are idempotent).
+                    let failure = format!("{} items refused for now (status {:?})", statuses.len(), statuses[0]);
+                    (failure, retrier.again())
+                }
+                Err(e) => match retrier.next(&e.answer()) {
+                    Next::Retry(pause) => (e.to_string(), Some(pause)),
+                    Next::GiveUp(Why::Exhausted) => (e.to_string(), None),
+                    _ => return Err(anyhow::Error::new(e).context(format!("cannot write {what}"))),
+                },
+            };
+            let Some(pause) = pause else {
+                bail!("cannot write {what} after {} attempts: {failure}", retrier.attempts());
+            };
+            tracing::debug!("writing {what} failed ({failure}); trying again");
+            tokio::time::sleep(pause).await;
+        }
     }
 
     /// Makes recent writes visible to searches (used at the end of a run),
