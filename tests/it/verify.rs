@@ -777,3 +777,239 @@ fn import_verify_stamps_each_event_as_the_planted_truth_says() {
         cluster.cleanup(&prefix);
     }
 }
+
+/// What a sync of a local copy stamps each log file's events with when
+/// `present` are the digests there: `verified` where a present digest whose
+/// signature a local copy can check (the next one of its chain is present
+/// too; not a backfill digest) lists it, `failed` if that file is in
+/// `changed`, else `unverified`. From the manifest alone.
+fn offline_truth(
+    generated: &Generated,
+    present: &BTreeSet<String>,
+    changed: &BTreeSet<String>,
+) -> std::collections::BTreeMap<String, &'static str> {
+    let m = &generated.manifest;
+    let backfill: BTreeSet<String> = generated.list("backfill_digests").into_iter().collect();
+    let mut checkable = BTreeSet::new();
+    for chain in m["chains"].as_object().unwrap().values() {
+        let chain: Vec<&str> = chain.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        for pair in chain.windows(2) {
+            if present.contains(pair[0]) && present.contains(pair[1]) && !backfill.contains(pair[0]) {
+                checkable.insert(pair[0].to_string());
+            }
+        }
+    }
+    let mut truth = std::collections::BTreeMap::new();
+    for (digest, logs) in m["logs_per_digest"].as_object().unwrap() {
+        for log in logs.as_array().unwrap() {
+            let log = log.as_str().unwrap().to_string();
+            let stamp = match (checkable.contains(digest), changed.contains(&log)) {
+                (true, true) => "failed",
+                (true, false) => "verified",
+                (false, _) => "unverified",
+            };
+            truth.insert(log, stamp);
+        }
+    }
+    truth
+}
+
+/// Events by stamp of the files that `truth` stamps, as `trail` holds them.
+fn events_by_stamp(
+    trail: &std::path::Path,
+    truth: &std::collections::BTreeMap<String, &'static str>,
+) -> std::collections::BTreeMap<&'static str, u64> {
+    let mut out = std::collections::BTreeMap::from([("verified", 0), ("unverified", 0), ("failed", 0)]);
+    for (log, stamp) in truth {
+        *out.get_mut(stamp).unwrap() += events_in(&trail.join(log));
+    }
+    out
+}
+
+/// Changes a byte of a log file's uncompressed content (its events stay valid).
+fn tamper(path: &std::path::Path) {
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()),
+        &mut text,
+    )
+    .unwrap();
+    let at = text.windows(17).position(|w| w == b"DescribeInstances").unwrap();
+    text[at] = b'd';
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &text).unwrap();
+    std::fs::write(path, gz.finish().unwrap()).unwrap();
+}
+
+/// Issue 21: "a later sync, once the hour's digest has arrived, upgrades
+/// `unverified` events of that hour to `verified` without reading the logs
+/// again". A sync --verify of a local copy whose newest us-east-1 digest has
+/// not arrived stamps the two last hours of us-east-1 unverified (the
+/// second newest digest's signature is in the newest one), and one of their
+/// files was changed after delivery. The digest arrives, and the files of
+/// that hour are deleted: the next sync reads no file, restamps the hour's
+/// intact file `verified` and the changed one `failed` (named in a warning
+/// and in the summary), and the counts by `ctindex.integrity` in the
+/// cluster are the planted truth's; a third sync has nothing left to judge.
+/// On Elasticsearch and OpenSearch, with the state in a file and in the cluster.
+#[test]
+fn sync_verify_upgrades_unverified_events_once_their_digest_arrives() {
+    let clusters = support::clusters("sync_verify_upgrade");
+    if clusters.is_empty() {
+        return;
+    }
+    for cluster in clusters
+        .iter()
+        .filter(|c| c.name == "elasticsearch" || c.name == "opensearch")
+    {
+        for state_in_file in [true, false] {
+            let Some(generated) = generate("sync_verify_upgrade", true) else {
+                return;
+            };
+            let case = format!(
+                "{} (state in {})",
+                cluster.name,
+                if state_in_file { "a file" } else { "the cluster" }
+            );
+            let trail = generated.root.join("trail");
+            let east = generated.manifest["chains"]["us-east-1/audit"]
+                .as_array()
+                .unwrap()
+                .clone();
+            let newest = east[east.len() - 1].as_str().unwrap().to_string();
+            let before = east[east.len() - 2].as_str().unwrap().to_string();
+            let hour: Vec<String> = generated.manifest["logs_per_digest"][&before]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(hour.len(), 2);
+            let changed = BTreeSet::from([hour[0].clone()]);
+            tamper(&trail.join(&hour[0]));
+            // The newest digest has not arrived yet.
+            let held = generated.root.join("held.json.gz");
+            std::fs::rename(trail.join(&newest), &held).unwrap();
+
+            let all: BTreeSet<String> = generated.list("digests").into_iter().collect();
+            let mut present = all.clone();
+            present.remove(&newest);
+            let first = offline_truth(&generated, &present, &changed);
+            let second = offline_truth(&generated, &all, &changed);
+            let (want1, want2) = (events_by_stamp(&trail, &first), events_by_stamp(&trail, &second));
+            // What the second sync must change: exactly the hour's two files.
+            let moved: Vec<(&String, &str, &str)> = first
+                .iter()
+                .filter(|(log, stamp)| second[*log] != **stamp)
+                .map(|(log, stamp)| (log, *stamp, second[log]))
+                .collect();
+            assert_eq!(
+                moved,
+                [(&hour[0], "unverified", "failed"), (&hour[1], "unverified", "verified")],
+                "{case}"
+            );
+
+            let prefix = support::prefix("sync_verify_upgrade");
+            let dir = tempfile::tempdir().unwrap();
+            let state_file = dir.path().join("state.json");
+            let state_index = format!("{prefix}-state");
+            let sync = |summary: &std::path::Path| {
+                let mut args = vec![
+                    "sync",
+                    trail.to_str().unwrap(),
+                    "--verify",
+                    "--public-keys",
+                    generated.root.join("public-keys.json").to_str().unwrap(),
+                    "--since",
+                    "2024-03-01",
+                    "--url",
+                    &cluster.url,
+                    "--index-prefix",
+                    &prefix,
+                    "--replicas",
+                    "0",
+                    "--summary-json",
+                    summary.to_str().unwrap(),
+                ]
+                .into_iter()
+                .map(str::to_string)
+                .collect::<Vec<String>>();
+                if state_in_file {
+                    args.extend(["--state-file".to_string(), state_file.display().to_string()]);
+                } else {
+                    args.extend(["--state-index".to_string(), state_index.clone()]);
+                }
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                support::ctindex(&args)
+            };
+            let counts = |case: &str, want: &std::collections::BTreeMap<&str, u64>| {
+                for (stamp, n) in want {
+                    let indexed = cluster.count(
+                        &format!("{prefix}-*"),
+                        serde_json::json!({"term": {"ctindex.integrity": stamp}}),
+                    );
+                    assert_eq!(indexed, *n, "{case}: events indexed as {stamp}");
+                }
+            };
+
+            let summary1 = dir.path().join("1.json");
+            let run = sync(&summary1);
+            assert_eq!(run.code, 0, "{case}: {run:?}");
+            let summary1 = support::summary(&summary1);
+            for (stamp, n) in &want1 {
+                assert_eq!(summary1["integrity"][stamp].as_u64(), Some(*n), "{case}: {stamp}");
+            }
+            assert!(want1["unverified"] >= 6, "{case}: {want1:?}");
+            counts(&format!("{case}, first sync"), &want1);
+
+            // The digest arrives; the hour's log files are gone: they cannot be read again.
+            std::fs::rename(&held, trail.join(&newest)).unwrap();
+            for log in &hour {
+                std::fs::remove_file(trail.join(log)).unwrap();
+            }
+            let summary2 = dir.path().join("2.json");
+            let run = sync(&summary2);
+            assert_eq!(run.code, 0, "{case}: {run:?}");
+            assert!(
+                run.stderr.contains(&hour[0]),
+                "{case}: the changed file is not named: {}",
+                run.stderr
+            );
+            let summary2 = support::summary(&summary2);
+            assert_eq!(summary2["files"].as_u64(), Some(0), "{case}: a file was read again");
+            assert_eq!(summary2["events_read"].as_u64(), Some(0), "{case}");
+            let integrity = &summary2["integrity"];
+            assert_eq!(
+                integrity["upgraded"],
+                serde_json::json!({"verified": {"files": 1, "events": 3}, "failed": {"files": 1, "events": 3}}),
+                "{case}: {integrity}"
+            );
+            assert!(
+                integrity["failed_files"].to_string().contains(&hour[0]),
+                "{case}: {integrity}"
+            );
+            assert!(
+                run.stdout.contains("1 verified (3 events), 1 failed (3 events)"),
+                "{case}: {}",
+                run.stdout
+            );
+            // The deleted files' events are still in the index, restamped (want2 was counted before they went).
+            assert_eq!(want2["failed"], 3, "{case}");
+            assert_eq!(want2["verified"], want1["verified"] + 3, "{case}");
+            counts(&format!("{case}, second sync"), &want2);
+
+            // Judged once: the next sync restamps nothing.
+            let summary3 = dir.path().join("3.json");
+            let run = sync(&summary3);
+            assert_eq!(run.code, 0, "{case}: {run:?}");
+            let summary3 = support::summary(&summary3);
+            assert_eq!(
+                summary3["integrity"]["upgraded"],
+                serde_json::json!({"verified": {"files": 0, "events": 0}, "failed": {"files": 0, "events": 0}}),
+                "{case}"
+            );
+            counts(&format!("{case}, third sync"), &want2);
+            cluster.cleanup(&prefix);
+        }
+    }
+}
