@@ -570,6 +570,45 @@ mod tests {
         assert_eq!(digest_scope("AWSLogs/111111111111/CloudTrail-Insight/us-east-1/"), None);
     }
 
+    /// The digests `sync --verify` reads: from each log folder's window
+    /// start on, in the digest folder beside it; elsewhere from `--since`.
+    #[tokio::test]
+    async fn digests_are_read_over_the_windows_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let trail = dir.path().join("trail");
+        std::fs::create_dir_all(&trail).unwrap();
+        let root = std::fs::canonicalize(&trail).unwrap().display().to_string();
+        let state = StateStore::in_file(&dir.path().join("state.json")).await.unwrap();
+        let source = Source::Local {
+            path: trail.clone(),
+            selection: Arc::default(),
+        };
+        let (_, id) = keyed(source.clone(), "p");
+        let day = |t: &str| crate::date::parse_day(t).unwrap();
+        let east = format!("{root}/{EAST}");
+        let insight = format!("{root}/AWSLogs/111111111111/CloudTrail-Insight/us-east-1/");
+        state
+            .finish(
+                &id,
+                &HashMap::from([(east.clone(), day("2024-03-05")), (insight, day("2024-03-05"))]),
+                2,
+            )
+            .await
+            .unwrap();
+        let settings = SyncSettings {
+            lookback_days: 2,
+            ..settings(false)
+        };
+        let windows = digest_windows(&state, &[source], "p", &settings).await.unwrap();
+        assert_eq!(
+            windows,
+            HashMap::from([(
+                format!("{root}/AWSLogs/111111111111/CloudTrail-Digest/us-east-1/"),
+                day("2024-03-03")
+            )])
+        );
+    }
+
     fn settings(deferred: bool) -> SyncSettings {
         SyncSettings {
             since: None,
