@@ -344,7 +344,8 @@ async fn upgrade(
         }
     }
     tracing::info!(
-        "--verify: {} file(s) stamped unverified by earlier syncs: {} now match their digest, {} do not, {waiting} still wait for theirs",
+        "--verify: {} file(s) stamped unverified by earlier syncs: {} now match their digest, {} do not, \
+         {waiting} still wait for theirs",
         judged[0].1.len() + judged[1].1.len() + waiting,
         judged[0].1.len(),
         judged[1].1.len()
@@ -366,7 +367,9 @@ async fn upgrade(
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(
-                        "--verify: {e:#}; {} file(s) keep ctindex.integrity \"unverified\" until the next sync (restamping searches and updates them: it needs the read and write privileges on the indices)",
+                        "--verify: {e:#}; {} file(s) keep ctindex.integrity \"unverified\" until the next sync \
+                         (restamping searches and updates them: it needs the read and write privileges on \
+                         the indices)",
                         names.len()
                     );
                     continue;
@@ -376,7 +379,8 @@ async fn upgrade(
             if *stamp == crate::verify::FAILED {
                 for name in &names {
                     tracing::warn!(
-                        "{name}: does not match the hash its digest lists (its content when it was read, an earlier sync): its events are now ctindex.integrity \"failed\""
+                        "{name}: does not match the hash its digest lists (its content when it was read, by an \
+                             earlier sync): its events are now ctindex.integrity \"failed\""
                     );
                 }
             }
