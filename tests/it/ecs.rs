@@ -376,3 +376,68 @@ fn ecs_fields_equal_the_oracles() {
         }
     }
 }
+
+/// The documents import and export make, with and without `--no-ecs`: the
+/// copies are in every one, or in none (no cluster needed).
+#[test]
+fn no_ecs_leaves_the_copies_out() {
+    let trail = support::fixtures().join("trail");
+    let trail = trail.to_str().unwrap();
+    let documents = |extra: &[&str]| -> Vec<Value> {
+        let mut args = vec!["import", trail, "--dry-run", "--print-documents", "--progress", "off"];
+        args.extend(extra);
+        let run = support::ctindex(&args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        // The documents, then the summary.
+        run.stdout
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["document"].clone())
+            .collect()
+    };
+    let exported = |extra: &[&str]| -> Vec<Value> {
+        let mut args = vec!["export", trail, "--out", "-", "--format", "ndjson", "--progress", "off"];
+        args.extend(extra);
+        let run = support::ctindex(&args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    for (what, with, without) in [
+        ("import", documents(&[]), documents(&["--no-ecs"])),
+        ("export", exported(&[]), exported(&["--no-ecs"])),
+    ] {
+        assert!(
+            with.len() > 100 && with.len() == without.len(),
+            "{what}: {} / {}",
+            with.len(),
+            without.len()
+        );
+        let mut stripped_all = Vec::new();
+        for doc in &with {
+            assert_eq!(doc["event"]["kind"], json!("event"), "{what}: {doc}");
+            assert_eq!(doc["event"]["dataset"], json!("aws.cloudtrail"), "{what}");
+            assert_eq!(doc["cloud"]["provider"], json!("aws"), "{what}");
+            assert_eq!(doc["@timestamp"], doc["eventTime"], "{what}");
+            let outcome = if doc.get("errorCode").is_some() {
+                "failure"
+            } else {
+                "success"
+            };
+            assert_eq!(doc["event"]["outcome"], json!(outcome), "{what}: {doc}");
+            let mut stripped = doc.as_object().unwrap().clone();
+            for key in ["@timestamp", "cloud", "event", "related", "source", "user"] {
+                stripped.remove(key);
+            }
+            stripped_all.push(Value::Object(stripped).to_string());
+        }
+        // Without: the same documents less the copies (in any order: files
+        // are read concurrently).
+        let mut bare: Vec<String> = without.iter().map(Value::to_string).collect();
+        stripped_all.sort();
+        bare.sort();
+        assert!(
+            stripped_all == bare,
+            "{what}: --no-ecs changes more than the ECS copies"
+        );
+    }
+}
