@@ -95,9 +95,13 @@ pub const ECS_ROOTS: &[&str] = &[
     "user_agent",
 ];
 
-/// Whether a top-level key is one of [`ECS_ROOTS`].
+/// Whether a top-level key is one of [`ECS_ROOTS`] (a `match`: it runs for
+/// every top-level key of every event).
 pub fn is_ecs_root(key: &str) -> bool {
-    ECS_ROOTS.contains(&key)
+    matches!(
+        key,
+        "aws" | "cloud" | "error" | "event" | "related" | "source" | "user" | "user_agent"
+    )
 }
 
 /// Whether the template maps a top-level key (`ctindex` and the ECS
@@ -148,6 +152,16 @@ mod tests {
     const BOOLEAN_FIELDS: &[&str] = &["readOnly", "managementEvent"];
     /// Top-level objects with typed sub-fields.
     const STRUCTURED_FIELDS: &[&str] = &["userIdentity", "tlsDetails"];
+
+    #[test]
+    fn ecs_roots_are_recognised() {
+        for root in ECS_ROOTS {
+            assert!(is_ecs_root(root) && is_known(root), "{root}");
+        }
+        for other in ["Event", "users", "", "eventName", "ctindex"] {
+            assert!(!is_ecs_root(other), "{other}");
+        }
+    }
 
     #[test]
     fn classes_follow_the_lists() {
