@@ -174,6 +174,8 @@ impl Transformer {
         view.clear();
         let mut tree = Map::new();
         let mut out = vec![Out::Raw; fields.len()];
+        // The head fields (by slot) that are written from the tree.
+        let mut tree_slots = 0u32;
         // Changed fields the drops and the redaction must look at (the
         // others cannot hold a match or a key id).
         let mut scope: Vec<&str> = Vec::new();
@@ -209,6 +211,9 @@ impl Transformer {
             if drop || redacts || change {
                 tree.insert(key.to_string(), serde_json::from_str(value).ok()?);
                 out[i] = Out::Tree;
+                if let Some(slot) = head_slot(key, true, true) {
+                    tree_slots |= 1 << slot;
+                }
                 if drop {
                     scope.push(key);
                 }
@@ -244,6 +249,7 @@ impl Transformer {
             meta: None,
             meta_value: OnceCell::new(),
             ecs: Vec::new(),
+            tree_slots,
         };
         // Routing reads the fields after filtering.
         doc.index = self.index_of(|key| doc.field(key));
@@ -547,6 +553,8 @@ pub struct RawDoc<'a> {
     meta_value: OnceCell<Value>,
     /// The ECS copies as JSON members ([`ecs::write_members`]), or nothing.
     ecs: Vec<u8>,
+    /// The head fields ([`head_slot`]) written from `tree`, one bit a slot.
+    tree_slots: u32,
 }
 
 /// A document as the encoders see it, whichever path made it.
@@ -598,9 +606,12 @@ impl Document for RawDoc<'_> {
                 None => self.tree.get(key),
             };
         }
-        match self.fields.iter().position(|(k, _)| *k == key).map(|i| &self.out[i]) {
-            Some(Out::Tree) => self.tree.get(key),
-            _ => self.view.get(key),
+        // A head field from the tree if it is written from there, else
+        // from the view; any other field only from the tree (what is not
+        // there is not parsed, or was dropped).
+        match head_slot(key, true, true) {
+            Some(slot) if self.tree_slots & (1 << slot) == 0 => self.view.get(key),
+            _ => self.tree.get(key),
         }
     }
 
