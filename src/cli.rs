@@ -938,6 +938,12 @@ pub struct FilterArgs {
     /// Do not mask access key ids (AKIA…/ASIA…) found inside other strings.
     #[arg(long)]
     pub no_redact: bool,
+
+    /// Do not add the ECS fields (@timestamp, event.kind/category/type/outcome/dataset,
+    /// cloud.provider, user.name, related.user, source.ip) beside CloudTrail's own. The template's
+    /// ECS aliases (event.action, user.id, …) stay: they cost nothing per event.
+    #[arg(long)]
+    pub no_ecs: bool,
 }
 
 /// Dead letters, progress and the summary.

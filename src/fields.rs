@@ -75,11 +75,39 @@ fields! {
     "insightDetails" => FreeForm,
     "errorCode" => Scalar,
     "errorMessage" => Scalar,
+    // Not CloudTrail's, but common (Logstash's CloudTrail codec puts
+    // eventTime there) and the template maps it as a date: the ECS time.
+    "@timestamp" => Scalar,
 }
 
-/// Whether the template maps a top-level key (`ctindex` is ours).
+/// The top-level objects of the ECS fields ([`crate::ecs`]): ctindex writes
+/// some of them, and the template maps all of them (as objects, some of
+/// whose members are aliases of CloudTrail's fields). An event's own field
+/// of one of these names is renamed (`_event`), as metadata names are.
+pub const ECS_ROOTS: &[&str] = &[
+    "aws",
+    "cloud",
+    "error",
+    "event",
+    "related",
+    "source",
+    "user",
+    "user_agent",
+];
+
+/// Whether a top-level key is one of [`ECS_ROOTS`] (a `match`: it runs for
+/// every top-level key of every event).
+pub fn is_ecs_root(key: &str) -> bool {
+    matches!(
+        key,
+        "aws" | "cloud" | "error" | "event" | "related" | "source" | "user" | "user_agent"
+    )
+}
+
+/// Whether the template maps a top-level key (`ctindex` and the ECS
+/// objects are ours).
 pub fn is_known(key: &str) -> bool {
-    key == "ctindex" || class_of(key) != FieldClass::Unknown
+    key == "ctindex" || class_of(key) != FieldClass::Unknown || is_ecs_root(key)
 }
 
 #[cfg(test)]
@@ -118,11 +146,22 @@ mod tests {
         "sessionCredentialFromConsole",
         "errorCode",
         "errorMessage",
+        "@timestamp",
     ];
     /// Top-level fields the template types as boolean.
     const BOOLEAN_FIELDS: &[&str] = &["readOnly", "managementEvent"];
     /// Top-level objects with typed sub-fields.
     const STRUCTURED_FIELDS: &[&str] = &["userIdentity", "tlsDetails"];
+
+    #[test]
+    fn ecs_roots_are_recognised() {
+        for root in ECS_ROOTS {
+            assert!(is_ecs_root(root) && is_known(root), "{root}");
+        }
+        for other in ["Event", "users", "", "eventName", "ctindex"] {
+            assert!(!is_ecs_root(other), "{other}");
+        }
+    }
 
     #[test]
     fn classes_follow_the_lists() {

@@ -45,9 +45,6 @@ pub const REQUIRED_FIELDS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Top-level fields events may carry besides CloudTrail's own.
-const OTHER_TOP_LEVEL_FIELDS: &[&str] = &["@timestamp"];
-
 /// What replaces an access key id found inside some other string.
 pub const REDACTED: &str = "[REDACTED-ACCESS-KEY-ID]";
 
@@ -134,12 +131,16 @@ pub fn check_pattern(text: &str) -> Result<(), PatternError> {
 pub fn never_matches(text: &str) -> Option<String> {
     use crate::fields::{FieldClass, TOP_LEVEL_FIELDS, class_of};
     let pattern = Pattern::parse(text).ok()?;
-    let fields = || TOP_LEVEL_FIELDS.iter().chain(OTHER_TOP_LEVEL_FIELDS).copied();
+    let fields = || TOP_LEVEL_FIELDS.iter().copied();
     let inside = &pattern.segments[1..];
     match &pattern.segments[0] {
         Segment::Key(k) if k == "ctindex" => {
             Some("the ctindex.* fields are added after filtering, out of reach of --drop and --keep".into())
         }
+        Segment::Key(k) if crate::fields::is_ecs_root(k) => Some(
+            "the ECS fields are added after filtering, out of reach of --drop and --keep (--no-ecs leaves them out)"
+                .into(),
+        ),
         Segment::Key(k) if !fields().any(|f| f == k) => {
             let near = fields()
                 .find(|f| f.eq_ignore_ascii_case(k))

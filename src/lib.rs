@@ -6,8 +6,9 @@
 //!   layout and the selection applied to it; listing and reading);
 //! - [`decode`]: gzip and the container shapes, bytes to events;
 //! - [`transform`]: id, field filter ([`filter`]), classification
-//!   ([`classify`]), monthly index; [`normalize`] fits events to the template
-//!   ([`fields`]: the one table of CloudTrail's top-level fields);
+//!   ([`classify`]), the ECS fields ([`ecs`]), monthly index; [`normalize`]
+//!   fits events to the template ([`fields`]: the one table of CloudTrail's
+//!   top-level fields);
 //! - [`sink`]: bulk encoding, the cluster connection, retries, the index template;
 //!   [`export`]: the same events as lines in files;
 //! - [`pipeline`]: the stage tasks and the bounded queues between them;
@@ -47,7 +48,7 @@
 //! 10. `sink`: the cluster output;
 //! 11. `dashboards`, `kibana`, `verify`: saved objects and their API; trail integrity;
 //! 12. `transform`: what happens to an event;
-//! 13. `classify`, `filter`: its rules;
+//! 13. `classify`, `ecs`, `filter`: its rules;
 //! 14. `normalize`: fitting to the template;
 //! 15. `decode`: bytes to events;
 //! 16. `raw`: raw JSON text: the fast path's fields, the scanner;
@@ -69,6 +70,7 @@ pub mod dashboards;
 pub mod date;
 pub mod decode;
 mod dlq;
+pub mod ecs;
 mod export;
 pub mod fields;
 pub mod filter;

@@ -9,7 +9,9 @@
 //!   keyword field becomes its JSON text, `"TRUE"` in a boolean becomes `true`,
 //!   a `userIdentity` that is not an object is wrapped;
 //! - keys the cluster refuses are renamed: dots and blank keys outside the
-//!   free-form payloads, metadata names such as `_id` at the top, and keys
+//!   free-form payloads, metadata names such as `_id` and the template's
+//!   ECS objects (`event`, `user`, …, [`crate::fields::ECS_ROOTS`]) at the
+//!   top (an event's own `user` becomes `_user`), and keys
 //!   longer than [`MAX_KEY_BYTES`] anywhere;
 //! - strings longer than [`Limits::max_string_bytes`] are cut, nesting deeper
 //!   than [`Limits::max_depth`] is kept as JSON text;
@@ -79,6 +81,13 @@ fn metadata_name(key: &str) -> bool {
     key.starts_with('_') && METADATA_NAMES.contains(&key)
 }
 
+/// Whether a top-level key is reserved: a metadata name, or one of the
+/// template's ECS objects, which an event's own value would clash with
+/// (a string where the template has an object, a value written to an alias).
+fn reserved_top_key(key: &str) -> bool {
+    metadata_name(key) || crate::fields::is_ecs_root(key)
+}
+
 /// Fits one event (after filtering) to the template and the limits; returns
 /// the paths it changed.
 pub fn normalize(event: &mut Map<String, Value>, limits: &Limits) -> Vec<String> {
@@ -135,7 +144,7 @@ pub fn normalize(event: &mut Map<String, Value>, limits: &Limits) -> Vec<String>
 /// Whether a top-level key passes [`normalize`] unchanged (the fast path
 /// of [`crate::raw`] takes only events whose keys all do).
 pub fn plain_top_key(key: &str) -> bool {
-    !(key.len() > MAX_KEY_BYTES || crate::raw::dotted_or_blank(key.as_bytes()) || metadata_name(key))
+    !(key.len() > MAX_KEY_BYTES || crate::raw::dotted_or_blank(key.as_bytes()) || reserved_top_key(key))
 }
 
 /// Whether [`normalize`] might change a top-level field of this class
@@ -272,7 +281,8 @@ fn fix_boolean(value: &mut Value) {
 /// `userIdentity` and `tlsDetails` (typed objects) and checks key length in
 /// the payloads.
 fn sanitize_keys(map: &mut Map<String, Value>, top: bool, changed: &mut Vec<String>) {
-    let bad = |k: &str| k.len() > MAX_KEY_BYTES || k.contains('.') || k.trim().is_empty() || (top && metadata_name(k));
+    let bad =
+        |k: &str| k.len() > MAX_KEY_BYTES || k.contains('.') || k.trim().is_empty() || (top && reserved_top_key(k));
     if map.keys().any(|k| bad(k)) {
         let old = std::mem::take(map);
         for (key, value) in old {
@@ -281,7 +291,7 @@ fn sanitize_keys(map: &mut Map<String, Value>, top: bool, changed: &mut Vec<Stri
                 if k.trim().is_empty() {
                     k = "_blank".into();
                 }
-                if top && METADATA_NAMES.contains(&k.as_str()) {
+                if top && (METADATA_NAMES.contains(&k.as_str()) || crate::fields::is_ecs_root(&k)) {
                     k.insert(0, '_');
                 }
                 cut_key(&mut k);

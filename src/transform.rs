@@ -4,7 +4,8 @@
 //! event where it has none), field filtering, the derived `ctindex.*` fields
 //! (channel, client family, source, flags) and the monthly index by
 //! `eventTime`; [`normalize`] then fits the event to the template and the
-//! cluster's limits.
+//! cluster's limits, and the ECS copies ([`ecs`], unless `--no-ecs`) are
+//! derived from what is left.
 //!
 //! Two paths, one definition: [`Transformer::apply`] works on the whole
 //! value tree; [`Transformer::apply_raw`] on the raw JSON text, where it asks
@@ -24,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::classify;
 use crate::decode::{Event, Lookup, Position};
+use crate::ecs::{self, Ecs};
 use crate::fields;
 use crate::filter::FieldFilter;
 use crate::normalize::{self, Limits};
@@ -47,25 +49,42 @@ pub struct Transformer {
     index_prefix: String,
     /// What the cluster takes; `None` for exports, which keep events as they are.
     limits: Option<Limits>,
+    /// Whether the ECS copies are added ([`ecs`]; `--no-ecs` leaves them out).
+    ecs: bool,
+    /// Whether `--drop '**.NAME'` drops a key the ECS copies read: the fast
+    /// path then filters the fields they read before reading them, instead
+    /// of dropping keys in the text.
+    ecs_reads_key_drops: bool,
 }
 
 impl Transformer {
     pub fn new(filter: FieldFilter, index_prefix: impl Into<String>, limits: Limits) -> Self {
-        Transformer {
-            filter,
-            index_prefix: index_prefix.into(),
-            limits: Some(limits),
-        }
+        Transformer::with(filter, index_prefix.into(), Some(limits))
     }
 
     /// For exports: the same id, filter and derived fields, but the event is
     /// not fitted to the index template (no wrapping, truncation or overflow).
     pub fn for_export(filter: FieldFilter) -> Self {
+        Transformer::with(filter, String::new(), None)
+    }
+
+    fn with(filter: FieldFilter, index_prefix: String, limits: Option<Limits>) -> Self {
+        let ecs_reads_key_drops = filter
+            .key_drops()
+            .is_some_and(|names| ecs::NESTED_READS.iter().any(|n| names.contains(n)));
         Transformer {
             filter,
-            index_prefix: String::new(),
-            limits: None,
+            index_prefix,
+            limits,
+            ecs: true,
+            ecs_reads_key_drops,
         }
+    }
+
+    /// Adds the ECS copies, or (false: `--no-ecs`) leaves them out.
+    pub fn with_ecs(mut self, ecs: bool) -> Self {
+        self.ecs = ecs;
+        self
     }
 
     /// The keys the fast path's scan looks out for ([`RawEvent::parse`]).
@@ -96,6 +115,10 @@ impl Transformer {
             stamps.truncated = normalize::normalize(&mut event, limits);
         }
         add_meta(&mut event, stamps.to_map());
+        if self.ecs {
+            let fields = ecs_of(|key| event.get(key)).fields();
+            ecs::insert(&mut event, fields);
+        }
         Doc {
             index,
             id,
@@ -151,6 +174,8 @@ impl Transformer {
         view.clear();
         let mut tree = Map::new();
         let mut out = vec![Out::Raw; fields.len()];
+        // The head fields (by slot) that are written from the tree.
+        let mut tree_slots = 0u32;
         // Changed fields the drops and the redaction must look at (the
         // others cannot hold a match or a key id).
         let mut scope: Vec<&str> = Vec::new();
@@ -158,7 +183,7 @@ impl Transformer {
         for (i, (((key, value), shape), &class)) in fields.iter().zip(&raw.shapes).zip(&classes).enumerate() {
             let text = value.as_bytes();
             let shape = *shape;
-            if let Some(slot) = head_slot(key, console_login) {
+            if let Some(slot) = head_slot(key, console_login, self.ecs) {
                 view.set(slot, value)?;
             }
             let drop = self.filter.may_drop(key, text, &shape, &hints);
@@ -167,9 +192,11 @@ impl Transformer {
                 .as_ref()
                 .is_some_and(|l| normalize::may_change(class, text, &shape, l));
             // Only `**.name` drops inside: done on the text, unless what is
-            // left may still need the redaction.
+            // left may still need the redaction, or the ECS copies read a
+            // dropped key in it (they read the view, parsed before drops).
+            let ecs_reads_drop = self.ecs && self.ecs_reads_key_drops && ecs::TOP_LEVEL_READS.contains(key);
             let rewritten = match key_drops {
-                Some(names) if drop && !change && !shape.unicode_escape && !names.contains(key) => {
+                Some(names) if drop && !change && !shape.unicode_escape && !names.contains(key) && !ecs_reads_drop => {
                     let mut rewritten = Vec::with_capacity(text.len());
                     crate::raw::drop_keys(text, names.quoted(), &mut rewritten);
                     (!self.filter.may_redact(&rewritten, &shape, &hints)).then_some(rewritten)
@@ -184,6 +211,9 @@ impl Transformer {
             if drop || redacts || change {
                 tree.insert(key.to_string(), serde_json::from_str(value).ok()?);
                 out[i] = Out::Tree;
+                if let Some(slot) = head_slot(key, true, true) {
+                    tree_slots |= 1 << slot;
+                }
                 if drop {
                     scope.push(key);
                 }
@@ -218,6 +248,8 @@ impl Transformer {
             tree,
             meta: None,
             meta_value: OnceCell::new(),
+            ecs: Vec::new(),
+            tree_slots,
         };
         // Routing reads the fields after filtering.
         doc.index = self.index_of(|key| doc.field(key));
@@ -230,6 +262,11 @@ impl Transformer {
             add_meta(&mut doc.tree, stamps.to_map());
         } else {
             doc.meta = Some(stamps);
+        }
+        if self.ecs {
+            let mut members = Vec::with_capacity(256);
+            ecs::write_members(&ecs_of(|key| doc.field(key)), &mut members);
+            doc.ecs = members;
         }
         Some(doc)
     }
@@ -253,6 +290,13 @@ impl Transformer {
             None => format!("{}-{UNDATED}", self.index_prefix),
         }
     }
+}
+
+/// The ECS copies of an event whose top-level fields (filtered and fitted to
+/// the template) `get` gives: what both paths add.
+fn ecs_of<'v>(get: impl Fn(&str) -> Option<&'v Value> + Copy) -> Ecs<'v> {
+    let time = get("eventTime").filter(|v| value_month(v).is_some());
+    Ecs::derive(get, time)
 }
 
 /// `n` in decimal, zero-padded to at least `width` digits.
@@ -411,9 +455,15 @@ const USER_IDENTITY: &[Keep] = &[
     Keep::Value("principalId"),
     Keep::Object(
         "sessionContext",
-        &[Keep::Object("sessionIssuer", &[Keep::Value("arn")])],
+        &[Keep::Object(
+            "sessionIssuer",
+            &[Keep::Value("arn"), Keep::Value("userName")],
+        )],
     ),
 ];
+
+/// What the view keeps of `requestParameters` (`related.user`, [`ecs`]).
+const REQUEST_PARAMETERS: &[Keep] = &[Keep::Value("userName"), Keep::Value("newUserName")];
 
 impl View {
     /// Forgets the last event's fields (their values stay, to be reused).
@@ -426,6 +476,8 @@ impl View {
         let value = self.slots.get_mut(slot)?;
         if slot == USER_IDENTITY_SLOT {
             crate::raw::pruned_into(value, text, USER_IDENTITY)?;
+        } else if slot == REQUEST_PARAMETERS_SLOT {
+            crate::raw::pruned_into(value, text, REQUEST_PARAMETERS)?;
         } else {
             crate::raw::set_value(value, text)?;
         }
@@ -436,19 +488,22 @@ impl View {
 
 impl Lookup for View {
     fn get(&self, key: &str) -> Option<&Value> {
-        let slot = head_slot(key, true)?;
+        let slot = head_slot(key, true, true)?;
         (self.present & 1 << slot != 0).then(|| &self.slots[slot])
     }
 }
 
 /// How many fields the view holds.
-const HEAD_SLOTS: usize = 23;
+const HEAD_SLOTS: usize = 24;
 /// `userIdentity`'s slot, which holds only what [`USER_IDENTITY`] keeps.
 const USER_IDENTITY_SLOT: usize = 8;
+/// `requestParameters`' slot, which holds only what [`REQUEST_PARAMETERS`] keeps.
+const REQUEST_PARAMETERS_SLOT: usize = 23;
 
-/// A slot of its own for each field the fast path always parses, and for
-/// the two more a console sign-in reads; None for any other field.
-fn head_slot(key: &str, console_login: bool) -> Option<usize> {
+/// A slot of its own for each field the fast path always parses, for the
+/// two more a console sign-in reads, and for the one more the ECS copies
+/// read; None for any other field.
+fn head_slot(key: &str, console_login: bool, ecs: bool) -> Option<usize> {
     Some(match key {
         "eventID" => 0,
         "eventTime" => 1,
@@ -474,6 +529,7 @@ fn head_slot(key: &str, console_login: bool) -> Option<usize> {
         "errorMessage" => 20,
         "responseElements" if console_login => 21,
         "additionalEventData" if console_login => 22,
+        "requestParameters" if ecs => REQUEST_PARAMETERS_SLOT,
         _ => return None,
     })
 }
@@ -495,6 +551,10 @@ pub struct RawDoc<'a> {
     meta: Option<Stamps<'a>>,
     /// `meta` as a value, made only when it is read.
     meta_value: OnceCell<Value>,
+    /// The ECS copies as JSON members ([`ecs::write_members`]), or nothing.
+    ecs: Vec<u8>,
+    /// The head fields ([`head_slot`]) written from `tree`, one bit a slot.
+    tree_slots: u32,
 }
 
 /// A document as the encoders see it, whichever path made it.
@@ -546,9 +606,12 @@ impl Document for RawDoc<'_> {
                 None => self.tree.get(key),
             };
         }
-        match self.fields.iter().position(|(k, _)| *k == key).map(|i| &self.out[i]) {
-            Some(Out::Tree) => self.tree.get(key),
-            _ => self.view.get(key),
+        // A head field from the tree if it is written from there, else
+        // from the view; any other field only from the tree (what is not
+        // there is not parsed, or was dropped).
+        match head_slot(key, true, true) {
+            Some(slot) if self.tree_slots & (1 << slot) == 0 => self.view.get(key),
+            _ => self.tree.get(key),
         }
     }
 
@@ -601,6 +664,12 @@ impl Document for RawDoc<'_> {
         } else if let Some(meta) = self.tree.get("ctindex") {
             put_key(out, "ctindex");
             let _ = serde_json::to_writer(&mut *out, meta);
+        }
+        if !self.ecs.is_empty() {
+            if !first {
+                out.push(b',');
+            }
+            out.extend_from_slice(&self.ecs);
         }
         out.push(b'}');
     }
@@ -989,18 +1058,24 @@ pub(crate) mod tests {
             "errorMessage",
             "responseElements",
             "additionalEventData",
+            "requestParameters",
         ];
-        let slots: std::collections::BTreeSet<usize> = keys.iter().filter_map(|k| head_slot(k, true)).collect();
+        let slots: std::collections::BTreeSet<usize> = keys.iter().filter_map(|k| head_slot(k, true, true)).collect();
         assert_eq!(slots.len(), keys.len());
         assert!(HEAD_SLOTS <= 32 && slots.iter().all(|&s| s < HEAD_SLOTS));
-        assert_eq!(head_slot("userIdentity", false), Some(USER_IDENTITY_SLOT));
-        assert_eq!(head_slot("responseElements", false), None);
+        assert_eq!(head_slot("userIdentity", false, false), Some(USER_IDENTITY_SLOT));
+        assert_eq!(head_slot("responseElements", false, true), None);
+        assert_eq!(head_slot("requestParameters", false, false), None);
     }
 
     #[test]
     fn the_fast_path_reads_what_classification_reads() {
         for key in classify::TOP_LEVEL_READS {
-            assert!(head_slot(key, false).is_some(), "{key}");
+            assert!(head_slot(key, false, false).is_some(), "{key}");
+        }
+        // The ECS copies read the sign-in's responseElements only for sign-ins.
+        for key in ecs::TOP_LEVEL_READS.iter().filter(|k| **k != "responseElements") {
+            assert!(head_slot(key, false, true).is_some(), "{key}");
         }
         // Lowercase spellings beside eventName, and an escaped ConsoleLogin.
         let t = transformer(Limits::default());
@@ -1166,7 +1241,13 @@ pub(crate) mod tests {
             // Key drops only, done on the text by the fast path.
             Transformer::new(
                 FieldFilter::new(
-                    &own(&["**.accessKeyId", "**.principalId", "**.arn", "**.eventTime"]),
+                    &own(&[
+                        "**.accessKeyId",
+                        "**.principalId",
+                        "**.arn",
+                        "**.eventTime",
+                        "**.userName",
+                    ]),
                     &[],
                     true,
                 )
@@ -1175,6 +1256,7 @@ pub(crate) mod tests {
                 Limits::default(),
             ),
             Transformer::for_export(FieldFilter::new(&own(DEFAULT_DROP), &[], true).unwrap()),
+            transformer(Limits::default()).with_ecs(false),
         ];
         for t in &cases {
             let fast = check_fast_path(t, &events);

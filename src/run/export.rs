@@ -33,7 +33,8 @@ const BATCH_BYTES: usize = 4 << 20;
 pub(crate) async fn export(args: ExportArgs) -> Result<Outcome> {
     let to_stdout = args.out == Path::new("-");
     let (sources, _s3) = open_sources(&args.sources, &args.s3).await?;
-    let transformer = Arc::new(Transformer::for_export(config::field_filter(&args.filter)?));
+    let transformer =
+        Arc::new(Transformer::for_export(config::field_filter(&args.filter)?).with_ecs(!args.filter.no_ecs));
     let folder = match to_stdout {
         true => None,
         false => Some(Folder::open(&args.out)?),

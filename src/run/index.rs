@@ -45,7 +45,7 @@ pub(crate) async fn index(args: ImportArgs, sync: Option<SyncSettings>, follow: 
         max_string_bytes: args.max_value_bytes.max(64),
         ..Limits::default()
     };
-    let transformer = Arc::new(Transformer::new(filter, prefix.clone(), limits));
+    let transformer = Arc::new(Transformer::new(filter, prefix.clone(), limits).with_ecs(!args.filter.no_ecs));
 
     let stats = Arc::new(Stats::default());
     let dlq = Arc::new(DeadLetters::new(config::dead_letter_path(

@@ -3,6 +3,7 @@
 
 mod dashboards;
 mod deploy;
+mod ecs;
 mod export;
 mod faults;
 mod follow;

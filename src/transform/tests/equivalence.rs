@@ -54,7 +54,11 @@ const KEYS: &[&str] = &[
     "webIdFederationData",
     "ConsoleLogin",
     "MFAUsed",
+    "userName",
+    "newUserName",
     "ctindex",
+    "event",
+    "user",
     "_id",
     "_source",
     "",
@@ -92,6 +96,10 @@ const STRINGS: &[&str] = &[
     "2024-13-01T00:00:00Z",
     "1700000000000",
     "yesterday",
+    "Success",
+    "Failure",
+    "81.2.69.142",
+    "2001:db8::1",
     "",
     " ",
     "\u{e9}",
@@ -202,7 +210,7 @@ fn identity() -> impl Strategy<Value = Value> {
                 if issuer.is_some() || webid.is_some() {
                     let mut context = Map::new();
                     if let Some(arn) = issuer {
-                        context.insert("sessionIssuer".into(), json!({"arn": arn}));
+                        context.insert("sessionIssuer".into(), json!({"arn": arn, "userName": arn}));
                     }
                     if let Some(webid) = webid {
                         context.insert("webIdFederationData".into(), webid);
@@ -229,7 +237,7 @@ fn event() -> impl Strategy<Value = Vec<(String, Value)>> {
         1 => leaf().prop_map(Some),
     ];
     let name = prop_oneof![
-        8 => prop::sample::select(vec!["RunInstances", "GetObject", "ConsoleLogin"]).prop_map(|n| Some(json!(n))),
+        8 => prop::sample::select(vec!["RunInstances", "GetObject", "ConsoleLogin", "CreateUser"]).prop_map(|n| Some(json!(n))),
         1 => Just(None),
         1 => leaf().prop_map(Some),
     ];
@@ -370,7 +378,8 @@ fn render(fields: &[(String, Value)], style: Style) -> Vec<u8> {
 
 /// The transformers the paths are compared under: the defaults, small
 /// limits, drops with keeps and globs, no redaction, key drops only
-/// (done on the text), and the export's (no template).
+/// (done on the text; some of the keys the ECS copies read), without the
+/// ECS copies, and the export's (no template).
 fn transformers() -> Vec<Transformer> {
     let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let defaults = FieldFilter::new(&own(DEFAULT_DROP), &[], true).unwrap();
@@ -400,7 +409,7 @@ fn transformers() -> Vec<Transformer> {
         Transformer::new(FieldFilter::new(&[], &[], false).unwrap(), "ct", Limits::default()),
         Transformer::new(
             FieldFilter::new(
-                &own(&["**.accessKeyId", "**.arn", "**.eventTime", "**.type"]),
+                &own(&["**.accessKeyId", "**.arn", "**.eventTime", "**.type", "**.userName"]),
                 &[],
                 true,
             )
@@ -408,7 +417,9 @@ fn transformers() -> Vec<Transformer> {
             "ct",
             Limits::default(),
         ),
-        Transformer::for_export(defaults),
+        Transformer::new(defaults.clone(), "ct", Limits::default()).with_ecs(false),
+        Transformer::for_export(defaults.clone()),
+        Transformer::for_export(defaults).with_ecs(false),
     ]
 }
 
@@ -455,7 +466,7 @@ proptest! {
     #[test]
     fn the_fast_path_makes_the_documents_the_value_path_makes(
         events in prop::collection::vec((event(), style()), 1..4),
-        which in 0usize..6,
+        which in 0usize..8,
     ) {
         let t = &transformers()[which];
         let mut view = View::default();
