@@ -1107,7 +1107,7 @@ struct SyncParts {
     #[arg(long, value_name = "FILE", help_heading = SYNC)]
     state_file: Option<PathBuf>,
 
-    /// The index that holds sync state in the cluster.
+    /// The index that holds sync state in the cluster (outside the events' `PREFIX-*`).
     #[arg(long, default_value = "ctindex-state", value_name = "NAME", help_heading = SYNC)]
     state_index: String,
 

@@ -394,6 +394,22 @@ pub fn index_prefix(prefix: &str) -> Result<String> {
     Ok(prefix.to_string())
 }
 
+/// Checks the sync state index's name: a valid index name outside the
+/// prefix's `PREFIX-*`, where the events' template (its mappings, and the
+/// search alias that dashboards read) would apply to it too.
+pub fn state_index(name: &str, prefix: &str) -> Result<String> {
+    if index_prefix(name).is_err() {
+        return usage(format!("--state-index '{name}' is not a valid index name"));
+    }
+    if name.starts_with(&format!("{prefix}-")) {
+        return usage(format!(
+            "--state-index '{name}' falls under --index-prefix '{prefix}': the events' index template \
+             ({prefix}-*) would apply to it; name it outside {prefix}-* (the default is ctindex-state)"
+        ));
+    }
+    Ok(name.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,6 +684,16 @@ mod tests {
         assert!(index_prefix("ct-prod.eu").is_ok());
         for bad in ["", "CloudTrail", "_x", "a b", "a*"] {
             assert!(index_prefix(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn state_indices_stay_outside_the_prefix() {
+        assert!(state_index("ctindex-state", "cloudtrail").is_ok());
+        assert!(state_index("cloudtrail.state", "cloudtrail").is_ok());
+        for bad in ["cloudtrail-state", "State", ""] {
+            let err = state_index(bad, "cloudtrail").unwrap_err();
+            assert!(err.downcast_ref::<UsageError>().is_some(), "{bad}");
         }
     }
 }

@@ -912,7 +912,7 @@ fn sync_verify_upgrades_unverified_events_once_their_digest_arrives() {
             let prefix = support::prefix("sync_verify_upgrade");
             let dir = tempfile::tempdir().unwrap();
             let state_file = dir.path().join("state.json");
-            let state_index = format!("{prefix}-state");
+            let state_index = format!("state-{prefix}");
             let sync = |summary: &std::path::Path| {
                 let mut args = vec![
                     "sync",
