@@ -422,16 +422,24 @@ def oracle(rule: Rule, events: list[dict], cased: bool = False) -> tuple[set[str
 # ------------------------------------------------------------------ cluster
 
 def http(method: str, url: str, body=None) -> tuple[int, dict]:
+    """One request; a 429 or 503 (a node's circuit breaker under memory
+    pressure, a shard not yet ready) is asked again after a pause, doubling
+    up to 8 s, 7 times at most: only the last answer counts."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=120) as r:
-            return r.status, json.loads(r.read() or b"{}")
-    except urllib.error.HTTPError as e:
+    for pause in (1, 2, 4, 8, 8, 8, 8, None):
+        req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
         try:
-            return e.code, json.loads(e.read() or b"{}")
-        except json.JSONDecodeError:
-            return e.code, {}
+            with urllib.request.urlopen(req, timeout=120) as r:
+                return r.status, json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            try:
+                answer = e.code, json.loads(e.read() or b"{}")
+            except json.JSONDecodeError:
+                answer = e.code, {}
+            if e.code not in (429, 503) or pause is None:
+                return answer
+            time.sleep(pause)
+    raise AssertionError("unreachable")
 
 
 def load(ctindex: str, url: str, prefix: str, files: list[Path], workdir: Path) -> None:
