@@ -40,10 +40,13 @@ def build_proxy():
 class Proxy:
     """delay-proxy on a free port of 127.0.0.1 in front of upstream (host:port)."""
 
-    def __init__(self, binary, upstream, delay_ms):
+    def __init__(self, binary, upstream, delay_ms, log_path):
         self.delay_ms = delay_ms
-        self.proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--upstream", upstream,
-                                      "--delay-ms", str(delay_ms)], stdout=subprocess.PIPE, text=True)
+        self.log_path = log_path
+        with open(log_path, "w") as log_file:
+            self.proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--upstream", upstream,
+                                          "--delay-ms", str(delay_ms)], stdout=subprocess.PIPE, stderr=log_file,
+                                         text=True)
         line = self.proc.stdout.readline()
         m = re.match(r"listening on (\S+)", line)
         if not m:
@@ -53,6 +56,14 @@ class Proxy:
 
     def cpu(self):
         return proc_cpu_seconds(self.proc.pid)
+
+    def connections(self):
+        """Connections accepted so far."""
+        try:
+            with open(self.log_path) as f:
+                return sum(1 for line in f if line.startswith("accepted "))
+        except OSError:
+            return 0
 
     def stop(self):
         self.proc.terminate()
@@ -102,7 +113,7 @@ def run(bench, trail, python, cluster):
         f"ctindex --downloads {downloads} (its default), the Python reader with as many threads")
     try:
         for delay in (0, bench.args.latency_ms):
-            proxy = Proxy(proxy_binary, upstream, delay) if delay else None
+            proxy = Proxy(proxy_binary, upstream, delay, os.path.join(bench.tmp, f"proxy-{delay}.log")) if delay else None
             try:
                 at(bench, trail, python, cluster, bucket, proxy.endpoint if proxy else endpoint, proxy, server,
                    downloads, delay)
@@ -135,18 +146,22 @@ def at(bench, trail, python, cluster, bucket, endpoint, proxy, server, downloads
     def proxy_cpu(m, before):
         if not proxy:
             return {}
-        used = (proxy.cpu() or 0) - (before or 0)
-        return {"proxy_cores": used / m["wall"] if m["wall"] > 0 else None}
+        cpu, connections = before
+        used = (proxy.cpu() or 0) - (cpu or 0)
+        return {"proxy_cores": used / m["wall"] if m["wall"] > 0 else None,
+                "connections": proxy.connections() - connections}
 
     def proxy_text(more):
-        return f", proxy {more['proxy_cores']:.2f} cores" if more.get("proxy_cores") is not None else ""
+        if more.get("proxy_cores") is None:
+            return ""
+        return f", {more['connections']} connections, proxy {more['proxy_cores']:.2f} cores"
 
     # ctindex import --dry-run
     cmd, summary = bench.ctindex("import", [f"s3://{bucket}"], f"s3-dry-{delay}",
                                  ["--dry-run", "--endpoint-url", endpoint])
     wait_idle(bench.args.wait_idle)
     log(f"s3 {tag}: {' '.join(cmd)}")
-    before = proxy.cpu() if proxy else None
+    before = (proxy.cpu(), proxy.connections()) if proxy else None
     m = measure(cmd, server, env=env)
     s = read_json(summary)
     more = proxy_cpu(m, before)
@@ -161,7 +176,7 @@ def at(bench, trail, python, cluster, bucket, endpoint, proxy, server, downloads
     out = os.path.join(bench.tmp, f"s3-python-{delay}.json")
     wait_idle(bench.args.wait_idle)
     log(f"s3 {tag}: {' '.join(cmd)}")
-    before = proxy.cpu() if proxy else None
+    before = (proxy.cpu(), proxy.connections()) if proxy else None
     with open(out, "w") as f:
         m = measure(cmd, server, stdout=f, env=env)
     p = read_json_line(out)
@@ -183,7 +198,7 @@ def at(bench, trail, python, cluster, bucket, endpoint, proxy, server, downloads
         if label == "first":
             wait_idle(bench.args.wait_idle)
         log(f"s3 {tag}: sync, {label}: {' '.join(cmd)}")
-        before = proxy.cpu() if proxy else None
+        before = (proxy.cpu(), proxy.connections()) if proxy else None
         m = measure(cmd, server, env=env)
         s = read_json(summary)
         more = proxy_cpu(m, before)

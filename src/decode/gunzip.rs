@@ -197,7 +197,10 @@ mod tests {
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("one member", a.clone()),
             ("two members", [a.clone(), b.clone()].concat()),
-            ("an empty member between", [a.clone(), empty.clone(), b.clone()].concat()),
+            (
+                "an empty member between",
+                [a.clone(), empty.clone(), b.clone()].concat(),
+            ),
             ("garbage after a member", [a.clone(), b"garbage".to_vec()].concat()),
             ("truncated", b[..b.len() / 2].to_vec()),
             ("a bad CRC, then a member", [corrupt.clone(), a.clone()].concat()),

@@ -13,7 +13,8 @@
 //! measures and shows, to prove the proxy is not the bottleneck.
 //!
 //! Usage: delay-proxy --listen 127.0.0.1:0 --upstream 127.0.0.1:9091 --delay-ms 30
-//! It prints `listening on ADDR` once it accepts connections.
+//! It prints `listening on ADDR` once it accepts connections, and a line
+//! `accepted PEER` on stderr for every connection.
 
 use std::io;
 use std::net::SocketAddr;
@@ -76,7 +77,11 @@ async fn main() {
     }
     loop {
         let client = match listener.accept().await {
-            Ok((client, _)) => client,
+            Ok((client, peer)) => {
+                // One line per connection: the benchmark counts them (connection reuse).
+                eprintln!("accepted {peer}");
+                client
+            }
             Err(e) => {
                 eprintln!("delay-proxy: accept: {e}");
                 continue;
