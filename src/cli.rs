@@ -675,9 +675,10 @@ struct S3Access {
 
 /// S3 downloads in flight by default: real trails are millions of objects
 /// of a few KB, so a run is bounded by GETs per second, each waiting for
-/// S3's latency. 128 at 30 ms is a bound of about 4,000 objects/s
-/// (docs/benchmark.md: the s3 section).
-pub const DOWNLOADS: u16 = 128;
+/// S3's latency and the server's own time. Measured at 30 ms added per
+/// request (docs/benchmark.md, the s3 section): 32 gave 425 objects/s, 128
+/// 1,740, 256 2,880, 512 2,930 (there the two cores were the limit).
+pub const DOWNLOADS: u16 = 256;
 
 /// How much to fetch at once.
 #[derive(Debug, Args)]
