@@ -13,6 +13,7 @@ At each latency, one after another:
   ctindex import --dry-run   objects/s and events/s against the bound downloads / latency;
   python reader              scripts/bench-s3-read.py: boto3, a ThreadPoolExecutor as large as
                              ctindex's --downloads, gunzip and json.loads only;
+                             these two --repeat times in alternating order, the best counts;
   ctindex sync (first)       into --sync-server with a --state-file, a fresh prefix;
 and with latency the no-op sync that follows: seconds and requests. Peak RSS is in every row."""
 
@@ -156,34 +157,38 @@ def at(bench, trail, python, cluster, bucket, endpoint, proxy, server, downloads
             return ""
         return f", {more['connections']} connections, proxy {more['proxy_cores']:.2f} cores"
 
-    # ctindex import --dry-run
-    cmd, summary = bench.ctindex("import", [f"s3://{bucket}"], f"s3-dry-{delay}",
-                                 ["--dry-run", "--endpoint-url", endpoint])
-    wait_idle(bench.args.wait_idle)
-    log(f"s3 {tag}: {' '.join(cmd)}")
-    before = (proxy.cpu(), proxy.connections()) if proxy else None
-    m = measure(cmd, server, env=env)
-    s = read_json(summary)
-    more = proxy_cpu(m, before)
-    rate, note = objects_note(m, s.get("files", 0))
-    bench.record("s3", f"ctindex import --dry-run, S3 {tag}", m, s.get("events_read", 0), events,
-                 note=note + proxy_text(more), objects=s.get("files", 0), objects_per_s=rate, summary=s,
-                 **common, **more)
+    def dry_run():
+        cmd, summary = bench.ctindex("import", [f"s3://{bucket}"], f"s3-dry-{delay}",
+                                     ["--dry-run", "--endpoint-url", endpoint])
+        wait_idle(bench.args.wait_idle)
+        log(f"s3 {tag}: {' '.join(cmd)}")
+        before = (proxy.cpu(), proxy.connections()) if proxy else None
+        m = measure(cmd, server, env=env)
+        s = read_json(summary)
+        more = proxy_cpu(m, before)
+        rate, note = objects_note(m, s.get("files", 0))
+        return m, s.get("events_read", 0), events, None, dict(
+            note=note + proxy_text(more), objects=s.get("files", 0), objects_per_s=rate, summary=s, **common, **more)
 
-    # the Python reader
-    cmd = [python, os.path.join(SCRIPTS, "bench-s3-read.py"), bucket, "--endpoint-url", endpoint,
-           "--threads", str(downloads)]
-    out = os.path.join(bench.tmp, f"s3-python-{delay}.json")
-    wait_idle(bench.args.wait_idle)
-    log(f"s3 {tag}: {' '.join(cmd)}")
-    before = (proxy.cpu(), proxy.connections()) if proxy else None
-    with open(out, "w") as f:
-        m = measure(cmd, server, stdout=f, env=env)
-    p = read_json_line(out)
-    more = proxy_cpu(m, before)
-    rate, note = objects_note(m, p.get("objects", 0))
-    bench.record("s3", f"python reader (boto3, {downloads} threads), S3 {tag}", m, p.get("events", 0), events,
-                 note=note + proxy_text(more), objects=p.get("objects", 0), objects_per_s=rate, **common, **more)
+    def python_reader():
+        cmd = [python, os.path.join(SCRIPTS, "bench-s3-read.py"), bucket, "--endpoint-url", endpoint,
+               "--threads", str(downloads)]
+        out = os.path.join(bench.tmp, f"s3-python-{delay}.json")
+        wait_idle(bench.args.wait_idle)
+        log(f"s3 {tag}: {' '.join(cmd)}")
+        before = (proxy.cpu(), proxy.connections()) if proxy else None
+        with open(out, "w") as f:
+            m = measure(cmd, server, stdout=f, env=env)
+        p = read_json_line(out)
+        more = proxy_cpu(m, before)
+        rate, note = objects_note(m, p.get("objects", 0))
+        return m, p.get("events", 0), events, None, dict(
+            note=note + proxy_text(more), objects=p.get("objects", 0), objects_per_s=rate, **common, **more)
+
+    # Each --repeat times in alternating order, the best of each counts (a shared machine).
+    bench.best_of("s3", f"S3 {tag}", None,
+                  [(f"ctindex import --dry-run, S3 {tag}", dry_run),
+                   (f"python reader (boto3, {downloads} threads), S3 {tag}", python_reader)])
 
     if cluster is None:
         return
