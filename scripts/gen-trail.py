@@ -4,6 +4,7 @@
     scripts/gen-trail.py OUT_DIR [--events N] [--files F] [--accounts A] [--regions R]
                          [--days D] [--start YYYY-MM-DD] [--seed S] [--level 1..9]
                          [--large-event-rate P] [--jobs J] [--quiet]
+    scripts/gen-trail.py OUT_DIR --shape real [--events N] [--accounts A] [--days D] [--seed S] ...
     scripts/gen-trail.py OUT_DIR --large-file-mb MB [--seed S] [--level 1..9]
 
 A developer tool for scripts/bench (not part of ctindex). Layout, as CloudTrail
@@ -41,6 +42,28 @@ project's tests/fixtures and the shared corpus, see its SOURCES.md):
   large one, 40 to 250 KB (CloudTrail's limit is 256 KB): a RunInstances
   answering for many instances (deeply nested responseElements) or a
   CloudFormation CreateStack with a big templateBody string.
+
+--shape real writes the shape of real trails instead: millions of tiny objects.
+CloudTrail writes one file per region about every five minutes, so a quiet region
+delivers many files of one to ten events. Fitted on public trails:
+
+- events per file: max(1, round(X)), X log-normal with sigma 1.64 and mu 0.70
+  (capped at 5,000). sigma is the spread of the only multi-file real trail in
+  ../shared/cloudtrail-corpus, invictus-ir/aws_dataset (55 files of one
+  region in one hour, 1 to 394 events, log-normal fit mu 2.88, sigma 1.64: a
+  busy hour); mu makes the mean 7.9 events per file, that of the public
+  17-region lab trail of issue 20 (3,872 files, 30,477 events, about 11 KB of
+  JSON per file; not in the corpus). Result: median 2 events, p90 16, p99 ~90,
+  mean 7.9; with the fixtures' payloads (1.3-1.4 KB of JSON per event) about
+  11 KB of JSON and 3 KB gzip'd per file on average, most files under 4 KB.
+- regions: the 17 regions enabled by default (us-east-1 first, as home).
+- when: each account's home region delivers a file in most 5-minute slots of
+  office hours (UTC) and in fewer at night; the 16 quiet regions a file in
+  about one slot in twenty, day and night (AWS services acting for the
+  account). --days defaults to what that density needs for --events.
+- which files are big: counts are paired with slots by rank of a noisy
+  busyness (home region, office hours), so the largest files are there.
+--files is derived (about --events / 7.9); --accounts defaults to 1.
 
 --large-file-mb MB writes instead one single log file of at least MB MB
 compressed (for the memory benchmark), with the same content.
@@ -737,7 +760,74 @@ def plan_trail(args, catalog):
     return [tuple(f) for f in files]
 
 
+# The real shape (--shape real); see the module's docstring for the sources.
+REAL_REGIONS = 17          # the regions enabled by default: REGIONS[:17]
+REAL_MU, REAL_SIGMA = 0.70, 1.64
+REAL_CAP = 5000
+REAL_HOME_DAY, REAL_HOME_NIGHT = 0.9, 0.25   # share of 5-minute slots with a file, home region
+REAL_QUIET = 0.05                            # the same, quiet regions
+
+
+def real_counts(r, events):
+    """Events per file from the fitted log-normal, summing exactly to events."""
+    counts, total = [], 0
+    while total < events:
+        n = min(REAL_CAP, max(1, round(r.lognormvariate(REAL_MU, REAL_SIGMA))), events - total)
+        counts.append(n)
+        total += n
+    return counts
+
+
+def plan_real(args, catalog):
+    """--shape real: (account, region, day, minute, suffix, events) per file, in key order."""
+    r = random.Random(f"ctgen/{args.seed}/plan-real")
+    counts = real_counts(r, args.events)
+    regions = REGIONS[:REAL_REGIONS]
+
+    def home_rate(minute):
+        # Office hours (UTC) busy, nights quiet.
+        hour = minute / 60
+        return REAL_HOME_NIGHT + (REAL_HOME_DAY - REAL_HOME_NIGHT) * math.exp(-((hour - 14) / 4.0) ** 2)
+
+    minutes = range(5, 1440, 5)
+    per_day = len(catalog.accounts) * (sum(home_rate(m) for m in minutes) + (len(regions) - 1) * REAL_QUIET * len(minutes))
+    if args.days is None:
+        args.days = max(1, math.ceil(len(counts) / per_day))
+    days = [args.start + dt.timedelta(days=d) for d in range(args.days)]
+    slots = len(catalog.accounts) * len(regions) * len(days) * len(minutes)
+    if len(counts) > slots:
+        sys.exit(f"gen-trail: {len(counts)} files do not fit {slots} slots: raise --days or --accounts")
+    # Each slot taken with a probability proportional to its rate: the slots
+    # whose uniform draw divided by the rate is smallest.
+    keyed = []
+    for account in catalog.accounts:
+        for ri, region in enumerate(regions):
+            for d in days:
+                for m in minutes:
+                    rate = home_rate(m) if ri == 0 else REAL_QUIET
+                    keyed.append((r.random() / rate, rate, account, region, d, m))
+    keyed.sort()
+    chosen = keyed[: len(counts)]
+    # The biggest counts go to the busiest slots, with noise.
+    busy = sorted(chosen, key=lambda k: k[1] * (3 if k[3] == regions[0] else 1) * math.exp(r.gauss(0, 0.8)))
+    files = []
+    for (_, _, account, region, d, m), n in zip(busy, sorted(counts)):
+        suffix = "".join(r.choice(ALNUM) for _ in range(16))
+        files.append((account, region, d, m, suffix, n))
+    files.sort(key=lambda f: (f[0], f[1], f[2], f[3], f[4]))
+    return files
+
+
 # ------------------------------------------------------------------ main
+
+
+def quantiles(values):
+    """mean, p10, p50, p90, p99 and max of a list of numbers."""
+    v = sorted(values)
+    out = {"mean": round(sum(v) / len(v))}
+    out.update({q: v[min(len(v) - 1, int(len(v) * f))] for q, f in
+                (("p10", 0.1), ("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1))})
+    return out
 
 
 def write_manifest(out_dir, summary):
@@ -788,13 +878,17 @@ def large_file(args, catalog, out_dir):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    real_shape = __doc__[__doc__.index("--shape real writes"):__doc__.index("--large-file-mb MB writes")]
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=real_shape.strip(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("--shape", choices=("large", "real"), default="large",
+                   help="large: few big files (default); real: the many tiny files of real trails (see above)")
     p.add_argument("--events", type=int, default=2_000_000, help="events in the trail (default 2,000,000)")
-    p.add_argument("--files", type=int, help="log files (default: events / 200)")
-    p.add_argument("--accounts", type=int, default=6, help="accounts (default 6)")
-    p.add_argument("--regions", type=int, default=8, help=f"regions, at most {len(REGIONS)} (default 8)")
-    p.add_argument("--days", type=int, default=7, help="days (default 7)")
+    p.add_argument("--files", type=int, help="log files (default: events / 200; --shape real: derived)")
+    p.add_argument("--accounts", type=int, help="accounts (default 6; --shape real: 1)")
+    p.add_argument("--regions", type=int, help=f"regions, at most {len(REGIONS)} (default 8; --shape real: 17)")
+    p.add_argument("--days", type=int, help="days (default 7; --shape real: what the density needs)")
     p.add_argument("--start", default="2024-01-28", help="first day, YYYY-MM-DD (default 2024-01-28: two months)")
     p.add_argument("--seed", type=int, default=1, help="RNG seed (default 1)")
     p.add_argument("--level", type=int, default=6, choices=range(1, 10), metavar="1..9", help="gzip level (default 6)")
@@ -804,13 +898,21 @@ def main():
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: CPUs); the output does not depend on it")
     p.add_argument("--quiet", action="store_true", help="print only the final JSON line")
     args = p.parse_args()
-    if args.events < 1 or args.accounts < 1 or args.regions < 1 or args.days < 1:
+    real = args.shape == "real"
+    if real and (args.files or args.regions):
+        p.error("--shape real derives --files and uses the 17 default regions: leave out --files and --regions")
+    args.accounts = args.accounts or (1 if real else 6)
+    args.regions = args.regions or (REAL_REGIONS if real else 8)
+    if not real:
+        args.days = args.days or 7
+    if args.events < 1 or args.accounts < 1 or args.regions < 1 or (args.days is not None and args.days < 1):
         p.error("--events, --accounts, --regions and --days must be at least 1")
     if args.regions > len(REGIONS):
         p.error(f"--regions: at most {len(REGIONS)}")
-    args.files = args.files or max(1, round(args.events / 200))
-    if not 1 <= args.files <= args.events:
-        p.error("--files must be between 1 and --events")
+    if not real:
+        args.files = args.files or max(1, round(args.events / 200))
+        if not 1 <= args.files <= args.events:
+            p.error("--files must be between 1 and --events")
     try:
         args.start = dt.date.fromisoformat(args.start)
     except ValueError:
@@ -831,7 +933,7 @@ def main():
         summary.update(seed=args.seed, level=args.level, generator=generator, large_file_mb=args.large_file_mb)
     else:
         catalog = Catalog(args.seed, args.accounts)
-        plan = plan_trail(args, catalog)
+        plan = plan_real(args, catalog) if real else plan_trail(args, catalog)
         jobs = [(i,) + f for i, f in enumerate(plan)]
         init = (args.seed, args.accounts, out_dir, args.level, args.large_event_rate)
         if args.jobs > 1:
@@ -847,8 +949,11 @@ def main():
             "events": sum(n for n, _, _ in results),
             "bytes": sum(b for _, b, _ in results),
             "uncompressed_bytes": sum(u for _, _, u in results),
+            "shape": args.shape,
             "events_per_file": {q: sizes[min(len(sizes) - 1, int(len(sizes) * f))] for q, f in
                                 (("min", 0), ("p10", 0.1), ("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1))},
+            "bytes_per_file": quantiles([b for _, b, _ in results]),
+            "json_bytes_per_file": quantiles([u for _, _, u in results]),
             "accounts": catalog.accounts,
             "regions": REGIONS[: args.regions],
             "days": [(args.start + dt.timedelta(days=d)).isoformat() for d in range(args.days)],

@@ -673,16 +673,24 @@ struct S3Access {
     endpoint_url: Option<String>,
 }
 
+/// S3 downloads in flight by default: real trails are millions of objects
+/// of a few KB, so a run is bounded by GETs per second, each waiting for
+/// S3's latency and the server's own time. Measured at 30 ms added per
+/// request (docs/benchmark.md, the s3 section): 32 gave 425 objects/s, 128
+/// 1,740, 256 2,880, 512 2,930 (there the two cores were the limit).
+pub const DOWNLOADS: u16 = 256;
+
 /// How much to fetch at once.
 #[derive(Debug, Args)]
 #[command(next_help_heading = TUNING)]
 struct Fetch {
-    /// Files fetched at once (S3 downloads; local files are read as they are decoded).
-    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    /// Files fetched at once (S3 downloads; local files are read as they are decoded). Each
+    /// GET waits for S3's latency (10-50 ms), so objects/s is about N divided by it.
+    #[arg(long, default_value_t = DOWNLOADS, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     downloads: u16,
 
     /// Bytes of S3 objects downloaded but not yet decoded, at most.
-    #[arg(long, default_value = "256MB", value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, default_value = "128MB", value_name = "SIZE", value_parser = parse_size)]
     max_bytes_in_flight: usize,
 }
 

@@ -23,7 +23,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::decode::stream::Took;
+use crate::decode::stream::{Feed, Took};
 use crate::decode::{self, DecodeError};
 use crate::dlq::{DeadLetters, Letter};
 use crate::export::{Encoder, Exporter};
@@ -564,7 +564,7 @@ impl FileWork {
             Input::File(path) => match std::fs::File::open(&path) {
                 Ok(file) => {
                     Stats::add(&self.stats.bytes_read, file.metadata().map(|m| m.len()).unwrap_or(0));
-                    decode::stream::read(file, &mut out)
+                    decode::stream::read_feed(Feed::file(file), &mut out)
                 }
                 Err(e) => {
                     tracing::warn!("{name}: skipped: cannot read: {e}");
@@ -574,9 +574,9 @@ impl FileWork {
             },
             Input::Bytes(bytes) => {
                 Stats::add(&self.stats.bytes_read, bytes.len() as u64);
-                decode::stream::read(&bytes[..], &mut out)
+                decode::stream::read_feed(Feed::bytes(bytes), &mut out)
             }
-            Input::Plain(content) => decode::stream::read(&content[..], &mut out),
+            Input::Plain(content) => decode::stream::read_feed(Feed::bytes(content), &mut out),
         };
         let finished = match read {
             Ok(finished) => finished,

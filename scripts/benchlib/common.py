@@ -14,10 +14,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SCRIPTS = os.path.join(REPO, "scripts")
 CACHE = os.path.join(os.environ.get("CTINDEX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ctindex"), "bench")
 NCPU = os.cpu_count() or 1
-SECTIONS = ["pipeline", "e2e", "client", "memory", "sync"]
+SECTIONS = ["pipeline", "e2e", "client", "memory", "sync", "s3"]
 SERVER_ENV = {"elasticsearch": "ES_URL", "opensearch": "OPENSEARCH_URL", "elasticsearch9": "ES9_URL"}
 
 TARGET_PIPELINE = 1.5   # dry-run seconds / floor seconds, at most
+TARGET_PIPELINE_REAL = 1.3  # the same on the real-shape trail
+TARGET_OBJECTS = 2000   # objects/s from S3 with latency, at least
+TARGET_READER = 3.0     # ctindex objects/s / Python reader objects/s, with latency, at least
 TARGET_CEILING = 0.90   # ctindex events/s / ceiling events/s, at least
 TARGET_PYTHON = 2.0     # ctindex events/s / python events/s, at least
 TARGET_RSS_MB = 300     # MiB

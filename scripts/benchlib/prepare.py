@@ -17,10 +17,10 @@ from .common import CACHE, NCPU, REPO, SCRIPTS, SERVER_ENV, SETTINGS, Failure, l
 
 def stack_env(names):
     """Fills missing server variables from `scripts/stack env`."""
-    wanted = [SERVER_ENV[n] for n in names] + ["S3_ENDPOINT"]
+    wanted = [SERVER_ENV[n] for n in names] + ["S3_ENDPOINT", "S3_FAST_ENDPOINT", "S3_FAST_ROOT"]
     if all(os.environ.get(v) for v in wanted):
         return
-    r = run_quiet([os.path.join(SCRIPTS, "stack"), "env"] + names + ["s3"], cwd=REPO)
+    r = run_quiet([os.path.join(SCRIPTS, "stack"), "env"] + names + ["s3", "s3-fast"], cwd=REPO)
     for line in r.stdout.splitlines():
         m = re.match(r"export (\w+)=(.*)$", line.strip())
         if m and not os.environ.get(m.group(1)):
@@ -49,10 +49,10 @@ def build():
 
 
 def ctindex_defaults():
-    """ctindex's own defaults for --concurrency and --batch-bytes (from its --help)."""
+    """ctindex's own defaults for --concurrency, --batch-bytes and --downloads (from its --help)."""
     text = run_quiet([SETTINGS.binary, "import", "--help"]).stdout
     out = {}
-    for flag in ("concurrency", "batch-bytes"):
+    for flag in ("concurrency", "batch-bytes", "downloads"):
         m = re.search(r"--" + flag + r"\b[^\[]*?\[default: ([^\]]+)\]", text, re.S)
         if not m:
             raise Failure(f"cannot read the default of --{flag} from `ctindex import --help`")

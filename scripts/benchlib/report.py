@@ -6,7 +6,8 @@ import datetime as dt
 import json
 import os
 
-from .common import TARGET_CEILING, TARGET_PIPELINE, TARGET_PYTHON, TARGET_RSS_MB
+from .common import (TARGET_CEILING, TARGET_OBJECTS, TARGET_PIPELINE, TARGET_PIPELINE_REAL, TARGET_PYTHON,
+                     TARGET_READER, TARGET_RSS_MB)
 
 
 def targets(bench, servers):
@@ -16,13 +17,14 @@ def targets(bench, servers):
         out.append({"figure": figure, "measured": measured, "reference": reference, "ratio": ratio,
                     "target": target, "result": "-" if passed is None else "PASS" if passed else "MISS"})
 
-    dry = bench.find("pipeline", "ctindex --dry-run")
-    floor = bench.find("pipeline", "gzip -dc floor")
-    if dry and floor:
-        ok = dry["events_per_s"] and floor["events_per_s"]
-        ratio = dry["seconds"] / floor["seconds"] if ok else None
-        row("pipeline: dry-run vs gzip -dc floor", eps(dry), eps(floor),
-            f"{ratio:.2f}x slower" if ratio else "-", f"<= {TARGET_PIPELINE}x", ratio <= TARGET_PIPELINE if ratio else False)
+    for shape, target in (("", TARGET_PIPELINE), (" (real shape)", TARGET_PIPELINE_REAL)):
+        dry = bench.find("pipeline", "ctindex --dry-run" + shape)
+        floor = bench.find("pipeline", "gzip -dc floor" + shape)
+        if dry and floor:
+            ok = dry["events_per_s"] and floor["events_per_s"]
+            ratio = dry["seconds"] / floor["seconds"] if ok else None
+            row(f"pipeline{shape}: dry-run vs gzip -dc floor", eps(dry), eps(floor),
+                f"{ratio:.2f}x slower" if ratio else "-", f"<= {target}x", ratio <= target if ratio else False)
     for c in servers:
         ct = bench.find("e2e", "ctindex import", c.label)
         ceil = bench.find("e2e", "ceiling: curl bulk", c.label)
@@ -63,6 +65,24 @@ def targets(bench, servers):
     if large:
         row("memory: peak RSS, one large file", f"{large['peak_rss_mb']:.0f} MiB", large["note"], "",
             f"< {TARGET_RSS_MB} MB", large["peak_rss_mb"] < TARGET_RSS_MB)
+    for dry in [r for r in bench.runs if r["section"] == "s3" and r["run"].startswith("ctindex import --dry-run")]:
+        added = dry["added_ms"]
+        py = next((r for r in bench.runs if r["section"] == "s3" and r["run"].startswith("python reader")
+                   and r["added_ms"] == added), None)
+        mine = dry.get("objects_per_s") or 0
+        row(f"S3 +{added:g} ms: import --dry-run objects/s (real shape)", f"{mine:,.0f} obj/s",
+            f"bound {dry['bound_objects_per_s']:,.0f} obj/s" if dry.get("bound_objects_per_s") else "",
+            f"{mine / dry['bound_objects_per_s']:.0%} of bound" if dry.get("bound_objects_per_s") else "",
+            f">= {TARGET_OBJECTS:,}" if added else "", (mine >= TARGET_OBJECTS) if added else None)
+        if py:
+            theirs = py.get("objects_per_s") or 0
+            ratio = mine / theirs if theirs else None
+            row(f"S3 +{added:g} ms: ctindex vs python reader", f"{mine:,.0f} obj/s", f"{theirs:,.0f} obj/s",
+                f"{ratio:.2f}x" if ratio else "-", f">= {TARGET_READER:g}x" if added else "",
+                (bool(ratio) and ratio >= TARGET_READER) if added else None)
+    for run in [r for r in bench.runs if r["section"] == "s3" and r["run"].startswith("ctindex sync (no-op)")]:
+        row(f"S3 +{run['added_ms']:g} ms: no-op sync over the real-shape trail", f"{run['seconds']:.2f} s",
+            run["note"], "", "", None)
     noop = next((r for r in bench.runs if r["run"] == "ctindex sync (no-op)"), None)
     if noop:
         row("sync: no-op over the trail in S3", f"{noop['seconds']:.2f} s", noop["note"], "", "", None)
@@ -95,7 +115,7 @@ def table(head, rows, left=(0,)):
             print("  ".join("-" * w for w in widths))
 
 
-def report(bench, info, trail, servers, large):
+def report(bench, info, trail, servers, large, real=None):
     print()
     print(f"ctindex bench, {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}: {info.get('ctindex')} ({info.get('commit')})")
     print(f"machine: {info.get('cpu')}, {info['cpus']} CPUs, {info.get('ram_gb')} GB RAM, Linux {info['kernel']}; "
@@ -108,6 +128,12 @@ def report(bench, info, trail, servers, large):
           f"max {trail.get('events_per_file', {}).get('max')}; --concurrency {bench.concurrency} "
           f"--batch-bytes {bench.batch_bytes}" + (f"; large file {large['bytes'] / 1e6:.0f} MB gz, "
                                                    f"{large['events']:,} events" if large else ""))
+    if real:
+        print(f"real-shape trail: {real['events']:,} events in {real['files']:,} files, {len(real['regions'])} regions, "
+              f"{len(real['days'])} days, {real['bytes'] / 1e6:.0f} MB gz, {real['uncompressed_bytes'] / 1e6:.0f} MB JSON, "
+              f"events per file p50 {real['events_per_file']['p50']} / p90 {real['events_per_file']['p90']} / "
+              f"max {real['events_per_file']['max']}, {real['uncompressed_bytes'] / real['files'] / 1e3:.1f} KB JSON "
+              f"and {real['bytes'] / real['files'] / 1e3:.1f} KB gz per file; ctindex --downloads {bench.downloads}")
     print()
     rows = []
     for r in bench.runs:
@@ -126,11 +152,11 @@ def report(bench, info, trail, servers, large):
     table(["target", "ctindex", "reference", "ratio", "target", "result"], rows, left=(0, 2, 5))
 
 
-def write_json(path, bench, info, trail, servers, large, args):
+def write_json(path, bench, info, trail, servers, large, args, real=None):
     """The whole run as JSON: the machine, the trail, every run (with every try) and the targets."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
-        json.dump({"machine": info, "trail": trail, "large_file": large,
+        json.dump({"machine": info, "trail": trail, "real_trail": real, "large_file": large,
                    "concurrency": bench.concurrency, "batch_bytes": bench.batch_bytes,
                    "runs": bench.runs, "targets": targets(bench, servers), "ok": bench.ok,
                    "args": {k: v for k, v in vars(args).items()}}, f, indent=1)

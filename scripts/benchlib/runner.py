@@ -21,6 +21,14 @@ class Bench:
         self.events = trail["events"]
         self.concurrency = args.concurrency or defaults["concurrency"]
         self.batch_bytes = args.batch_bytes or defaults["batch-bytes"]
+        # --downloads is ctindex's default unless given after --; the Python reader uses as many threads.
+        self.downloads = int(defaults["downloads"])
+        extra = args.ctindex_args
+        for i, a in enumerate(extra):
+            if a.startswith("--downloads="):
+                self.downloads = int(a.split("=", 1)[1])
+            elif a == "--downloads" and i + 1 < len(extra):
+                self.downloads = int(extra[i + 1])
         self.runs = []
         self.ok = True
         self.cleanup = Cleanup()

@@ -9,6 +9,7 @@
   secure_es.py    elasticsearch-secure (x-pack security, certificates, plugin)
   secure_os.py    opensearch-secure (security plugin, certificates, users)
   moto.py         s3 (moto server in a virtualenv)
+  s3fast.py       s3-fast (s3s-fs from crates.io, built once with cargo install)
   sigv4.py        opensearch-sigv4 (scripts/sigv4-proxy.py)
   moto_server.py  copied into the s3 service's config/ and run there
   SecurityAnalysisPlugin.java  compiled into elasticsearch-secure's plugin

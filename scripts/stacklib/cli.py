@@ -29,12 +29,14 @@ services (aliases) and their default URLs:
 Distributions come only from Maven Central (the "integ-test-zip" artifacts,
 fetched with `mvn dependency:copy`, also kept in ~/.m2): minimal builds (no
 painless, no ingest, no _reindex on ES 8; ES 8 has no `GET /`). s3 and the
-sigv4 proxy use moto[server] from PyPI, pip-installed once into a virtualenv.
+sigv4 proxy use moto[server] from PyPI, pip-installed once into a virtualenv;
+s3-fast is s3s-fs from crates.io, built once with `cargo install`.
 
 Everything lives under $CTINDEX_CACHE (default ~/.cache/ctindex):
   downloads/<artifact>-<version>.zip         dist/<artifact>-<version>/ (read-only)
   services/<service>/{{config,data,logs,tmp}}  services/<service>/<service>.pid
   venv-moto/                                 (s3, opensearch-sigv4)
+  s3s-fs-<version>/bin/s3s-fs                (s3-fast)
 
 As root the servers run as $CTINDEX_STACK_USER (default "ctindex", created on
 demand): Elasticsearch and OpenSearch refuse root. A cache parent it cannot
@@ -42,14 +44,14 @@ traverse gets an ACL u:ctindex:x (chmod o+x without setfacl);
 CTINDEX_STACK_FIX_PERMS=0 makes that an error instead.
 
 Knobs: ports ES_PORT ES_TRANSPORT_PORT OPENSEARCH_PORT OPENSEARCH_TRANSPORT_PORT
-ES9_PORT ES9_TRANSPORT_PORT ES_FAULTS_PORT ES_FAULTS_TRANSPORT_PORT S3_PORT
+ES9_PORT ES9_TRANSPORT_PORT ES_FAULTS_PORT ES_FAULTS_TRANSPORT_PORT S3_PORT S3_FAST_PORT
 ES_SECURE_PORT ES_SECURE_TRANSPORT_PORT OPENSEARCH_SECURE_PORT
 OPENSEARCH_SECURE_TRANSPORT_PORT OPENSEARCH_SIGV4_PORT ES7_PORT ES7_TRANSPORT_PORT
 OPENSEARCH1_PORT OPENSEARCH1_TRANSPORT_PORT OPENSEARCH3_PORT OPENSEARCH3_TRANSPORT_PORT;
 CTINDEX_STACK_PORT_OFFSET (0) adds to every default port (not to ports set
 explicitly), for a second stack beside the first;
 versions ES_VERSION ES9_VERSION ES7_VERSION OPENSEARCH_VERSION OPENSEARCH1_VERSION
-OPENSEARCH3_VERSION OPENSEARCH_SECURE_VERSION MOTO_VERSION;
+OPENSEARCH3_VERSION OPENSEARCH_SECURE_VERSION MOTO_VERSION S3_FAST_VERSION;
 JDKs ES_JAVA_HOME OPENSEARCH_JAVA_HOME ES9_JAVA_HOME ES7_JAVA_HOME
 OPENSEARCH1_JAVA_HOME OPENSEARCH3_JAVA_HOME OPENSEARCH_SECURE_JAVA_HOME (else
 JAVA_HOME if suitable, else the best JDK under $CTINDEX_JVM_DIRS, /usr/lib/jvm);

@@ -11,6 +11,7 @@ from __future__ import annotations
 from .base import Service
 from .common import env, port, die
 from .moto import Moto
+from .s3fast import S3Fast
 from .search import SearchService
 from .secure_es import SecureElasticsearch, default_role_file
 from .secure_os import SecureOpenSearch, default_roles_file
@@ -32,6 +33,7 @@ ALIASES = {
     "es9": "elasticsearch9",
     "es-faults": "elasticsearch-faults",
     "moto": "s3",
+    "s3s": "s3-fast", "s3s-fs": "s3-fast",
     "es-secure": "elasticsearch-secure",
     "es7": "elasticsearch7",
     "os-secure": "opensearch-secure",
@@ -67,6 +69,10 @@ def all_services() -> list[Service]:
            hint="not every 9.x release has an integ-test-zip on Maven Central (9.0-9.3 do not, 9.5.3 does)"),
         Moto("s3", version=moto_version, port=port("S3_PORT", 9090), port_var="S3_PORT", url_var="S3_ENDPOINT",
              stack_user=False, summary="moto server: S3, SQS, ... in memory (opt-in)"),
+        # s3s-fs 0.14.1 is the newest that builds with Rust 1.95 (0.15+ need 1.96; checked 2026-12).
+        S3Fast("s3-fast", version=env("S3_FAST_VERSION", "0.14.1"), port=port("S3_FAST_PORT", 9091),
+               url_var="S3_FAST_ENDPOINT", port_var="S3_FAST_PORT", stack_user=False,
+               summary="s3s-fs: a fast S3 server (Rust) over a folder, for the benchmark (opt-in)"),
         # The same ES 8 as `elasticsearch`, own ports and data, small heap:
         # the fault tests SIGKILL and restart it; never point anything else at it.
         es("elasticsearch-faults", **es8, port=port("ES_FAULTS_PORT", 9203),

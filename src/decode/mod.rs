@@ -15,6 +15,7 @@
 
 use std::fmt;
 
+pub mod gunzip;
 pub mod stream;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};

@@ -20,6 +20,8 @@
 
 use std::io::{BufRead, BufReader, Read};
 
+pub use super::gunzip::Feed;
+
 use super::scan::{skip_ws, value_end};
 use super::{DIGEST, DecodeError, Event, Position, Receive, Reject, extract};
 
@@ -71,16 +73,35 @@ pub fn read<'a>(input: impl Read + 'a, found: &mut dyn Found) -> Result<Finished
         Ok(head) => super::is_gzip(head),
         Err(e) => return Err(DecodeError::Gzip(e.to_string())),
     };
+    let reader: Box<dyn Read + 'a> = if gzip {
+        Box::new(flate2::bufread::MultiGzDecoder::new(input))
+    } else {
+        Box::new(input)
+    };
+    read_content(reader, gzip, found)
+}
+
+/// Reads one file the caller owns, as [`read`] does, with this thread's
+/// gzip decoder ([`super::gunzip`]): the pipeline's way, where files are
+/// many and small.
+pub fn read_feed(mut feed: Feed, found: &mut dyn Found) -> Result<Finished, DecodeError> {
+    let gzip = match feed.fill_buf() {
+        Ok(head) => super::is_gzip(head),
+        Err(e) => return Err(DecodeError::Gzip(e.to_string())),
+    };
+    match gzip {
+        true => super::gunzip::with_gunzip(feed, |gunzip| read_content(Box::new(gunzip), true, found)),
+        false => read_content(Box::new(feed), false, found),
+    }
+}
+
+/// Reads the (uncompressed) content of a file.
+fn read_content<'a>(reader: Box<dyn Read + 'a>, gzip: bool, found: &mut dyn Found) -> Result<Finished, DecodeError> {
     let mut tally = Tally {
         found,
         events: 0,
         rejects: 0,
         held: Vec::new(),
-    };
-    let reader: Box<dyn Read + 'a> = if gzip {
-        Box::new(flate2::read::MultiGzDecoder::new(input))
-    } else {
-        Box::new(input)
     };
     let mut window = Window::new(reader);
     let ended = decode(&mut window, &mut tally);
