@@ -213,7 +213,7 @@ fn sigma_rules_become_saved_searches_whose_queries_run() {
         assert!(load.code == 0 || load.code == 3, "{}", load.stderr);
         support::http("POST", &format!("{}/{prefix}/_refresh", cluster.url), None);
         for (id, query) in &queries {
-            let (status, body) = support::http(
+            let (status, body) = support::http_patient(
                 "POST",
                 &format!("{}/{prefix}/_count", cluster.url),
                 Some(&json!({"query": {"query_string": {"query": query}}})),

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -223,6 +224,22 @@ fn agent() -> ureq::Agent {
 }
 
 /// An HTTP call to a cluster; returns (status, JSON body or Null).
+/// [`http`] for a read that a busy shared node may refuse for a moment: a
+/// 429 (a circuit breaker under memory pressure) is asked again after a
+/// pause doubling up to 8 s, 7 times at most; the last answer is returned.
+pub fn http_patient(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut pause = Duration::from_secs(1);
+    for _ in 0..7 {
+        let answer = http(method, url, body);
+        if answer.0 != 429 {
+            return answer;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_secs(8));
+    }
+    http(method, url, body)
+}
+
 pub fn http(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
     let agent = agent();
     let result = match (method, body) {
