@@ -418,42 +418,43 @@ impl StateStore {
 
     /// The objects that failed to read, to try again.
     pub async fn failed(&self, source: &str) -> Result<Vec<Record>> {
-        match self {
-            StateStore::Cluster { cluster, index } => {
-                let filter = json!([{"term": {"kind": "object"}}, {"term": {"source": source}},
-                                    {"term": {"outcome": "failed"}}]);
-                let fields = ["name", "version", "size", "day", "scope", "outcome"];
-                let hits = search_all(cluster, index, filter, &fields, "name").await?;
-                Ok(hits
-                    .into_iter()
-                    .filter_map(|h| serde_json::from_value(h).ok())
-                    .collect())
-            }
-            StateStore::File { data, .. } => {
-                let data = data.lock().await;
-                Ok(data
-                    .sources
-                    .get(source)
-                    .into_iter()
-                    .flat_map(|objects| objects.values())
-                    .filter(|r| r.outcome == Outcome::Failed)
-                    .cloned()
-                    .collect())
-            }
-        }
+        let clauses = vec![json!({"term": {"outcome": "failed"}})];
+        self.records(source, clauses, &[], |r| r.outcome == Outcome::Failed)
+            .await
     }
 
     /// `sync --verify`: the objects whose events were stamped `unverified`,
     /// with the hash of their content kept ([`Record::hash`]), that the
     /// windows consult (older ones are given up with the window).
     pub async fn unverified(&self, source: &str, windows: &Windows) -> Result<Vec<Record>> {
+        let clauses = vec![
+            json!({"term": {"outcome": "indexed"}}),
+            json!({"exists": {"field": "hash"}}),
+            windows.clause(),
+        ];
+        self.records(source, clauses, &["hash"], |r| {
+            r.outcome == Outcome::Indexed && r.hash.is_some() && windows.consults(r)
+        })
+        .await
+    }
+
+    /// A source's object records that match: in the cluster, the filter
+    /// `clauses` (reading `extra` fields beyond the record's own); in the
+    /// file, `keep`. The two must say the same.
+    async fn records(
+        &self,
+        source: &str,
+        clauses: Vec<Value>,
+        extra: &[&str],
+        keep: impl Fn(&Record) -> bool,
+    ) -> Result<Vec<Record>> {
         match self {
             StateStore::Cluster { cluster, index } => {
-                let filter = json!([{"term": {"kind": "object"}}, {"term": {"source": source}},
-                                    {"term": {"outcome": "indexed"}}, {"exists": {"field": "hash"}},
-                                    windows.clause()]);
-                let fields = ["name", "version", "size", "day", "scope", "outcome", "hash"];
-                let hits = search_all(cluster, index, filter, &fields, "name").await?;
+                let mut filter = vec![json!({"term": {"kind": "object"}}), json!({"term": {"source": source}})];
+                filter.extend(clauses);
+                let mut fields = vec!["name", "version", "size", "day", "scope", "outcome"];
+                fields.extend_from_slice(extra);
+                let hits = search_all(cluster, index, Value::Array(filter), &fields, "name").await?;
                 Ok(hits
                     .into_iter()
                     .filter_map(|h| serde_json::from_value(h).ok())
@@ -466,7 +467,7 @@ impl StateStore {
                     .get(source)
                     .into_iter()
                     .flat_map(|objects| objects.values())
-                    .filter(|r| r.outcome == Outcome::Indexed && r.hash.is_some() && windows.consults(r))
+                    .filter(|r| keep(r))
                     .cloned()
                     .collect())
             }

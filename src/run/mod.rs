@@ -22,8 +22,8 @@ use crate::date::day_text;
 use crate::dlq::DeadLetters;
 use crate::progress::{Stats, Summary};
 use crate::sink::retention::{Age, Pruned};
-use crate::source::Source;
 use crate::source::s3::S3;
+use crate::source::{Selection, Source};
 
 pub(crate) use export::export;
 pub(crate) use follow::follow;
@@ -41,7 +41,16 @@ pub enum Outcome {
 
 /// The SOURCE arguments, and the S3 client when one of them is an `s3://` URL.
 pub(crate) async fn open_sources(args: &[String], s3_args: &S3Args) -> Result<(Vec<Source>, Option<Arc<S3>>)> {
-    let selection = Arc::new(config::selection(s3_args)?);
+    open_selected(args, s3_args, Arc::new(config::selection(s3_args)?)).await
+}
+
+/// [`open_sources`] with a selection of the caller's (the digests' days of
+/// `verify`, a sync's windows).
+pub(crate) async fn open_selected(
+    args: &[String],
+    s3_args: &S3Args,
+    selection: Arc<Selection>,
+) -> Result<(Vec<Source>, Option<Arc<S3>>)> {
     let s3 = if args.iter().any(|s| s.starts_with("s3://")) {
         Some(Arc::new(S3::connect(config::s3(s3_args)?).await?))
     } else {

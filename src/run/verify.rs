@@ -12,12 +12,11 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::Outcome;
+use super::{Outcome, open_selected};
 use crate::cli::VerifyArgs;
 use crate::config;
 use crate::source::layout::Place;
-use crate::source::s3::S3;
-use crate::source::{Listed, Location, NothingMatched, Source, SourceObject};
+use crate::source::{Listed, Location, NothingMatched, Selection, Source, SourceObject};
 use crate::verify::{Check, DigestInput, DigestName, LogFound, Problem, PublicKeys, Report, content_hash, layout_key};
 
 /// Digests read at once (small files).
@@ -26,20 +25,7 @@ const DIGEST_READS: usize = 16;
 pub(crate) async fn verify(args: VerifyArgs) -> Result<Outcome> {
     let started = std::time::Instant::now();
     let asked = config::selection(&args.s3)?;
-    let mut listed = asked.clone();
-    listed.digests = true;
-    // The digest that covers the last hour of --to is delivered the day after.
-    listed.days.to = asked.days.to.map(|to| to + 1);
-    let listed = Arc::new(listed);
-    let s3 = match args.sources.iter().any(|s| s.starts_with("s3://")) {
-        true => Some(Arc::new(S3::connect(config::s3(&args.s3)?).await?)),
-        false => None,
-    };
-    let sources = args
-        .sources
-        .iter()
-        .map(|s| Source::parse(s, s3.as_ref(), listed.clone()).map_err(|e| config::UsageError(format!("{e:#}")).into()))
-        .collect::<Result<Vec<_>>>()?;
+    let (sources, _s3) = open_selected(&args.sources, &args.s3, with_digests(&asked)).await?;
 
     let mut digests = Vec::new();
     let mut logs = Vec::new();
@@ -159,26 +145,16 @@ pub(crate) async fn integrity(
     sync: Option<SyncDays>,
 ) -> Result<crate::verify::Integrity> {
     let mut asked = config::selection(&args.s3)?;
-    let mut listed = asked.clone();
     if let Some(days) = &sync {
         asked.days = crate::source::layout::Days {
             from: days.since,
             to: None,
         };
         asked.windows = days.windows.clone();
-        listed = asked.clone();
     }
-    listed.digests = true;
-    listed.days.to = asked.days.to.map(|to| to + 1);
-    let listed = Arc::new(listed);
-    let s3 = match args.sources.iter().any(|s| s.starts_with("s3://")) {
-        true => Some(Arc::new(S3::connect(config::s3(&args.s3)?).await?)),
-        false => None,
-    };
+    let (sources, _s3) = open_selected(&args.sources, &args.s3, with_digests(&asked)).await?;
     let mut digests = Vec::new();
-    for name in &args.sources {
-        let source = Source::parse(name, s3.as_ref(), listed.clone())
-            .map_err(|e| anyhow::Error::from(config::UsageError(format!("{e:#}"))))?;
+    for source in sources {
         let source = match sync {
             Some(_) => crate::sync::keyed(source, "").0,
             None => source,
@@ -235,6 +211,16 @@ pub(crate) struct SyncDays {
     pub(crate) since: Option<i64>,
     /// Digest folder (scope) → its first day.
     pub(crate) windows: std::collections::HashMap<String, i64>,
+}
+
+/// What is listed to check `asked`: its log files and the digest folders,
+/// and the day after `--to`, as the digest that covers the last hour of
+/// `--to` is delivered the day after.
+fn with_digests(asked: &Selection) -> Arc<Selection> {
+    let mut listed = asked.clone();
+    listed.digests = true;
+    listed.days.to = asked.days.to.map(|to| to + 1);
+    Arc::new(listed)
 }
 
 /// A note when no digest was found at all: validation off, or a source
