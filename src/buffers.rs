@@ -1,5 +1,6 @@
 //! Reusable byte buffers for the pipeline's big, short-lived allocations
-//! (decoding windows, pieces of files, batches).
+//! (pieces of files, batches; decoding windows are kept per thread, see
+//! `decode::stream`).
 //!
 //! A buffer of megabytes freed after every file or batch goes back to the
 //! operating system and comes back as fresh pages that the kernel zeroes
@@ -36,19 +37,7 @@ pub fn take(capacity: usize) -> Vec<u8> {
     }
 }
 
-/// Like [`take`], but the buffer keeps the length it was given back with:
-/// bytes already initialized (their content is left over), which a reader
-/// can fill without zeroing them again.
-pub fn take_initialized(capacity: usize) -> Vec<u8> {
-    let reused = {
-        let mut free = FREE.lock().unwrap_or_else(|p| p.into_inner());
-        pick(&free, capacity).map(|at| free.swap_remove(at))
-    };
-    reused.unwrap_or_else(|| Vec::with_capacity(capacity))
-}
-
-/// Which free buffer [`take`] reuses: small buffers (decoding windows,
-/// pieces) are not grown into batches while a batch-sized one waits.
+/// Which free buffer [`take`] reuses: small buffers (pieces) are not grown into batches while a batch-sized one waits.
 fn pick(free: &[Vec<u8>], capacity: usize) -> Option<usize> {
     let room = |at: &usize| free[*at].capacity();
     let fitting = (0..free.len())
@@ -57,7 +46,7 @@ fn pick(free: &[Vec<u8>], capacity: usize) -> Option<usize> {
     fitting.or_else(|| (0..free.len()).max_by_key(room))
 }
 
-/// Gives a buffer back for reuse (its length is kept for [`take_initialized`]).
+/// Gives a buffer back for reuse.
 pub fn give(buffer: Vec<u8>) {
     if buffer.capacity() == 0 || buffer.capacity() > MAX_BYTES {
         return;

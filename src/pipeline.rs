@@ -160,31 +160,42 @@ pub struct Pipeline {
     pub in_flight: Mutex<HashMap<u32, SourceObject>>,
 }
 
-/// What one file yielded, encoded.
-/// One piece of a file's output: a file is read in pieces of about
-/// [`PIECE_BYTES`], so a file of any size takes bounded memory.
-struct FileOutput {
-    file: u32,
+/// A piece of the decoders' output: the encoded documents of one or more
+/// files (each item names its file), and the files that ended with it. A
+/// file is read in pieces of about [`PIECE_BYTES`], so a file of any size
+/// takes bounded memory; small files share a piece.
+struct Piece {
     batch: Batch,
-    /// Set on the file's last piece: how it ended.
-    end: Option<FileKind>,
-}
-
-impl FileOutput {
-    fn nothing(file: u32, kind: FileKind) -> Self {
-        FileOutput {
-            file,
-            batch: Batch::default(),
-            end: Some(kind),
-        }
-    }
+    /// Files whose last document is in this piece or an earlier one, and how
+    /// they ended.
+    ends: Vec<(u32, FileKind)>,
 }
 
 /// The encoded documents of a file are handed on in pieces of this size.
 const PIECE_BYTES: usize = 2 << 20;
 
-/// Pieces of one file that may wait between its decoder and the batches.
+/// Pieces of one group of files that may wait between its decoder and the batches.
 const PIECES_AHEAD: usize = 2;
+
+/// Files ready at once are decoded together, up to this many files or
+/// [`GROUP_BYTES`] of input, by one blocking task that sends shared pieces:
+/// on trails of tiny files, a task, a queue and their wake-ups per file cost
+/// more than decoding the file.
+const GROUP_FILES: usize = 64;
+
+/// See [`GROUP_FILES`]: input bytes (as listed) of a group.
+const GROUP_BYTES: u64 = 1 << 20;
+
+/// A listed file, ready to decode: its bytes fetched (S3), or its path (a
+/// local file is read as it is decoded); or how it ended without.
+struct Fetched {
+    file: u32,
+    name: Arc<str>,
+    size: u64,
+    input: Result<Input, FileKind>,
+    /// S3: the downloaded bytes' share of the bytes-in-flight budget.
+    budget: Option<tokio::sync::OwnedSemaphorePermit>,
+}
 
 /// Each file's events not yet acknowledged.
 #[derive(Default)]
@@ -254,29 +265,54 @@ impl Pipeline {
         produced
     }
 
-    /// Reads, decodes and encodes files, and fills batches.
+    /// Reads, decodes and encodes files, and fills batches: fetching (S3
+    /// downloads, `downloads` at once) runs beside the decoders (`workers`
+    /// groups of files at once), which take what is fetched in groups.
     async fn produce(
         &self,
         listed_rx: mpsc::Receiver<Listed>,
         batch_tx: mpsc::Sender<Batch>,
         ledger: &Mutex<Ledger>,
     ) -> Result<()> {
+        let workers = self.options.workers.max(1);
+        let (ready_tx, ready_rx) = mpsc::channel::<Fetched>(GROUP_FILES * workers);
         let cancel = self.cancel.clone();
-        let objects = futures::stream::unfold(listed_rx, |mut rx| async move { rx.recv().await.map(|l| (l, rx)) })
-            .take_while(move |_| std::future::ready(!cancel.is_cancelled()))
-            .filter_map(|listed| std::future::ready(self.accept(listed)))
-            .enumerate()
-            .flat_map_unordered(
-                self.options.downloads.max(self.options.workers).max(1),
-                |(n, object)| self.process_file(n as u32, object),
-            );
-        futures::pin_mut!(objects);
+        let fetch = async move {
+            let fetched = futures::stream::unfold(listed_rx, |mut rx| async move { rx.recv().await.map(|l| (l, rx)) })
+                .take_while(move |_| std::future::ready(!cancel.is_cancelled()))
+                .filter_map(|listed| std::future::ready(self.accept(listed)))
+                .enumerate()
+                .map(|(n, object)| self.fetch(n as u32, object))
+                .buffer_unordered(self.options.downloads.max(1));
+            futures::pin_mut!(fetched);
+            while let Some(ready) = fetched.next().await {
+                // The decoders stopped (a fatal error): nothing more is fetched.
+                if ready_tx.send(ready).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let fill = async move {
+            let pieces = groups(ready_rx).flat_map_unordered(workers, |group| self.decode_group(group));
+            futures::pin_mut!(pieces);
+            self.fill(pieces, batch_tx, ledger).await
+        };
+        let ((), filled) = tokio::join!(fetch, fill);
+        filled
+    }
 
+    /// Fills batches from the decoders' pieces, and counts their files in the ledger.
+    async fn fill(
+        &self,
+        mut pieces: impl futures::Stream<Item = Piece> + Unpin,
+        batch_tx: mpsc::Sender<Batch>,
+        ledger: &Mutex<Ledger>,
+    ) -> Result<()> {
         let capacity = self.options.batch_bytes + self.options.batch_bytes / 8;
         let mut current = Batch::with_capacity(capacity);
         loop {
             let next = match self.options.flush_idle {
-                Some(idle) if !current.is_empty() => match tokio::time::timeout(idle, objects.next()).await {
+                Some(idle) if !current.is_empty() => match tokio::time::timeout(idle, pieces.next()).await {
                     Ok(next) => next,
                     // Nothing more for a while: what is there goes now.
                     Err(_) => {
@@ -287,14 +323,10 @@ impl Pipeline {
                         continue;
                     }
                 },
-                _ => objects.next().await,
+                _ => pieces.next().await,
             };
-            let Some(output) = next else { break };
-            let FileOutput { file, batch, end } = output;
-            let done = lock(ledger).piece(file, batch.len(), end);
-            if let Some(kind) = done {
-                self.file_done(file, ledger, kind);
-            }
+            let Some(Piece { batch, ends }) = next else { break };
+            self.count_piece(&batch, &ends, ledger);
             for i in 0..batch.len() {
                 current.push_item_from(&batch, i);
                 if current.body.len() >= self.options.batch_bytes {
@@ -311,6 +343,31 @@ impl Pipeline {
             let _ = batch_tx.send(current).await;
         }
         Ok(())
+    }
+
+    /// Counts a piece's documents by file in the ledger (a file's documents
+    /// are together in a piece), then its ended files, which may thereby be done.
+    fn count_piece(&self, batch: &Batch, ends: &[(u32, FileKind)], ledger: &Mutex<Ledger>) {
+        let mut done = Vec::new();
+        {
+            let mut ledger = lock(ledger);
+            let mut items = batch.items.iter().map(|item| item.origin.file).peekable();
+            while let Some(file) = items.next() {
+                let mut n = 1;
+                while items.next_if_eq(&file).is_some() {
+                    n += 1;
+                }
+                ledger.piece(file, n, None);
+            }
+            for &(file, kind) in ends {
+                if let Some(kind) = ledger.piece(file, 0, Some(kind)) {
+                    done.push((file, kind));
+                }
+            }
+        }
+        for (file, kind) in done {
+            self.file_done(file, ledger, kind);
+        }
     }
 
     /// Sends batches, `concurrency` at a time, and settles the ledger.
@@ -438,21 +495,11 @@ impl Pipeline {
         }
     }
 
-    /// Reads one file and turns it into pieces of encoded documents.
-    fn process_file(&self, file: u32, object: SourceObject) -> futures::stream::BoxStream<'_, FileOutput> {
-        futures::stream::once(self.start_file(file, object))
-            .flat_map(|started| match started {
-                Ok(pieces) => {
-                    futures::stream::unfold(pieces, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) }).boxed()
-                }
-                Err(nothing) => futures::stream::iter([nothing]).boxed(),
-            })
-            .boxed()
-    }
-
-    /// Gets a file's bytes (S3) and a decoding slot, then decodes it on a
-    /// blocking thread that sends its pieces; or how it ended without.
-    async fn start_file(&self, file: u32, object: SourceObject) -> Result<mpsc::Receiver<FileOutput>, FileOutput> {
+    /// Gets a file's bytes (S3), or how it ended without; a local file is
+    /// read as it is decoded, so its size does not matter, while S3 objects
+    /// are fetched ahead, within their own bytes-in-flight budget, because
+    /// the network needs the overlap.
+    async fn fetch(&self, file: u32, object: SourceObject) -> Fetched {
         self.names.insert(file, object.name.clone());
         if self.tracker.is_some() {
             self.in_flight
@@ -460,13 +507,10 @@ impl Pipeline {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(file, object.clone());
         }
-        // A local file is read as it is decoded, so its size does not
-        // matter; S3 objects are fetched ahead, within their own
-        // bytes-in-flight budget, because the network needs the overlap.
         let (input, budget) = match &object.location {
-            Location::File(path) => (Input::File(path.clone()), None),
+            Location::File(path) => (Ok(Input::File(path.clone())), None),
             Location::S3 { .. } => match object.read().await {
-                Ok((bytes, budget)) => (Input::Bytes(bytes), budget),
+                Ok((bytes, budget)) => (Ok(Input::Bytes(bytes)), budget),
                 Err(e) => {
                     tracing::warn!("skipped: {e:#}");
                     Stats::add(&self.stats.files_skipped, 1);
@@ -475,21 +519,38 @@ impl Pipeline {
                     } else {
                         FileKind::Unread
                     };
-                    return Err(FileOutput::nothing(file, kind));
+                    (Err(kind), None)
                 }
             },
         };
-        let Ok(slot) = self.decoders.clone().acquire_owned().await else {
-            return Err(FileOutput::nothing(file, FileKind::Unread));
-        };
-        // Stopped while it waited for a decoder: not started, so left for the next run.
-        if self.cancel.is_cancelled() {
-            return Err(FileOutput::nothing(file, FileKind::Unread));
-        }
-        let (tx, rx) = mpsc::channel(PIECES_AHEAD);
-        let work = FileWork {
+        Fetched {
             file,
-            name: object.name.clone(),
+            name: object.name,
+            size: object.size,
+            input,
+            budget,
+        }
+    }
+
+    /// Decodes a group of files on a blocking thread, once a decoding slot
+    /// is free, into the pieces it sends.
+    fn decode_group(&self, group: Vec<Fetched>) -> futures::stream::BoxStream<'_, Piece> {
+        futures::stream::once(self.start_group(group))
+            .flat_map(|pieces| futures::stream::unfold(pieces, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) }))
+            .boxed()
+    }
+
+    async fn start_group(&self, group: Vec<Fetched>) -> mpsc::Receiver<Piece> {
+        let (tx, rx) = mpsc::channel(PIECES_AHEAD);
+        let Ok(slot) = self.decoders.clone().acquire_owned().await else {
+            let ends = group.iter().map(|f| (f.file, FileKind::Unread)).collect();
+            let _ = tx.try_send(Piece {
+                batch: Batch::default(),
+                ends,
+            });
+            return rx;
+        };
+        let work = DecodeWork {
             transformer: self.transformer.clone(),
             encoder: match &self.output {
                 Output::Export { encoder, .. } => Some(encoder.clone()),
@@ -499,14 +560,29 @@ impl Pipeline {
             integrity: self.options.integrity.clone(),
             stats: self.stats.clone(),
             dlq: self.dlq.clone(),
+            cancel: self.cancel.clone(),
         };
         tokio::task::spawn_blocking(move || {
-            let end = work.run(input, &tx);
-            drop((slot, budget));
-            let _ = tx.blocking_send(FileOutput::nothing(file, end));
+            work.run(group, &tx);
+            drop(slot);
         });
-        Ok(rx)
+        rx
     }
+}
+
+/// Groups the files that are ready at once (see [`GROUP_FILES`]).
+fn groups(ready: mpsc::Receiver<Fetched>) -> impl futures::Stream<Item = Vec<Fetched>> {
+    futures::stream::unfold(ready, |mut rx| async move {
+        let first = rx.recv().await?;
+        let mut bytes = first.size;
+        let mut group = vec![first];
+        while group.len() < GROUP_FILES && bytes < GROUP_BYTES {
+            let Ok(next) = rx.try_recv() else { break };
+            bytes += next.size;
+            group.push(next);
+        }
+        Some((group, rx))
+    })
 }
 
 fn lock(ledger: &Mutex<Ledger>) -> std::sync::MutexGuard<'_, Ledger> {
@@ -523,48 +599,79 @@ enum Input {
     Plain(Vec<u8>),
 }
 
-/// Everything one file's decoding needs, for its blocking thread.
-struct FileWork {
-    file: u32,
-    name: Arc<str>,
+/// Everything a group of files' decoding needs, for its blocking thread.
+struct DecodeWork {
     transformer: Arc<Transformer>,
     encoder: Option<Arc<Encoder>>,
     unindexed: Option<Arc<crate::sink::freeform::Unindexed>>,
     integrity: Option<Arc<crate::verify::Integrity>>,
     stats: Arc<Stats>,
     dlq: Arc<DeadLetters>,
+    /// After a stop, the group's files not begun are left for the next run.
+    cancel: CancellationToken,
 }
 
-impl FileWork {
-    /// Decodes, transforms and encodes the file, sending pieces of encoded
-    /// documents as they fill; returns how it ended.
-    fn run(&self, input: Input, tx: &mpsc::Sender<FileOutput>) -> FileKind {
-        let name = &*self.name;
-        let (input, integrity) = match &self.integrity {
-            Some(integrity) => match self.hashed(input, integrity) {
-                Ok(hashed) => hashed,
-                Err(kind) => return kind,
-            },
-            None => (input, None),
-        };
+impl DecodeWork {
+    /// Decodes, transforms and encodes the group's files one after the
+    /// other, sending pieces of encoded documents as they fill.
+    fn run(&self, group: Vec<Fetched>, tx: &mpsc::Sender<Piece>) {
         let mut out = FileEncoder {
-            integrity,
             work: self,
             tx,
             batch: Batch::default(),
+            ends: Vec::new(),
+            stopped: false,
+            view: None,
+            file: 0,
+            name: Arc::from(""),
+            integrity: None,
             pending_events: 0,
             rejects: 0,
             stand_ins: StandIns::default(),
-            stopped: false,
             fast: 0,
-            view: None,
             indices: BTreeMap::new(),
+        };
+        for Fetched {
+            file, name, input, budget, ..
+        } in group
+        {
+            if out.stopped {
+                break;
+            }
+            let end = match input {
+                Err(kind) => kind,
+                // Stopped before it was begun: left for the next run.
+                Ok(_) if self.cancel.is_cancelled() => FileKind::Unread,
+                Ok(input) => {
+                    out.begin(file, name);
+                    self.run_file(input, &mut out)
+                }
+            };
+            drop(budget);
+            out.end(file, end);
+        }
+        out.send();
+    }
+
+    /// Decodes, transforms and encodes one file into `out`; returns how it ended.
+    fn run_file(&self, input: Input, out: &mut FileEncoder) -> FileKind {
+        let name = out.name.clone();
+        let name = &*name;
+        let input = match &self.integrity {
+            Some(integrity) => match self.hashed(name, input, integrity) {
+                Ok((input, stamp)) => {
+                    out.integrity = stamp;
+                    input
+                }
+                Err(kind) => return kind,
+            },
+            None => input,
         };
         let read = match input {
             Input::File(path) => match std::fs::File::open(&path) {
                 Ok(file) => {
                     Stats::add(&self.stats.bytes_read, file.metadata().map(|m| m.len()).unwrap_or(0));
-                    decode::stream::read_feed(Feed::file(file), &mut out)
+                    decode::stream::read_feed(Feed::file(file), out)
                 }
                 Err(e) => {
                     tracing::warn!("{name}: skipped: cannot read: {e}");
@@ -574,9 +681,9 @@ impl FileWork {
             },
             Input::Bytes(bytes) => {
                 Stats::add(&self.stats.bytes_read, bytes.len() as u64);
-                decode::stream::read_feed(Feed::bytes(bytes), &mut out)
+                decode::stream::read_feed(Feed::bytes(bytes), out)
             }
-            Input::Plain(content) => decode::stream::read_feed(Feed::bytes(content), &mut out),
+            Input::Plain(content) => decode::stream::read_feed(Feed::bytes(content), out),
         };
         let finished = match read {
             Ok(finished) => finished,
@@ -592,7 +699,7 @@ impl FileWork {
                 return FileKind::Unusable;
             }
         };
-        out.send();
+        out.count_read();
         Stats::add(&self.stats.files_read, 1);
         if let (Some(counts), Some(stamp)) = (&self.integrity, out.integrity) {
             counts.count(stamp, finished.events as u64);
@@ -637,7 +744,7 @@ impl FileWork {
     }
 }
 
-impl FileWork {
+impl DecodeWork {
     /// `import --verify`: the stamp of the file's events, and the input to
     /// decode. A file a valid digest lists is uncompressed once, whole (log
     /// files are small), its SHA-256 taken over those bytes, and the
@@ -645,10 +752,10 @@ impl FileWork {
     /// and the stamp is known before the first event is transformed.
     fn hashed(
         &self,
+        name: &str,
         input: Input,
         integrity: &crate::verify::Integrity,
     ) -> Result<(Input, Option<&'static str>), FileKind> {
-        let name = &*self.name;
         if !integrity.wants_hash(name) {
             return Ok((input, Some(integrity.stamp(name, None))));
         }
@@ -676,29 +783,61 @@ impl FileWork {
     }
 }
 
-/// Receives one file's values: events become documents in `batch`, which
-/// is sent on as it fills; other values go to the dead-letter file.
+/// Receives a group's values, file after file: events become documents in
+/// `batch`, which is sent on as it fills; other values go to the
+/// dead-letter file.
 struct FileEncoder<'a> {
-    work: &'a FileWork,
+    work: &'a DecodeWork,
+    tx: &'a mpsc::Sender<Piece>,
+    batch: Batch,
+    /// Files ended since the last piece was sent.
+    ends: Vec<(u32, FileKind)>,
+    /// The pipeline went away (a fatal error): nothing more is sent.
+    stopped: bool,
+    /// The fast path's parsed fields, reused from event to event.
+    view: Option<Box<View>>,
+    // The file being read:
+    file: u32,
+    name: Arc<str>,
     /// `import --verify`: the stamp of this file's events.
     integrity: Option<&'static str>,
-    tx: &'a mpsc::Sender<FileOutput>,
-    batch: Batch,
-    /// Events in `batch`, counted as read once it is sent.
+    /// Events of this file in `batch`, counted as read once it is sent.
     pending_events: u64,
     rejects: usize,
     stand_ins: StandIns,
-    /// The pipeline went away (a fatal error): nothing more is sent.
-    stopped: bool,
     /// Events that took the fast path (for -vv).
     fast: u64,
-    /// The fast path's parsed fields, reused from event to event.
-    view: Option<Box<View>>,
     /// Events per index (added to the run's counts at the end of the file).
     indices: BTreeMap<String, u64>,
 }
 
 impl FileEncoder<'_> {
+    /// Starts on the next file of the group.
+    fn begin(&mut self, file: u32, name: Arc<str>) {
+        self.file = file;
+        self.name = name;
+        self.integrity = None;
+        self.pending_events = 0;
+        self.rejects = 0;
+        self.stand_ins = StandIns::default();
+        self.fast = 0;
+        self.indices.clear();
+    }
+
+    /// The file's events so far count as read.
+    fn count_read(&mut self) {
+        Stats::add(&self.work.stats.events_read, self.pending_events);
+        self.pending_events = 0;
+    }
+
+    /// A file of the group ended; its end goes with the next piece.
+    fn end(&mut self, file: u32, kind: FileKind) {
+        self.ends.push((file, kind));
+        if self.ends.len() >= GROUP_FILES {
+            self.send();
+        }
+    }
+
     fn add(&mut self, doc: &impl Document, position: decode::Position) {
         let record = match position {
             decode::Position::Record(i) => i as u32,
@@ -709,12 +848,9 @@ impl FileEncoder<'_> {
         if self.batch.body.capacity() == 0 {
             self.batch = Batch::with_capacity(PIECE_BYTES + PIECE_BYTES / 4);
         }
-        let origin = Origin {
-            file: self.work.file,
-            record,
-        };
+        let origin = Origin { file: self.file, record };
         match &self.work.encoder {
-            Some(encoder) => encoder.push(doc, &self.work.name, origin, &mut self.batch),
+            Some(encoder) => encoder.push(doc, &self.name, origin, &mut self.batch),
             None => {
                 match self.indices.get_mut(doc.index()) {
                     Some(n) => *n += 1,
@@ -734,19 +870,17 @@ impl FileEncoder<'_> {
         }
     }
 
-    /// Sends the documents so far on.
+    /// Sends the documents and ends so far on.
     fn send(&mut self) {
-        Stats::add(&self.work.stats.events_read, self.pending_events);
-        self.pending_events = 0;
+        self.count_read();
         let batch = std::mem::take(&mut self.batch);
-        if batch.is_empty() || self.stopped {
+        if (batch.is_empty() && self.ends.is_empty()) || self.stopped {
             batch.recycle();
             return;
         }
-        let piece = FileOutput {
-            file: self.work.file,
+        let piece = Piece {
             batch,
-            end: None,
+            ends: std::mem::take(&mut self.ends),
         };
         self.stopped = self.tx.blocking_send(piece).is_err();
     }
@@ -762,12 +896,13 @@ impl decode::stream::Found for FileEncoder<'_> {
         let Some((len, raw)) = parsed else {
             return Took::Unread;
         };
-        // Taken out while the document borrows it (a box: no copy).
+        // Taken out while the document borrows them (a box and an Arc: no copy).
         let mut view = self.view.take().unwrap_or_default();
+        let name = self.name.clone();
         let took = match self
             .work
             .transformer
-            .apply_raw_stamped(&raw, &self.work.name, &mut view, self.integrity)
+            .apply_raw_stamped(&raw, &name, &mut view, self.integrity)
         {
             Some(doc) => {
                 self.fast += 1;
@@ -781,15 +916,13 @@ impl decode::stream::Found for FileEncoder<'_> {
     }
 
     fn event(&mut self, event: decode::Event, position: decode::Position) {
-        let doc = self
-            .work
-            .transformer
-            .apply_stamped(event, &self.work.name, self.integrity);
+        let name = self.name.clone();
+        let doc = self.work.transformer.apply_stamped(event, &name, self.integrity);
         self.add(&doc, position);
     }
 
     fn reject(&mut self, reject: decode::Reject) {
-        let name = &*self.work.name;
+        let name = &*self.name;
         if self.rejects < REJECT_MESSAGES_PER_FILE {
             tracing::warn!("{name}: {}: skipped: {}", reject.position, reject.reason);
         }
@@ -818,7 +951,8 @@ mod tests {
     use super::*;
     use crate::sink::testing::{Harness, Reply, Server, ids};
 
-    const FILES: usize = 40;
+    /// More than a few groups of files (see GROUP_FILES).
+    const FILES: usize = 5 * GROUP_FILES;
     const EVENTS: usize = 3;
 
     /// FILES local CloudTrail files of EVENTS events each; ids `fNNN-eJ`.
