@@ -4,8 +4,13 @@
 //! Owns the stages' tasks and the bounded queues between them, which are what
 //! bounds memory whatever the input size:
 //! - listing runs ahead by at most [`LISTING_QUEUE`] entries;
-//! - at most `workers` files are read and decoded at once (decode, transform
-//!   and bulk encoding run on blocking threads, one file per thread);
+//! - at most `downloads` S3 objects are fetched at once, within their
+//!   bytes-in-flight budget;
+//! - at most `workers` groups of files are read and decoded at once (decode,
+//!   transform and bulk encoding run on blocking threads, the files of a
+//!   group one after the other: the files ready at once, up to
+//!   [`GROUP_FILES`] or [`GROUP_BYTES`], so that a trail of tiny files does
+//!   not pay a task and a queue per file);
 //! - at most `concurrency` bulk requests are in flight, plus one being filled.
 //!
 //! It also keeps the ledger of files: a file is done once every one of its
@@ -536,7 +541,9 @@ impl Pipeline {
     /// is free, into the pieces it sends.
     fn decode_group(&self, group: Vec<Fetched>) -> futures::stream::BoxStream<'_, Piece> {
         futures::stream::once(self.start_group(group))
-            .flat_map(|pieces| futures::stream::unfold(pieces, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) }))
+            .flat_map(|pieces| {
+                futures::stream::unfold(pieces, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) })
+            })
             .boxed()
     }
 
@@ -632,7 +639,11 @@ impl DecodeWork {
             indices: BTreeMap::new(),
         };
         for Fetched {
-            file, name, input, budget, ..
+            file,
+            name,
+            input,
+            budget,
+            ..
         } in group
         {
             if out.stopped {
@@ -848,7 +859,10 @@ impl FileEncoder<'_> {
         if self.batch.body.capacity() == 0 {
             self.batch = Batch::with_capacity(PIECE_BYTES + PIECE_BYTES / 4);
         }
-        let origin = Origin { file: self.file, record };
+        let origin = Origin {
+            file: self.file,
+            record,
+        };
         match &self.work.encoder {
             Some(encoder) => encoder.push(doc, &self.name, origin, &mut self.batch),
             None => {
