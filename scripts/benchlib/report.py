@@ -133,7 +133,8 @@ def report(bench, info, trail, servers, large, real=None):
               f"{len(real['days'])} days, {real['bytes'] / 1e6:.0f} MB gz, {real['uncompressed_bytes'] / 1e6:.0f} MB JSON, "
               f"events per file p50 {real['events_per_file']['p50']} / p90 {real['events_per_file']['p90']} / "
               f"max {real['events_per_file']['max']}, {real['uncompressed_bytes'] / real['files'] / 1e3:.1f} KB JSON "
-              f"and {real['bytes'] / real['files'] / 1e3:.1f} KB gz per file; ctindex --downloads {bench.downloads}")
+              f"and {real['bytes'] / real['files'] / 1e3:.1f} KB gz per file; ctindex --downloads {bench.downloads}; "
+              f"s3-fast on {bench.args.s3_server_cpus} CPU(s)")
     print()
     rows = []
     for r in bench.runs:

@@ -7,7 +7,11 @@ $S3_FAST_ROOT (removed at the end). The latency comes from scripts/delay-proxy (
 Rust that writes every chunk half the round trip after reading it, and makes a new connection
 wait one round trip, like a handshake: this kernel has no `tc netem`); it is built once into the
 cache, its CPU is measured over every run and shown, and the added latency is measured with
-curl before the runs (requests over one kept connection, the median of 20).
+curl before the runs (requests over one kept connection, the median of 20). The server's threads
+run on the last --s3-server-cpus CPUs during the section (by default one of two): s3s-fs hands
+every file operation to tokio's blocking pool, and on this VM the wake-ups across vCPUs took half
+of its CPU (perf: finish_task_switch and try_to_wake_up), which made the stand-in for S3, which
+costs an importer's machine nothing, the bottleneck; threads it starts later inherit the set.
 
 At each latency, one after another:
   ctindex import --dry-run   objects/s and events/s against the bound downloads / latency;
@@ -108,6 +112,7 @@ def run(bench, trail, python, cluster):
         os.unlink(link)
     os.symlink(trail["dir"], link)
     proxy_binary = build_proxy()
+    pinned = pin(server, bench.args.s3_server_cpus)
     downloads = bench.downloads
     files, events = trail["files"], trail["events"]
     log(f"s3: the real-shape trail ({files} files, {events} events) as s3://{bucket} on {endpoint}; "
@@ -123,6 +128,41 @@ def run(bench, trail, python, cluster):
                     proxy.stop()
     finally:
         os.unlink(link)
+        unpin(server, pinned)
+
+
+def threads(pid):
+    try:
+        return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return []
+
+
+def pin(pid, count):
+    """Runs every thread of pid on the last `count` CPUs; the CPUs it had before (None: untouched)."""
+    allowed = sorted(os.sched_getaffinity(pid))
+    if count >= len(allowed):
+        log(f"s3: s3-fast runs on all {len(allowed)} CPUs")
+        return None
+    chosen = set(allowed[-count:])
+    for tid in threads(pid):
+        try:
+            os.sched_setaffinity(tid, chosen)
+        except OSError:
+            pass
+    log(f"s3: s3-fast's threads run on CPU {','.join(map(str, sorted(chosen)))} of "
+        f"{','.join(map(str, allowed))} during this section (--s3-server-cpus {count})")
+    return set(allowed)
+
+
+def unpin(pid, allowed):
+    if allowed is None:
+        return
+    for tid in threads(pid):
+        try:
+            os.sched_setaffinity(tid, allowed)
+        except OSError:
+            pass
 
 
 def at(bench, trail, python, cluster, bucket, endpoint, proxy, server, downloads, delay):
