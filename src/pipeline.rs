@@ -844,9 +844,6 @@ impl FileEncoder<'_> {
     /// A file of the group ended; its end goes with the next piece.
     fn end(&mut self, file: u32, kind: FileKind) {
         self.ends.push((file, kind));
-        if self.ends.len() >= GROUP_FILES {
-            self.send();
-        }
     }
 
     fn add(&mut self, doc: &impl Document, position: decode::Position) {
@@ -986,6 +983,101 @@ mod tests {
 
     fn count(counter: &std::sync::atomic::AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Records what the pipeline says of each file.
+    #[derive(Default)]
+    struct Outcomes(Mutex<Vec<(String, FileOutcome)>>);
+
+    impl Tracker for Outcomes {
+        fn wanted(&self, _: &SourceObject) -> bool {
+            true
+        }
+        fn done(&self, object: &SourceObject, outcome: FileOutcome) {
+            self.0.lock().unwrap().push((object.name.to_string(), outcome));
+        }
+    }
+
+    #[tokio::test]
+    async fn files_sharing_pieces_each_end_as_they_should() {
+        use std::io::Write;
+        let input = tempfile::tempdir().unwrap();
+        let mut expected = BTreeMap::new();
+        let mut events = 0;
+        // More files than a group holds; good, corrupt and foreign files interleaved.
+        for file in 0..3 * GROUP_FILES + 5 {
+            let name = format!("f{file:03}.json.gz");
+            let bytes = match file % 10 {
+                3 => b"\x1f\x8b\x08\x00 not gzip at all".to_vec(),
+                7 => gzip(br#"{"foo": [1, 2, 3]}"#),
+                _ => {
+                    let n = file % 4 + 1;
+                    events += n;
+                    let records: Vec<serde_json::Value> = (0..n)
+                        .map(|event| {
+                            serde_json::json!({"eventVersion": "1.08", "eventID": format!("f{file:03}-e{event}"),
+                                "eventTime": "2024-03-01T00:00:00Z", "eventSource": "s3.amazonaws.com",
+                                "eventName": "GetObject", "awsRegion": "us-east-1"})
+                        })
+                        .collect();
+                    gzip(serde_json::json!({ "Records": records }).to_string().as_bytes())
+                }
+            };
+            let outcome = match file % 10 {
+                3 | 7 => FileOutcome::Unusable,
+                _ => FileOutcome::Indexed,
+            };
+            std::fs::write(input.path().join(&name), bytes).unwrap();
+            expected.insert(name, outcome);
+        }
+        fn gzip(bytes: &[u8]) -> Vec<u8> {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(bytes).unwrap();
+            encoder.finish().unwrap()
+        }
+
+        let dead = tempfile::tempdir().unwrap();
+        let outcomes = Arc::new(Outcomes::default());
+        let stats = Arc::new(Stats::default());
+        let filter = crate::filter::FieldFilter::new(&[], &[], false).unwrap();
+        let pipeline = Pipeline {
+            transformer: Arc::new(Transformer::new(filter, "ct", crate::normalize::Limits::default())),
+            output: Output::DryRun { print: false },
+            stats: stats.clone(),
+            dlq: Arc::new(DeadLetters::new(dead.path().join("dead.ndjson"))),
+            names: Arc::default(),
+            options: Options {
+                batch_bytes: 2000,
+                concurrency: 2,
+                workers: 2,
+                downloads: 8,
+                unindexed: None,
+                flush_idle: None,
+                shard: None,
+                integrity: None,
+            },
+            cancel: CancellationToken::new(),
+            decoders: Arc::new(tokio::sync::Semaphore::new(2)),
+            tracker: Some(outcomes.clone()),
+            in_flight: Mutex::default(),
+        };
+        let source = Source::Local {
+            path: input.path().to_path_buf(),
+            selection: Arc::default(),
+        };
+        pipeline.run(vec![source]).await.unwrap();
+
+        let mut told = BTreeMap::new();
+        for (name, outcome) in outcomes.0.lock().unwrap().iter() {
+            let file = name.rsplit('/').next().unwrap().to_string();
+            assert!(told.insert(file, *outcome).is_none(), "{name} was reported twice");
+        }
+        assert_eq!(told, expected);
+        let good = expected.values().filter(|o| **o == FileOutcome::Indexed).count() as u64;
+        assert_eq!(count(&stats.files_read), good);
+        assert_eq!(count(&stats.files_skipped), expected.len() as u64 - good);
+        assert_eq!(count(&stats.events_read), events as u64);
+        assert_eq!(count(&stats.encoded), events as u64);
     }
 
     #[tokio::test]
