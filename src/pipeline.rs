@@ -290,8 +290,14 @@ impl Pipeline {
                 .map(|(n, object)| self.fetch(n as u32, object))
                 .buffer_unordered(self.options.downloads.max(1));
             futures::pin_mut!(fetched);
-            while let Some(ready) = fetched.next().await {
-                // The decoders stopped (a fatal error): nothing more is fetched.
+            loop {
+                let ready = tokio::select! {
+                    ready = fetched.next() => ready,
+                    // The decoders stopped (a fatal error): nothing more is
+                    // fetched, even while the listing stays open (`follow`).
+                    () = ready_tx.closed() => break,
+                };
+                let Some(ready) = ready else { break };
                 if ready_tx.send(ready).await.is_err() {
                     break;
                 }
@@ -316,19 +322,29 @@ impl Pipeline {
         let capacity = self.options.batch_bytes + self.options.batch_bytes / 8;
         let mut current = Batch::with_capacity(capacity);
         loop {
-            let next = match self.options.flush_idle {
-                Some(idle) if !current.is_empty() => match tokio::time::timeout(idle, pieces.next()).await {
-                    Ok(next) => next,
-                    // Nothing more for a while: what is there goes now.
-                    Err(_) => {
-                        let partial = std::mem::replace(&mut current, Batch::with_capacity(capacity));
-                        if batch_tx.send(partial).await.is_err() {
-                            return Ok(());
-                        }
-                        continue;
+            let idle = self.options.flush_idle.filter(|_| !current.is_empty());
+            let next = tokio::select! {
+                // The sender side is gone (a fatal error; its error is what
+                // the run reports): no more input is waited for, even while
+                // the listing stays open (`follow`).
+                () = batch_tx.closed() => return Ok(()),
+                next = async {
+                    match idle {
+                        Some(idle) => tokio::time::timeout(idle, pieces.next()).await,
+                        None => Ok(pieces.next().await),
                     }
-                },
-                _ => pieces.next().await,
+                } => next,
+            };
+            let next = match next {
+                Ok(next) => next,
+                // Nothing more for a while: what is there goes now.
+                Err(_) => {
+                    let partial = std::mem::replace(&mut current, Batch::with_capacity(capacity));
+                    if batch_tx.send(partial).await.is_err() {
+                        return Ok(());
+                    }
+                    continue;
+                }
             };
             let Some(Piece { batch, ends }) = next else { break };
             self.count_piece(&batch, &ends, ledger);
@@ -1078,6 +1094,62 @@ mod tests {
         assert_eq!(count(&stats.files_skipped), expected.len() as u64 - good);
         assert_eq!(count(&stats.events_read), events as u64);
         assert_eq!(count(&stats.encoded), events as u64);
+    }
+
+    #[tokio::test]
+    async fn a_fatal_error_ends_the_run_while_the_listing_stays_open() {
+        let input = tempfile::tempdir().unwrap();
+        trail(input.path());
+        // Every bulk request refused for good: the sink gives up at once.
+        let server = Server::start(Box::new(|_, _| Reply::status(403))).await;
+        let harness = Harness::new(&server, Duration::from_secs(60), 1, CancellationToken::new()).await;
+        let filter = crate::filter::FieldFilter::new(&[], &[], false).unwrap();
+        let pipeline = Pipeline {
+            transformer: Arc::new(Transformer::new(filter, "ct", crate::normalize::Limits::default())),
+            output: Output::Bulk(harness.sink.clone()),
+            stats: harness.stats.clone(),
+            dlq: harness.dlq.clone(),
+            names: Arc::default(),
+            options: Options {
+                batch_bytes: 1,
+                concurrency: 1,
+                workers: 1,
+                downloads: 1,
+                unindexed: None,
+                // As `follow` runs it.
+                flush_idle: Some(Duration::from_millis(50)),
+                shard: None,
+                integrity: None,
+            },
+            cancel: harness.stop.clone(),
+            decoders: Arc::new(tokio::sync::Semaphore::new(1)),
+            tracker: None,
+            in_flight: Mutex::default(),
+        };
+        // Like `follow`'s queue: one object listed, and the listing kept open.
+        let (listed_tx, listed_rx) = mpsc::channel(4);
+        let path = input.path().join("f000.json");
+        let object = SourceObject {
+            name: Arc::from(path.to_string_lossy().as_ref()),
+            size: std::fs::metadata(&path).unwrap().len(),
+            version: String::new(),
+            location: Location::File(path),
+        };
+        listed_tx.send(Listed::Object(object)).await.unwrap();
+        let ran = tokio::time::timeout(Duration::from_secs(30), pipeline.run_listed(listed_rx))
+            .await
+            .expect("the run did not end after a fatal error while the listing stayed open");
+        let error = ran.expect_err("a refused bulk request is a fatal error");
+        assert!(format!("{error:#}").contains("refused"), "{error:#}");
+        // The refused batch is dead-lettered with the reason (the rest of
+        // the file is not done, so a later run reads it again).
+        let letters = harness.letters();
+        assert!(!letters.is_empty());
+        assert!(
+            letters.iter().all(|(_, reason)| reason.contains("refused")),
+            "{letters:?}"
+        );
+        drop(listed_tx);
     }
 
     #[tokio::test]
