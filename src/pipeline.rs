@@ -1205,7 +1205,8 @@ mod tests {
 
         let stats = &harness.stats;
         let files = count(&stats.files_read);
-        assert!((2..FILES as u64).contains(&files), "{files} files read of {FILES}");
+        // At least the first file (whose group may hold only it), never all.
+        assert!((1..FILES as u64).contains(&files), "{files} files read of {FILES}");
         // Every event read was sent, once, and acknowledged; none dead-lettered.
         let sent: Vec<String> = server.bulks().iter().flat_map(|b| ids(b)).collect();
         let mut by_file: BTreeMap<&str, usize> = BTreeMap::new();
