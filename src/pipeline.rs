@@ -1001,6 +1001,34 @@ mod tests {
         counter.load(Ordering::Relaxed)
     }
 
+    /// A pipeline into `output` with one of everything: one worker, one
+    /// download, one request at a time, every event a batch of its own
+    /// (tests change what they need).
+    fn pipeline(output: Output, stats: Arc<Stats>, dlq: Arc<DeadLetters>, cancel: CancellationToken) -> Pipeline {
+        let filter = crate::filter::FieldFilter::new(&[], &[], false).unwrap();
+        Pipeline {
+            transformer: Arc::new(Transformer::new(filter, "ct", crate::normalize::Limits::default())),
+            output,
+            stats,
+            dlq,
+            names: Arc::default(),
+            options: Options {
+                batch_bytes: 1,
+                concurrency: 1,
+                workers: 1,
+                downloads: 1,
+                unindexed: None,
+                flush_idle: None,
+                shard: None,
+                integrity: None,
+            },
+            cancel,
+            decoders: Arc::new(tokio::sync::Semaphore::new(1)),
+            tracker: None,
+            in_flight: Mutex::default(),
+        }
+    }
+
     /// Records what the pipeline says of each file.
     #[derive(Default)]
     struct Outcomes(Mutex<Vec<(String, FileOutcome)>>);
@@ -1055,28 +1083,19 @@ mod tests {
         let dead = tempfile::tempdir().unwrap();
         let outcomes = Arc::new(Outcomes::default());
         let stats = Arc::new(Stats::default());
-        let filter = crate::filter::FieldFilter::new(&[], &[], false).unwrap();
-        let pipeline = Pipeline {
-            transformer: Arc::new(Transformer::new(filter, "ct", crate::normalize::Limits::default())),
-            output: Output::DryRun { print: false },
-            stats: stats.clone(),
-            dlq: Arc::new(DeadLetters::new(dead.path().join("dead.ndjson"))),
-            names: Arc::default(),
-            options: Options {
-                batch_bytes: 2000,
-                concurrency: 2,
-                workers: 2,
-                downloads: 8,
-                unindexed: None,
-                flush_idle: None,
-                shard: None,
-                integrity: None,
-            },
-            cancel: CancellationToken::new(),
-            decoders: Arc::new(tokio::sync::Semaphore::new(2)),
-            tracker: Some(outcomes.clone()),
-            in_flight: Mutex::default(),
-        };
+        let dlq = Arc::new(DeadLetters::new(dead.path().join("dead.ndjson")));
+        let mut pipeline = pipeline(
+            Output::DryRun { print: false },
+            stats.clone(),
+            dlq,
+            CancellationToken::new(),
+        );
+        pipeline.options.batch_bytes = 2000;
+        pipeline.options.concurrency = 2;
+        pipeline.options.workers = 2;
+        pipeline.options.downloads = 8;
+        pipeline.decoders = Arc::new(tokio::sync::Semaphore::new(2));
+        pipeline.tracker = Some(outcomes.clone());
         let source = Source::Local {
             path: input.path().to_path_buf(),
             selection: Arc::default(),
@@ -1103,29 +1122,10 @@ mod tests {
         // Every bulk request refused for good: the sink gives up at once.
         let server = Server::start(Box::new(|_, _| Reply::status(403))).await;
         let harness = Harness::new(&server, Duration::from_secs(60), 1, CancellationToken::new()).await;
-        let filter = crate::filter::FieldFilter::new(&[], &[], false).unwrap();
-        let pipeline = Pipeline {
-            transformer: Arc::new(Transformer::new(filter, "ct", crate::normalize::Limits::default())),
-            output: Output::Bulk(harness.sink.clone()),
-            stats: harness.stats.clone(),
-            dlq: harness.dlq.clone(),
-            names: Arc::default(),
-            options: Options {
-                batch_bytes: 1,
-                concurrency: 1,
-                workers: 1,
-                downloads: 1,
-                unindexed: None,
-                // As `follow` runs it.
-                flush_idle: Some(Duration::from_millis(50)),
-                shard: None,
-                integrity: None,
-            },
-            cancel: harness.stop.clone(),
-            decoders: Arc::new(tokio::sync::Semaphore::new(1)),
-            tracker: None,
-            in_flight: Mutex::default(),
-        };
+        let output = Output::Bulk(harness.sink.clone());
+        let mut pipeline = pipeline(output, harness.stats.clone(), harness.dlq.clone(), harness.stop.clone());
+        // As `follow` runs it.
+        pipeline.options.flush_idle = Some(Duration::from_millis(50));
         // Like `follow`'s queue: one object listed, and the listing kept open.
         let (listed_tx, listed_rx) = mpsc::channel(4);
         let path = input.path().join("f000.json");
@@ -1171,29 +1171,9 @@ mod tests {
         }))
         .await;
         let harness = Harness::new(&server, Duration::from_secs(60), 1, stop.clone()).await;
-        let filter = crate::filter::FieldFilter::new(&[], &[], false).unwrap();
-        let pipeline = Pipeline {
-            transformer: Arc::new(Transformer::new(filter, "ct", crate::normalize::Limits::default())),
-            output: Output::Bulk(harness.sink.clone()),
-            stats: harness.stats.clone(),
-            dlq: harness.dlq.clone(),
-            names: Arc::default(),
-            options: Options {
-                // Every event is a batch of its own: the queue of batches fills at once.
-                batch_bytes: 1,
-                concurrency: 1,
-                workers: 1,
-                downloads: 1,
-                unindexed: None,
-                flush_idle: None,
-                shard: None,
-                integrity: None,
-            },
-            cancel: stop,
-            decoders: Arc::new(tokio::sync::Semaphore::new(1)),
-            tracker: None,
-            in_flight: Mutex::default(),
-        };
+        // Every event is a batch of its own: the queue of batches fills at once.
+        let output = Output::Bulk(harness.sink.clone());
+        let pipeline = pipeline(output, harness.stats.clone(), harness.dlq.clone(), stop);
         let source = Source::Local {
             path: input.path().to_path_buf(),
             selection: Arc::default(),
