@@ -192,6 +192,13 @@ def at(bench, trail, python, cluster, bucket, endpoint, proxy, server, downloads
         return {"proxy_cores": used / m["wall"] if m["wall"] > 0 else None,
                 "connections": proxy.connections() - connections}
 
+    def measured(what, cmd, **kw):
+        """Runs cmd once (logged), with the proxy's CPU and connections over the run."""
+        log(f"s3 {tag}: {what}{' '.join(cmd)}")
+        before = (proxy.cpu(), proxy.connections()) if proxy else None
+        m = measure(cmd, server, env=env, **kw)
+        return m, proxy_cpu(m, before)
+
     def proxy_text(more):
         if more.get("proxy_cores") is None:
             return ""
@@ -201,11 +208,8 @@ def at(bench, trail, python, cluster, bucket, endpoint, proxy, server, downloads
         cmd, summary = bench.ctindex("import", [f"s3://{bucket}"], f"s3-dry-{delay}",
                                      ["--dry-run", "--endpoint-url", endpoint])
         wait_idle(bench.args.wait_idle)
-        log(f"s3 {tag}: {' '.join(cmd)}")
-        before = (proxy.cpu(), proxy.connections()) if proxy else None
-        m = measure(cmd, server, env=env)
+        m, more = measured("", cmd)
         s = read_json(summary)
-        more = proxy_cpu(m, before)
         rate, note = objects_note(m, s.get("files", 0))
         return m, s.get("events_read", 0), events, None, dict(
             note=note + proxy_text(more), objects=s.get("files", 0), objects_per_s=rate, summary=s, **common, **more)
@@ -215,12 +219,9 @@ def at(bench, trail, python, cluster, bucket, endpoint, proxy, server, downloads
                "--threads", str(downloads)]
         out = os.path.join(bench.tmp, f"s3-python-{delay}.json")
         wait_idle(bench.args.wait_idle)
-        log(f"s3 {tag}: {' '.join(cmd)}")
-        before = (proxy.cpu(), proxy.connections()) if proxy else None
         with open(out, "w") as f:
-            m = measure(cmd, server, stdout=f, env=env)
+            m, more = measured("", cmd, stdout=f)
         p = read_json_line(out)
-        more = proxy_cpu(m, before)
         rate, note = objects_note(m, p.get("objects", 0))
         return m, p.get("events", 0), events, None, dict(
             note=note + proxy_text(more), objects=p.get("objects", 0), objects_per_s=rate, **common, **more)
@@ -242,11 +243,8 @@ def at(bench, trail, python, cluster, bucket, endpoint, proxy, server, downloads
         cmd, summary = bench.ctindex("sync", [f"s3://{bucket}"], f"s3-{name}-{delay}", extra)
         if label == "first":
             wait_idle(bench.args.wait_idle)
-        log(f"s3 {tag}: sync, {label}: {' '.join(cmd)}")
-        before = (proxy.cpu(), proxy.connections()) if proxy else None
-        m = measure(cmd, server, env=env)
+        m, more = measured(f"sync, {label}: ", cmd)
         s = read_json(summary)
-        more = proxy_cpu(m, before)
         if label == "first":
             count = cluster.count(f"{prefix}-*")
             rate, note = objects_note(m, s.get("files", 0))
