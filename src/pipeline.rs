@@ -283,7 +283,7 @@ impl Pipeline {
         let (ready_tx, ready_rx) = mpsc::channel::<Fetched>(GROUP_FILES * workers);
         let cancel = self.cancel.clone();
         let fetch = async move {
-            let fetched = futures::stream::unfold(listed_rx, |mut rx| async move { rx.recv().await.map(|l| (l, rx)) })
+            let fetched = received(listed_rx)
                 .take_while(move |_| std::future::ready(!cancel.is_cancelled()))
                 .filter_map(|listed| std::future::ready(self.accept(listed)))
                 .enumerate()
@@ -557,9 +557,7 @@ impl Pipeline {
     /// is free, into the pieces it sends.
     fn decode_group(&self, group: Vec<Fetched>) -> futures::stream::BoxStream<'_, Piece> {
         futures::stream::once(self.start_group(group))
-            .flat_map(|pieces| {
-                futures::stream::unfold(pieces, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) })
-            })
+            .flat_map(received)
             .boxed()
     }
 
@@ -591,6 +589,11 @@ impl Pipeline {
         });
         rx
     }
+}
+
+/// What a queue brings, as a stream.
+fn received<T>(rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
 }
 
 /// Groups the files that are ready at once (see [`GROUP_FILES`]).
